@@ -1,0 +1,214 @@
+/* backend.h: the op set the model is written against.
+ *
+ * A backend is a table of function pointers plus an allocator (the shape of
+ * ggml's backend interface). The model, loss, optimizers and evaluation call
+ * only these ops, so the CPU backend (src/backend/cpu, CBLAS + C) and the
+ * CUDA backend (src/backend/cuda + kernels/, cuBLAS + CUDA C) are
+ * interchangeable, and tests run one op on both and compare.
+ *
+ * Conventions, for every op:
+ *  - Pointers named in the signature are backend memory (dt_backend.alloc),
+ *    unless the name ends in _host. Row-major everywhere; shapes are in the
+ *    comment above each op as [rows, cols].
+ *  - Ops may run asynchronously (CUDA: in order on the backend's stream);
+ *    results written to _host pointers are complete when the op returns.
+ *  - "accumulate" means the op adds into its output (+=); otherwise it
+ *    overwrites.
+ *  - Every op returns 0 or an error code (error.h) with a message naming the
+ *    op (CUDA: the failing call with file/line).
+ *  - Reductions are deterministic: the same inputs give the same bits on
+ *    the same backend and thread count (no float atomics in results).
+ */
+#ifndef DTRAIN_BACKEND_H
+#define DTRAIN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dt_backend dt_backend;
+
+/* Adam hyper-parameters for one update. The gradient used is
+ * g = grad_scale * grad + weight_decay * param (torch.optim.Adam's L2). */
+typedef struct {
+  float lr, beta1, beta2, eps, weight_decay;
+  float grad_scale; /* global-norm clipping factor (1 = none) */
+  int64_t step;     /* dense: the update's step number t >= 1 (bias correction) */
+} dt_adam_hyper;
+
+/* What a dropout mask is keyed by: Philox(seed, DT_RNG_DROPOUT) with counter
+ * (step, site, row_keys[r] low/high 32 bits, element); dropping is
+ * dt_dropout_keep() of rng_math.h. row_keys are backend memory, one per row,
+ * unique across the global batch and independent of the rank count. */
+typedef struct {
+  uint64_t seed;
+  uint32_t step;
+  uint32_t site; /* which dropout layer (DT_SITE_*) */
+  const int64_t *row_keys;
+} dt_dropout_key;
+
+struct dt_backend {
+  const char *name; /* "cpu" or "cuda" */
+  void *impl;
+
+  /* ---- memory ---- */
+  void *(*alloc)(dt_backend *be, size_t bytes); /* NULL on failure (message set) */
+  void (*free)(dt_backend *be, void *p);
+  int (*upload)(dt_backend *be, void *dst, const void *src_host, size_t bytes);
+  int (*download)(dt_backend *be, void *dst_host, const void *src, size_t bytes);
+  int (*copy)(dt_backend *be, void *dst, const void *src, size_t bytes);
+  int (*zero)(dt_backend *be, void *p, size_t bytes);
+  int (*sync)(dt_backend *be);
+
+  /* ---- dense linear algebra ---- */
+  /* C[m,n] = alpha * op(A) op(B) + beta * C, op(X) = X or X^T (trans_x != 0);
+   * A is [m,k] (or [k,m] transposed), B is [k,n] (or [n,k]); leading
+   * dimensions are row strides. */
+  int (*gemm)(dt_backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+  /* y[r,c] += bias[c]          y: [rows, cols] */
+  int (*add_bias)(dt_backend *be, float *y, const float *bias, int64_t rows, int cols);
+  /* dbias[c] += sum_r dy[r,c]  (accumulate) */
+  int (*bias_grad)(dt_backend *be, float *dbias, const float *dy, int64_t rows, int cols);
+  /* y[i] += alpha * x[i] */
+  int (*axpy)(dt_backend *be, float *y, const float *x, int64_t n, float alpha);
+  /* x[i] *= alpha */
+  int (*scale)(dt_backend *be, float *x, int64_t n, float alpha);
+  /* *out_host = sum_i x[i]^2, accumulated in double */
+  int (*sumsq)(dt_backend *be, const float *x, int64_t n, double *out_host);
+
+  /* ---- activations ---- */
+  /* In place on x [rows, cols]: x = relu(x) if `relu`, then dropout with
+   * probability p (kept values scaled by 1/(1-p)) when p > 0. */
+  int (*relu_dropout_fwd)(dt_backend *be, float *x, int64_t rows, int cols, int relu, float p, dt_dropout_key key);
+  /* In place on dy [rows, cols], given the forward output y: with relu,
+   * dy *= (y > 0) / (1-p); without relu, dy *= mask / (1-p) (the mask is
+   * recomputed from `key`). */
+  int (*relu_dropout_bwd)(dt_backend *be, float *dy, const float *y, int64_t rows, int cols, int relu, float p,
+                          dt_dropout_key key);
+
+  /* ---- embedding tables ---- */
+  /* out[i,:] = table[ids[i],:]       out: [n, dim] */
+  int (*gather_rows)(dt_backend *be, float *out, const float *table, const int32_t *ids, int64_t n, int dim);
+  /* Coalesces sparse row gradients: sorts ids, sums the rows of equal ids
+   * (in input order, deterministic) into sums [m, dim], writes the sorted
+   * unique ids to uniq and m to *m_host. ids: [n], grads: [n, dim]; uniq
+   * and sums must have room for n rows. */
+  int (*coalesce_rows)(dt_backend *be, const int32_t *ids, const float *grads, int64_t n, int dim, int32_t *uniq,
+                       float *sums, int64_t *m_host);
+
+  /* ---- GRU (torch.nn.GRU gate order r, z, n) ---- */
+  /* One time step for `a` sequences, hidden size h:
+   *   xg [a,3h] = x W_ih^T + b_ih,   hg [a,3h] = h_prev W_hh^T + b_hh
+   *   r = sig(xg_r + hg_r), z = sig(xg_z + hg_z), n = tanh(xg_n + r*hg_n)
+   *   h_out = (1-z)*n + z*h_prev
+   * cache [a,4h] keeps (r, z, n, hg_n) for the backward step. h_prev may be
+   * NULL (zero state). */
+  int (*gru_step_fwd)(dt_backend *be, const float *xg, const float *hg, const float *h_prev, float *h_out,
+                      float *cache, int64_t a, int h);
+  /* Backward of one step: from dh_out [a,h] writes dxg [a,3h] and dhg [a,3h]
+   * (gradients of the pre-activations above) and accumulates the direct
+   * term z*dh_out into dh_prev [a,h] (dh_prev may be NULL when h_prev was
+   * NULL). The caller adds dhg W_hh into dh_prev with gemm. */
+  int (*gru_step_bwd)(dt_backend *be, const float *dh_out, const float *h_prev, const float *cache, float *dxg,
+                      float *dhg, float *dh_prev, int64_t a, int h);
+
+  /* ---- TF-IDF (CSR) x dense ---- */
+  /* out[i,:] = sum_j X[rows[i], j] * wt[j,:]   out: [n, o], wt: [vocab, o]
+   * X is the CSR (indptr [n_rows+1], indices, values) uploaded once. */
+  int (*csr_matmul)(dt_backend *be, float *out, const int64_t *indptr, const int32_t *indices, const float *values,
+                    const int32_t *rows, int64_t n, const float *wt, int o);
+  /* dwt[j,:] += sum_i X[rows[i], j] * dout[i,:]  (accumulate; deterministic) */
+  int (*csr_matmul_grad)(dt_backend *be, float *dwt, const int64_t *indptr, const int32_t *indices,
+                         const float *values, const int32_t *rows, int64_t n, const float *dout, int o,
+                         int64_t vocab);
+
+  /* ---- gate ---- */
+  /* alpha[i,:] = softmax(logits[i,:])   [n, 3] */
+  int (*softmax3_fwd)(dt_backend *be, const float *logits, float *alpha, int64_t n);
+  /* dlogits[i,:] = alpha * (dalpha - <alpha, dalpha>)   (overwrite) */
+  int (*softmax3_bwd)(dt_backend *be, const float *alpha, const float *dalpha, float *dlogits, int64_t n);
+  /* Anti-collapse regularisers (MODEL.md "Loss") over the global batch of
+   * n_global rows whose column means are mean_host[3]:
+   *   ent = lambda_ent / n_global * sum_i sum_k alpha log(alpha + 1e-8)
+   *   bal = lambda_bal * sum_k (mean_k - 1/3)^2
+   * Accumulates d(ent + bal)/dalpha into dalpha [n,3] for the local rows and
+   * writes the local part of sum_i sum_k alpha log(alpha+1e-8) (the negated
+   * entropy sum) to *neg_entropy_sum_host. */
+  int (*gate_reg)(dt_backend *be, const float *alpha, int64_t n, float lambda_ent, float lambda_bal,
+                  const float *mean_host, int64_t n_global, float *dalpha, double *neg_entropy_sum_host);
+
+  /* ---- scores and loss ---- */
+  /* BPR over scores [n, c] (column 0 the positive, 1..c-1 negatives):
+   *   loss_sum = sum_i sum_j>0 softplus(-(s_i0 - s_ij))
+   *   dscores = inv_pairs * d(loss_sum)      (overwrite)
+   * *loss_sum_host gets the local sum (double). */
+  int (*bpr)(dt_backend *be, const float *scores, int64_t n, int c, float inv_pairs, float *dscores,
+             double *loss_sum_host);
+  /* out[i,j] = <u[i,:], v[i*c+j,:]>   u: [n,d], v: [n*c, d], out: [n,c] */
+  int (*rowdot_fwd)(dt_backend *be, const float *u, const float *v, float *out, int64_t n, int c, int d);
+  /* du[i,:] += sum_j dout[i,j] v[i*c+j,:];  dv[i*c+j,:] += dout[i,j] u[i,:]
+   * (accumulate; either output may be NULL) */
+  int (*rowdot_bwd)(dt_backend *be, const float *u, const float *v, const float *dout, float *du, float *dv,
+                    int64_t n, int c, int d);
+  /* Thesis fusion: z[i*c+j,:] = a_s hs[i*c+j,:] + a_d hd[i,:] + a_c hc[i*c+j,:]
+   * with (a_s, a_d, a_c) = alpha[i,:]; a NULL tower contributes 0.
+   * z, hs, hc: [n*c, d]; hd: [n, d]; alpha: [n,3]. */
+  int (*mix3_fwd)(dt_backend *be, const float *alpha, const float *hs, const float *hd, const float *hc, float *z,
+                  int64_t n, int c, int d);
+  /* dalpha[i,k] = sum_j <dz[i*c+j,:], h_k>  (overwrite); dhs, dhc accumulate
+   * a_k dz; dhd[i,:] accumulates a_d sum_j dz[i*c+j,:]. NULL skips. */
+  int (*mix3_bwd)(dt_backend *be, const float *alpha, const float *hs, const float *hd, const float *hc,
+                  const float *dz, float *dalpha, float *dhs, float *dhd, float *dhc, int64_t n, int c, int d);
+  /* v3 mixture: s[i,j] = sum_k alpha[i,k] sk[i,j] + bias[i,j]; a NULL sk is 0,
+   * a NULL bias is 0. All [n, c] except alpha [n,3]. */
+  int (*score_mix_fwd)(dt_backend *be, const float *alpha, const float *ss, const float *sd, const float *sc,
+                       const float *bias, float *s, int64_t n, int c);
+  /* dalpha[i,k] = sum_j ds[i,j] sk[i,j] (overwrite; 0 for NULL sk);
+   * dsk[i,j] = alpha[i,k] ds[i,j] (overwrite; NULL skips). */
+  int (*score_mix_bwd)(dt_backend *be, const float *alpha, const float *ss, const float *sd, const float *sc,
+                       const float *ds, float *dalpha, float *dss, float *dsd, float *dsc, int64_t n, int c);
+
+  /* ---- optimizers ---- */
+  /* Adam over a contiguous buffer of n parameters (one fused pass). */
+  int (*adam)(dt_backend *be, float *param, const float *grad, float *m, float *v, int64_t n, dt_adam_hyper hyper);
+  /* Lazy Adam on the touched rows of a table [rows, dim]: for each k < m,
+   * row = ids[k], row_step[row] += 1, then Adam on that row with bias
+   * correction from row_step[row] and grads [m, dim] (hyper.step unused).
+   * ids are unique. */
+  int (*adam_rows)(dt_backend *be, float *table, float *m_table, float *v_table, int64_t *row_step,
+                   const int32_t *ids, const float *grads, int64_t m, int dim, dt_adam_hyper hyper);
+  /* Row-wise Adagrad: g = grad_scale*grad + wd*row; acc[row] += mean(g^2);
+   * row -= lr * g / (sqrt(acc[row]) + eps). */
+  int (*adagrad_rows)(dt_backend *be, float *table, float *acc, const int32_t *ids, const float *grads, int64_t m,
+                      int dim, dt_adam_hyper hyper);
+
+  /* ---- evaluation ---- */
+  /* For each row i of scores [n, cols]: the k largest (value, column) pairs,
+   * highest first, ties to the lower column; columns with -INFINITY are
+   * never returned (fewer than k are then padded with column -1). */
+  int (*topk)(dt_backend *be, const float *scores, int64_t n, int64_t cols, int k, int32_t *idx_host,
+              float *val_host);
+
+  /* ---- lifetime ---- */
+  void (*destroy)(dt_backend *be);
+};
+
+/* Dropout sites (the `site` of dt_dropout_key). Never renumber. */
+enum { DT_SITE_STATIC = 1, DT_SITE_GRU = 2, DT_SITE_CONTENT = 3, DT_SITE_HEAD = 4 };
+
+/* Creates the CPU backend with `threads` threads (0 = all cores). */
+int dt_backend_cpu_create(int threads, dt_backend **out);
+/* Creates the CUDA backend on device `device` (DT_EXIT_RUNTIME with a clear
+ * message when CUDA is not compiled in or no usable device exists). */
+int dt_backend_cuda_create(int device, int tf32, dt_backend **out);
+/* Number of usable CUDA devices (0 when none or not compiled in); `why`
+ * receives the reason when 0. */
+int dt_backend_cuda_device_count(char *why, int why_size);
+/* Picks a backend from its config name ("auto" | "cpu" | "cuda"); auto picks
+ * CUDA when a device is usable and says which it picked. */
+int dt_backend_create(const char *name, int threads, int local_rank, int tf32, dt_backend **out);
+
+/* Convenience wrappers that check the result of alloc. */
+int dt_backend_alloc(dt_backend *be, size_t bytes, void **out);
+
+#endif

@@ -1,0 +1,55 @@
+/* cli.h: the subcommands of the `dtrain` binary and their shared options.
+ *
+ * Each dt_cmd_* takes the arguments after the subcommand name (argv[0] is
+ * the subcommand) and returns a process exit code (error.h); on failure the
+ * message is in dt_error_message().
+ */
+#ifndef DTRAIN_CLI_H
+#define DTRAIN_CLI_H
+
+#include "dtrain/config.h"
+
+/* Options every subcommand accepts. */
+typedef struct {
+  const char *config_path;
+  const char **sets; /* "key=value" overrides, in order */
+  int n_sets;
+  int quiet, verbose, log_all_ranks;
+} dt_cli_common;
+
+/* getopt_long values of the shared options (above any short option). */
+enum { DT_OPT_CONFIG = 'c', DT_OPT_SET = 1000, DT_OPT_QUIET, DT_OPT_VERBOSE, DT_OPT_LOG_ALL_RANKS, DT_OPT_HELP };
+
+#define DT_CLI_COMMON_LONG_OPTIONS                                                                      \
+  {"config", required_argument, 0, DT_OPT_CONFIG}, {"set", required_argument, 0, DT_OPT_SET},           \
+      {"quiet", no_argument, 0, DT_OPT_QUIET}, {"verbose", no_argument, 0, DT_OPT_VERBOSE},             \
+      {"log-all-ranks", no_argument, 0, DT_OPT_LOG_ALL_RANKS}, {"help", no_argument, 0, DT_OPT_HELP}
+
+#define DT_CLI_COMMON_HELP                                                                  \
+  "  -c, --config FILE     JSON config (may \"extends\" others); default: schema defaults\n" \
+  "      --set KEY=VALUE   override one config key (repeatable), e.g. --set train.lr=5e-4\n" \
+  "      --quiet           only warnings and errors\n"                                      \
+  "      --verbose         debug messages too\n"                                            \
+  "      --log-all-ranks   every MPI rank logs, not only rank 0\n"                          \
+  "      --help            this help\n"
+
+/* Handles one shared option; returns 1 if `opt` was one, 0 otherwise. */
+int dt_cli_common_option(int opt, const char *arg, dt_cli_common *common);
+/* Applies --quiet/--verbose/--log-all-ranks to the logger. */
+void dt_cli_apply_logging(const dt_cli_common *common);
+/* Builds the configuration from --config and --set. */
+int dt_cli_build_config(const dt_cli_common *common, dt_config *cfg);
+/* Prints "unexpected argument" for leftovers; returns DT_EXIT_USAGE or 0. */
+int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *command);
+void dt_cli_common_free(dt_cli_common *common);
+
+int dt_cmd_train(int argc, char **argv);
+int dt_cmd_prep(int argc, char **argv);
+int dt_cmd_eval(int argc, char **argv);
+int dt_cmd_recommend(int argc, char **argv);
+int dt_cmd_config(int argc, char **argv);
+
+/* Prints version, git hash, compiled-in backends and library versions. */
+void dt_print_version(void);
+
+#endif

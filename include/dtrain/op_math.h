@@ -1,0 +1,119 @@
+/* op_math.h: per-element math shared by the CPU backend and the CUDA kernels.
+ *
+ * Everything here is DT_HD static inline: the CPU backend's loops and the
+ * kernels call the same functions, so the CPU tests check the arithmetic the
+ * GPU runs. Keep these free of memory layout: they take scalars (or a few
+ * pointers to one row) and return results.
+ */
+#ifndef DTRAIN_OP_MATH_H
+#define DTRAIN_OP_MATH_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "dtrain/hostdev.h"
+#include "dtrain/rng.h"
+
+DT_HD static inline float dt_sigmoid(float x) {
+  /* split by sign so exp never overflows */
+  if (x >= 0.0f) {
+    float e = expf(-x);
+    return 1.0f / (1.0f + e);
+  }
+  float e = expf(x);
+  return e / (1.0f + e);
+}
+
+/* softplus(x) = log(1 + e^x), stable for large |x| */
+DT_HD static inline float dt_softplus(float x) {
+  return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
+/* ---- GRU gates (torch.nn.GRU order r, z, n) ---- */
+
+/* Forward of one hidden unit. xr,xz,xn: input pre-activations (with b_ih);
+ * hr,hz,hn: hidden pre-activations (with b_hh); hp: previous state.
+ * Returns h'; writes r, z, n to the cache. */
+DT_HD static inline float dt_gru_unit_fwd(float xr, float xz, float xn, float hr, float hz, float hn, float hp,
+                                          float *r_out, float *z_out, float *n_out) {
+  float r = dt_sigmoid(xr + hr);
+  float z = dt_sigmoid(xz + hz);
+  float n = tanhf(xn + r * hn);
+  *r_out = r;
+  *z_out = z;
+  *n_out = n;
+  return (1.0f - z) * n + z * hp;
+}
+
+/* Backward of one hidden unit, given dh' and the cached r, z, n, hn and the
+ * previous state hp. Writes the gradients of the six pre-activations and
+ * returns the direct gradient into hp (z * dh'). */
+DT_HD static inline float dt_gru_unit_bwd(float dh, float r, float z, float n, float hn, float hp, float *dxr,
+                                          float *dxz, float *dxn, float *dhr, float *dhz, float *dhn) {
+  float dn = dh * (1.0f - z);
+  float dz = dh * (hp - n);
+  float dn_pre = dn * (1.0f - n * n);
+  float dr = dn_pre * hn;
+  float dr_pre = dr * r * (1.0f - r);
+  float dz_pre = dz * z * (1.0f - z);
+  *dxr = dr_pre;
+  *dxz = dz_pre;
+  *dxn = dn_pre;
+  *dhr = dr_pre;
+  *dhz = dz_pre;
+  *dhn = dn_pre * r;
+  return dh * z;
+}
+
+/* ---- Dropout ---- */
+
+/* Whether element (row_key, col) survives dropout with probability p at
+ * (seed, step, site). Four columns share one Philox call. */
+DT_HD static inline int dt_dropout_keep(uint64_t seed, uint32_t step, uint32_t site, int64_t row_key, int col,
+                                        float p) {
+  dt_rand4 r = dt_philox(seed, DT_RNG_DROPOUT, step, site * 0x10000u + (uint32_t)(col >> 2), (uint32_t)row_key,
+                         (uint32_t)((uint64_t)row_key >> 32));
+  return dt_u01(r.v[col & 3]) >= p;
+}
+
+/* ---- Adam ---- */
+
+/* One Adam update of one parameter. bc1 = 1 - beta1^t, bc2 = 1 - beta2^t.
+ * g already includes grad scaling and weight decay. */
+DT_HD static inline float dt_adam_update(float p, float g, float *m, float *v, float lr, float beta1, float beta2,
+                                         float eps, float bc1, float bc2) {
+  float mm = beta1 * *m + (1.0f - beta1) * g;
+  float vv = beta2 * *v + (1.0f - beta2) * g * g;
+  *m = mm;
+  *v = vv;
+  /* torch.optim.Adam: p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) */
+  float denom = sqrtf(vv) / sqrtf(bc2) + eps;
+  return p - (lr / bc1) * mm / denom;
+}
+
+/* ---- Gate ---- */
+
+/* softmax of three logits */
+DT_HD static inline void dt_softmax3(const float *l, float *a) {
+  float mx = l[0] > l[1] ? l[0] : l[1];
+  mx = mx > l[2] ? mx : l[2];
+  float e0 = expf(l[0] - mx), e1 = expf(l[1] - mx), e2 = expf(l[2] - mx);
+  float s = e0 + e1 + e2;
+  a[0] = e0 / s;
+  a[1] = e1 / s;
+  a[2] = e2 / s;
+}
+
+/* d/dalpha of alpha*log(alpha + 1e-8) */
+DT_HD static inline float dt_neg_entropy_grad(float a) { return logf(a + 1e-8f) + a / (a + 1e-8f); }
+
+/* ---- BPR ---- */
+
+/* One pair: returns softplus(-(sp - sn)) and writes d/dsp (d/dsn is its negation). */
+DT_HD static inline float dt_bpr_pair(float sp, float sn, float *dsp) {
+  float x = sp - sn;
+  *dsp = -dt_sigmoid(-x);
+  return dt_softplus(-x);
+}
+
+#endif

@@ -1,0 +1,44 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dtrain/cli.h"
+#include "dtrain/error.h"
+#include "dtrain/log.h"
+
+int dt_cli_common_option(int opt, const char *arg, dt_cli_common *common) {
+  switch (opt) {
+    case DT_OPT_CONFIG: common->config_path = arg; return 1;
+    case DT_OPT_SET:
+      common->sets = dt_xrealloc(common->sets, sizeof(char *) * (size_t)(common->n_sets + 1));
+      common->sets[common->n_sets++] = arg;
+      return 1;
+    case DT_OPT_QUIET: common->quiet = 1; return 1;
+    case DT_OPT_VERBOSE: common->verbose = 1; return 1;
+    case DT_OPT_LOG_ALL_RANKS: common->log_all_ranks = 1; return 1;
+    default: return 0;
+  }
+}
+
+void dt_cli_apply_logging(const dt_cli_common *common) {
+  if (common->quiet) dt_log_set_level(DT_LOG_WARN);
+  if (common->verbose) dt_log_set_level(DT_LOG_DEBUG);
+  dt_log_set_all_ranks(common->log_all_ranks);
+}
+
+int dt_cli_build_config(const dt_cli_common *common, dt_config *cfg) {
+  return dt_config_build(common->config_path, common->sets, common->n_sets, cfg);
+}
+
+int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *command) {
+  if (optind_ < argc)
+    return dt_fail(DT_EXIT_USAGE, "%s: unexpected argument '%s' (see dtrain %s --help)", command, argv[optind_],
+                   command);
+  return DT_OK;
+}
+
+void dt_cli_common_free(dt_cli_common *common) {
+  free(common->sets);
+  common->sets = NULL;
+  common->n_sets = 0;
+}
