@@ -322,7 +322,15 @@ static int merge_value(layers *acc, const char *key, const cJSON *item, const ch
   }
   char where[1100];
   snprintf(where, sizeof where, "in %s", origin);
-  return unknown_key_error(key, where);
+  /* A misspelt group ("trian": {"lr": ..}): name the first full key inside
+   * it, so the suggestion can match a real key ("train.lr"). */
+  char full[256];
+  snprintf(full, sizeof full, "%s", key);
+  for (const cJSON *c = item; cJSON_IsObject(c) && c->child; c = c->child) {
+    size_t used = strlen(full);
+    snprintf(full + used, sizeof full - used, ".%s", c->child->string);
+  }
+  return unknown_key_error(full, where);
 }
 
 static int merge_object(layers *acc, const cJSON *obj, const char *prefix, const char *origin, int top) {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The binary's help, version, config printing and exit codes.
+# args: dtrain-binary source-root shared-data-dir
+set -u
+bin=$1
+src=$2
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$bin" --help | grep -q "commands:" || fail "--help"
+for cmd in train prep eval recommend config; do
+  "$bin" $cmd --help >/dev/null || fail "$cmd --help exits non-zero"
+  "$bin" $cmd --help | grep -q "usage: dtrain $cmd" || fail "$cmd --help has no usage line"
+done
+"$bin" --version | grep -q "^dtrain " || fail "--version"
+"$bin" --version | grep -q "git " || fail "--version lacks the git hash"
+"$bin" --version | grep -q "mpi " || fail "--version lacks the MPI line"
+
+out=$("$bin" config --print --config "$src/configs/hybrid_v2.json" --set train.lr=0.01) || fail "config --print"
+echo "$out" | python3 -c 'import json,sys; c=json.load(sys.stdin); assert c["train"]["lr"]==0.01 and c["model"]["version"]=="v2", c' \
+  || fail "config --print output"
+
+err=$("$bin" config --print --set train.lrr=1 2>&1 >/dev/null)
+rc=$?
+[ $rc -eq 2 ] || fail "misspelt key exits $rc, not 2"
+echo "$err" | grep -q "did you mean 'train.lr'" || fail "no suggestion: $err"
+
+"$bin" config --check --set model.version=v9 >/dev/null 2>&1
+[ $? -eq 2 ] || fail "bad enum value must exit 2"
+"$bin" nosuchcommand >/dev/null 2>&1
+[ $? -eq 2 ] || fail "unknown command must exit 2"
+"$bin" config --bogus >/dev/null 2>&1
+[ $? -eq 2 ] || fail "unknown option must exit 2"
+"$bin" config --schema | grep -q '`train.lr`' || fail "--schema lacks train.lr"
+echo "config CLI: ok"

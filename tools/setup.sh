@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# dtrain's one-command set-up, used by the README's two commands and by CI.
+#
+#   bash tools/setup.sh quickstart   install what is missing, build, train the
+#                                    quickstart model, evaluate, checkpoint
+#   bash tools/setup.sh test         install what is missing (test tools too),
+#                                    build every variant, run the whole suite
+#   bash tools/setup.sh build        install and build only
+#
+# Packages are installed with apt-get when run as root (or with sudo);
+# otherwise the exact package list is printed and the script stops.
+set -euo pipefail
+
+mode=${1:-quickstart}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# What the build needs, and what the tests need on top.
+build_pkgs=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
+  libcjson-dev zlib1g-dev libopenblas-dev librandom123-dev libcmocka-dev)
+test_pkgs=(slurmctld slurmd slurm-client munge python3 python3-numpy python3-h5py python3-torch
+  clang libclang-rt-dev)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+missing_packages() {
+  local p out=()
+  for p in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      out+=("$p")
+    fi
+  done
+  printf '%s\n' "${out[@]}"
+}
+
+install_packages() {
+  local -a need
+  mapfile -t need < <(missing_packages "$@" | sed '/^$/d')
+  if [ ${#need[@]} -eq 0 ]; then
+    log "system packages: all present"
+    return
+  fi
+  if ! command -v apt-get >/dev/null; then
+    log "missing packages (install them with your package manager): ${need[*]}"
+    exit 1
+  fi
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo="sudo"
+    else
+      log "missing packages; install them as root, then run this again:"
+      echo "  apt-get install -y ${need[*]}"
+      exit 1
+    fi
+  fi
+  log "installing: ${need[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
+# configure_and_build DIR [cmake options...]
+configure_and_build() {
+  local dir=$1
+  shift
+  log "configure $dir: $*"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >"$dir.configure.log" 2>&1 || {
+    cat "$dir.configure.log"
+    exit 1
+  }
+  log "build $dir"
+  cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1 || {
+    tail -n 60 "$dir.build.log"
+    exit 1
+  }
+}
+
+case "$mode" in
+  quickstart | build)
+    install_packages "${build_pkgs[@]}"
+    configure_and_build build
+    if [ "$mode" = quickstart ]; then
+      log "quickstart: prepare the synthetic data set, train v3, evaluate, checkpoint"
+      ./build/dtrain train --config configs/quickstart.json
+    fi
+    ;;
+  test)
+    install_packages "${build_pkgs[@]}" "${test_pkgs[@]}"
+    # 1. The default build (CUDA when nvcc exists: compile and link only
+    #    without a GPU; MPI on), warnings as errors, every test.
+    configure_and_build build -DDTRAIN_WERROR=ON
+    if grep -q "CUDA=ON" build.configure.log; then
+      bash tools/cuda_build_report.sh build.build.log 2>/dev/null || log "note: CUDA build report unavailable"
+    fi
+    (cd build && ctest --output-on-failure -j "$jobs")
+    # 2. The laptop fallback: no MPI, no CUDA, unit tests.
+    configure_and_build build-nompi -DDTRAIN_WERROR=ON -DDTRAIN_MPI=OFF -DDTRAIN_CUDA=OFF
+    (cd build-nompi && ctest --output-on-failure -j "$jobs" -L unit)
+    # 3. AddressSanitizer + UndefinedBehaviorSanitizer, unit tests.
+    configure_and_build build-asan -DDTRAIN_WERROR=ON -DDTRAIN_SANITIZE=ON -DDTRAIN_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" -L unit)
+    log "all test stages passed"
+    ;;
+  *)
+    echo "usage: bash tools/setup.sh [quickstart|test|build]" >&2
+    exit 2
+    ;;
+esac
