@@ -89,6 +89,12 @@ struct dt_backend {
   /* ---- embedding tables ---- */
   /* out[i,:] = table[ids[i],:]       out: [n, dim] */
   int (*gather_rows)(dt_backend *be, float *out, const float *table, const int32_t *ids, int64_t n, int dim);
+  /* dst[ids[i],:] += src[i,:] for ids[i] in [0, dst_rows); other ids are
+   * skipped. In-range ids must be unique (no two rows add into one).
+   * dst: [dst_rows, dim], src: [n, dim]. (The backward of gather_rows when
+   * the gathered rows are distinct, e.g. GRU read-outs.) */
+  int (*scatter_add_rows)(dt_backend *be, float *dst, int64_t dst_rows, const int32_t *ids, const float *src,
+                          int64_t n, int dim);
   /* Coalesces sparse row gradients: sorts ids, sums the rows of equal ids
    * (in input order, deterministic) into sums [m, dim], writes the sorted
    * unique ids to uniq and m to *m_host. ids: [n], grads: [n, dim]; uniq

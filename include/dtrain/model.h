@@ -1,0 +1,188 @@
+/* model.h: the hybrid recommender of MODEL.md section 1, written once
+ * against the backend op set (backend.h).
+ *
+ * Two fusion designs over the same towers:
+ *   v1/v2 (the thesis): z = a_s h_s + a_d h_d + a_c h_c -> head MLP -> score
+ *   v3 (dtrain):        s = a_s <e_u,e_i> + a_d <h_d, d_i> + a_c <P e_u, h_c(i)> + b_i
+ * each with the five ablation variants.
+ *
+ * Parameters: every dense parameter is a view into one contiguous buffer
+ * (w), mirrored by its gradient (g) and Adam moments (m, v), so one
+ * all-reduce and one fused Adam cover them all. Embedding tables are
+ * separate (dt_table), updated sparsely. Names and shapes are MODEL.md's
+ * (PyTorch layout); the one parameter stored transposed internally
+ * (content.fc1.weight, kept [vocab, 512] so a TF-IDF row selects
+ * contiguous rows) is transposed back at checkpoint time.
+ *
+ * A step: dt_model_forward (scores [n, c] and alpha [n, 3]) ->
+ * the caller's loss gives dscores and dalpha -> dt_model_backward, which
+ * accumulates dense gradients into g and writes each table's sparse
+ * gradient rows (dt_table.grad_ids / grad_rows, in the batch's id space).
+ *
+ * Ownership: dt_model_create allocates everything (backend memory included);
+ * dt_model_free releases it. The model keeps pointers to the config and the
+ * backend, which must outlive it.
+ */
+#ifndef DTRAIN_MODEL_H
+#define DTRAIN_MODEL_H
+
+#include <stdint.h>
+
+#include "dtrain/backend.h"
+#include "dtrain/config.h"
+
+typedef enum { DT_V1 = 1, DT_V2 = 2, DT_V3 = 3 } dt_model_version;
+typedef enum {
+  DT_VARIANT_FULL = 0,
+  DT_VARIANT_NO_DYNAMIC,
+  DT_VARIANT_NO_CONTENT,
+  DT_VARIANT_NO_ATTENTION,
+  DT_VARIANT_STATIC_ONLY
+} dt_model_variant;
+typedef enum { DT_HISTORY_PREFIX = 0, DT_HISTORY_USER_TRAIN, DT_HISTORY_CHUNK } dt_history_mode;
+
+/* How a parameter is initialised (MODEL.md "Initialisation"). */
+typedef enum { DT_INIT_ZERO = 0, DT_INIT_XAVIER, DT_INIT_GRU_UNIFORM, DT_INIT_NORMAL_001 } dt_init_kind;
+
+#define DT_MAX_PARAMS 40
+#define DT_MAX_TABLES 4
+#define DT_NAME_LEN 64
+
+/* One dense parameter: a view into the contiguous buffers. */
+typedef struct {
+  char name[DT_NAME_LEN];   /* MODEL.md name, e.g. "static.fc1.weight" */
+  int ndim;
+  int64_t shape[2];         /* PyTorch shape ([out, in] for Linear weights) */
+  int64_t numel;
+  int64_t offset;           /* in floats, into w/g/m/v */
+  int transposed;           /* stored as [shape[1], shape[0]] */
+  dt_init_kind init;
+  int64_t fan_in, fan_out;  /* for Xavier */
+} dt_param;
+
+/* Which table (index into dt_model.tables). */
+enum { DT_TABLE_USER = 0, DT_TABLE_ITEM, DT_TABLE_ITEM_BIAS, DT_TABLE_DYN_ITEM };
+
+typedef struct {
+  char name[DT_NAME_LEN];   /* "static.user_emb", ... */
+  int present;
+  int64_t rows;             /* global rows */
+  int dim;
+  /* Storage (backend memory). For a replicated table all rows; for a
+   * sharded one the rows this rank owns, [row_lo, row_hi). */
+  int sharded;
+  int64_t row_lo, row_hi;
+  float *data, *m, *v;      /* [local rows, dim]; m, v for lazy Adam */
+  float *acc;               /* [local rows] for row-wise Adagrad */
+  int64_t *row_step;        /* [local rows] lazy Adam per-row steps */
+  /* The rows the current batch reads: `data` itself (replicated) or a
+   * gathered cache of the batch's unique rows (sharded; set by the trainer). */
+  const float *view;
+  /* Sparse gradient of the last backward: grad_n rows (ids in the batch's
+   * id space for this table, grad_rows [grad_n, dim]), not yet coalesced. */
+  int64_t grad_n, grad_cap;
+  int32_t *grad_ids;
+  float *grad_rows;
+} dt_table;
+
+/* A batch on the backend (built on the host by batch.h, uploaded). */
+typedef struct {
+  int64_t n;                /* examples */
+  int c;                    /* candidates per example (col 0 = positive in training) */
+  int64_t nc;               /* n * c */
+  /* per-table row ids (in each table's id space, see dt_table.view) */
+  const int32_t *ids_user;      /* [n]   static.user_emb */
+  const int32_t *ids_user_rep;  /* [nc]  static.user_emb, user of each candidate row (v1/v2 static tower) */
+  const int32_t *ids_item;      /* [nc]  static.item_emb */
+  const int32_t *ids_bias;      /* [nc]  static.item_bias (v3) */
+  const int32_t *ids_dyn_cand;  /* [nc]  dynamic.item_emb, candidate + 1 (v3) */
+  const int32_t *ids_dyn_tok;   /* [n_tokens] dynamic.item_emb, history tokens (+1 shifted) */
+  const int32_t *cand;          /* [nc]  item index of each candidate (TF-IDF rows) */
+  const float *ctx;             /* [n, gate_in] temporal context (+ user statistics for v3) */
+  const int64_t *row_key;       /* [n]   dropout keys of example rows */
+  const int64_t *cand_key;      /* [nc]  dropout keys of candidate rows */
+  /* GRU input: sequences packed time-major, longest first (like PyTorch's
+   * PackedSequence): step t holds batch_sizes[t] tokens, one per sequence
+   * still running; token k of step t belongs to sequence k. */
+  int64_t n_seq, n_tokens;
+  int max_len;
+  const int32_t *batch_sizes_host; /* [max_len] (host memory) */
+  const int64_t *tok_key;       /* [n_tokens] dropout keys of tokens */
+  const int32_t *readout;       /* [n] token whose layer-2 state each example reads; n_tokens = zero state */
+  int train;                    /* dropout on, gradients wanted */
+  uint32_t step;                /* dropout counter */
+} dt_batch;
+
+typedef struct dt_model {
+  const dt_config *cfg;
+  dt_backend *be;
+  dt_model_version version;
+  dt_model_variant variant;
+  dt_history_mode history;
+  int use_dynamic, use_content, use_gate, use_static_mlp, use_head;
+  int dim, gru_hidden, content_h1, content_h2, gate_hidden, gate_in, head_hidden, static_hidden;
+  int64_t n_users, n_items, vocab;
+  float p_static, p_gru, p_content, p_head;
+  uint64_t seed;
+  /* dense parameters */
+  int n_params;
+  dt_param params[DT_MAX_PARAMS];
+  int64_t n_dense;          /* floats */
+  float *w, *g, *m, *v;     /* [n_dense] each (backend memory) */
+  int64_t adam_step;        /* dense Adam steps taken */
+  /* tables */
+  dt_table tables[DT_MAX_TABLES];
+  /* TF-IDF matrix (backend memory, uploaded once) */
+  int64_t *tfidf_indptr;
+  int32_t *tfidf_indices;
+  float *tfidf_values;
+  /* item-side cache for evaluation: h_c of every item (eval mode) */
+  float *item_hc;           /* [n_items, dim] or NULL */
+  struct dt_model_work *work; /* activations, grown on demand */
+} dt_model;
+
+/* Parses model.version / model.variant / history mode from the config. */
+int dt_model_kind(const dt_config *cfg, dt_model_version *version, dt_model_variant *variant, dt_history_mode *history);
+
+/* Creates the model for a data set of n_users x n_items with a TF-IDF CSR
+ * (host arrays, uploaded; vocab columns). Tables are replicated unless the
+ * caller later shards them (dt_model_shard_table). Parameters are not
+ * initialised: call dt_model_init or load a checkpoint. */
+int dt_model_create(const dt_config *cfg, dt_backend *be, int64_t n_users, int64_t n_items, int64_t vocab,
+                    const int64_t *tfidf_indptr, const int32_t *tfidf_indices, const float *tfidf_values,
+                    dt_model **out);
+void dt_model_free(dt_model *model);
+
+/* Restricts a table to rows [lo, hi) on this rank (sharded placement); call
+ * before dt_model_init. */
+int dt_model_shard_table(dt_model *model, int table, int64_t lo, int64_t hi);
+
+/* Seeded initialisation (MODEL.md): element e of parameter p is drawn from
+ * Philox(seed, DT_RNG_INIT) at counter (p's name hash, e), so the values do
+ * not depend on the layout or on sharding. Zeroes optimizer state. */
+int dt_model_init(dt_model *model, uint64_t seed);
+
+/* Finds a dense parameter by name (NULL when absent). */
+const dt_param *dt_model_param(const dt_model *model, const char *name);
+
+/* Forward pass. On return *scores is [n, c] and *alpha [n, 3] (backend
+ * memory owned by the model, valid until the next forward). */
+int dt_model_forward(dt_model *model, const dt_batch *batch, const float **scores, const float **alpha);
+
+/* Backward pass of the last forward (same batch): dscores [n, c], dalpha
+ * [n, 3] (backend memory; dalpha may be NULL when the gate is unused).
+ * Accumulates into model->g (zero it first with dt_model_zero_grad) and
+ * fills every table's grad_ids/grad_rows. */
+int dt_model_backward(dt_model *model, const dt_batch *batch, const float *dscores, const float *dalpha);
+
+int dt_model_zero_grad(dt_model *model);
+
+/* Computes h_c of every item in eval mode into model->item_hc (used by
+ * evaluation; forward uses it when batch->train == 0 and it is set). */
+int dt_model_build_item_cache(dt_model *model);
+void dt_model_drop_item_cache(dt_model *model);
+
+/* Whether the gate exists (v1/v2/v3 full, no_dynamic, no_content). */
+static inline int dt_model_has_gate(const dt_model *m) { return m->use_gate; }
+
+#endif

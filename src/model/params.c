@@ -1,0 +1,232 @@
+/* params.c: which parameters a model has (by version and variant), their
+ * layout in the contiguous dense buffer, and their seeded initialisation. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/error.h"
+#include "dtrain/model.h"
+#include "dtrain/rng.h"
+#include "model_internal.h"
+
+int dt_model_kind(const dt_config *cfg, dt_model_version *version, dt_model_variant *variant,
+                  dt_history_mode *history) {
+  const char *v = cfg->model_version;
+  *version = !strcmp(v, "v1") ? DT_V1 : !strcmp(v, "v2") ? DT_V2 : DT_V3;
+  const char *a = cfg->model_variant;
+  if (!strcmp(a, "full"))
+    *variant = DT_VARIANT_FULL;
+  else if (!strcmp(a, "no_dynamic"))
+    *variant = DT_VARIANT_NO_DYNAMIC;
+  else if (!strcmp(a, "no_content"))
+    *variant = DT_VARIANT_NO_CONTENT;
+  else if (!strcmp(a, "no_attention"))
+    *variant = DT_VARIANT_NO_ATTENTION;
+  else if (!strcmp(a, "static_only"))
+    *variant = DT_VARIANT_STATIC_ONLY;
+  else
+    return dt_fail(DT_EXIT_USAGE, "config key 'model.variant' = \"%s\" is not a known variant", a);
+  const char *h = dt_config_history_mode(cfg);
+  *history = !strcmp(h, "prefix") ? DT_HISTORY_PREFIX : !strcmp(h, "user_train") ? DT_HISTORY_USER_TRAIN
+                                                                                  : DT_HISTORY_CHUNK;
+  return DT_OK;
+}
+
+static dt_param *add_param(dt_model *m, const char *name, int64_t d0, int64_t d1, dt_init_kind init) {
+  if (m->n_params >= DT_MAX_PARAMS) dt_panic("too many parameters");
+  dt_param *p = &m->params[m->n_params++];
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->ndim = d1 > 0 ? 2 : 1;
+  p->shape[0] = d0;
+  p->shape[1] = d1 > 0 ? d1 : 0;
+  p->numel = d1 > 0 ? d0 * d1 : d0;
+  p->init = init;
+  p->fan_out = d0;
+  p->fan_in = d1 > 0 ? d1 : 1;
+  /* Keep every parameter 16-float aligned (64 bytes) in the buffer. */
+  p->offset = m->n_dense;
+  m->n_dense += (p->numel + 15) / 16 * 16;
+  return p;
+}
+
+/* A Linear layer: weight [out, in] (Xavier) and bias [out] (zero). */
+static void add_linear(dt_model *m, const char *prefix, int64_t in, int64_t out, int bias) {
+  char name[DT_NAME_LEN];
+  snprintf(name, sizeof name, "%s.weight", prefix);
+  add_param(m, name, out, in, DT_INIT_XAVIER);
+  if (bias) {
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    add_param(m, name, out, 0, DT_INIT_ZERO);
+  }
+}
+
+static void add_gru_layer(dt_model *m, int layer, int64_t in, int64_t hidden) {
+  char name[DT_NAME_LEN];
+  snprintf(name, sizeof name, "dynamic.gru.weight_ih_l%d", layer);
+  add_param(m, name, 3 * hidden, in, DT_INIT_GRU_UNIFORM);
+  snprintf(name, sizeof name, "dynamic.gru.weight_hh_l%d", layer);
+  add_param(m, name, 3 * hidden, hidden, DT_INIT_GRU_UNIFORM);
+  snprintf(name, sizeof name, "dynamic.gru.bias_ih_l%d", layer);
+  add_param(m, name, 3 * hidden, 0, DT_INIT_GRU_UNIFORM);
+  snprintf(name, sizeof name, "dynamic.gru.bias_hh_l%d", layer);
+  add_param(m, name, 3 * hidden, 0, DT_INIT_GRU_UNIFORM);
+}
+
+void dt_model_layout(dt_model *m) {
+  const int64_t D = m->dim, H = m->gru_hidden;
+  m->n_params = 0;
+  m->n_dense = 0;
+  if (m->use_static_mlp) {
+    add_linear(m, "static.fc1", 2 * D, m->static_hidden, 1);
+    add_linear(m, "static.fc2", m->static_hidden, D, 1);
+  }
+  if (m->use_dynamic) {
+    add_gru_layer(m, 0, D, H);
+    add_gru_layer(m, 1, H, H);
+    add_linear(m, "dynamic.proj", H, D, 1);
+  }
+  if (m->use_content) {
+    add_linear(m, "content.fc1", m->vocab, m->content_h1, 1);
+    m->params[m->n_params - 2].transposed = 1; /* stored [vocab, h1]: TF-IDF rows pick contiguous rows */
+    add_linear(m, "content.fc2", m->content_h1, m->content_h2, 1);
+    add_linear(m, "content.fc3", m->content_h2, D, 1);
+    if (m->version == DT_V3) add_linear(m, "content.user_proj", D, D, 0);
+  }
+  if (m->use_gate) {
+    add_linear(m, "gate.fc1", m->gate_in, m->gate_hidden, 1);
+    add_linear(m, "gate.fc2", m->gate_hidden, 3, 1);
+    /* v2/v3: gate.fc2 starts near uniform attention (MODEL.md "Loss") */
+    if (m->version != DT_V1) m->params[m->n_params - 2].init = DT_INIT_NORMAL_001;
+  }
+  if (m->use_head) {
+    add_linear(m, "head.fc1", D, m->head_hidden, 1);
+    add_linear(m, "head.fc2", m->head_hidden, 1, 1);
+  }
+
+  memset(m->tables, 0, sizeof m->tables);
+  struct {
+    const char *name;
+    int64_t rows;
+    int dim;
+    int present;
+  } t[DT_MAX_TABLES] = {
+      {"static.user_emb", m->n_users, (int)D, 1},
+      {"static.item_emb", m->n_items, (int)D, 1},
+      {"static.item_bias", m->n_items, 1, m->version == DT_V3},
+      {"dynamic.item_emb", m->n_items + 1, (int)D, m->use_dynamic},
+  };
+  for (int i = 0; i < DT_MAX_TABLES; i++) {
+    dt_table *tb = &m->tables[i];
+    snprintf(tb->name, sizeof tb->name, "%s", t[i].name);
+    tb->present = t[i].present;
+    tb->rows = t[i].rows;
+    tb->dim = t[i].dim;
+    tb->row_lo = 0;
+    tb->row_hi = t[i].rows;
+  }
+}
+
+const dt_param *dt_model_param(const dt_model *m, const char *name) {
+  for (int i = 0; i < m->n_params; i++)
+    if (!strcmp(m->params[i].name, name)) return &m->params[i];
+  return NULL;
+}
+
+float *dt_model_w(dt_model *m, const char *name) {
+  const dt_param *p = dt_model_param(m, name);
+  if (!p) dt_panic("model has no parameter %s", name);
+  return m->w + p->offset;
+}
+
+float *dt_model_g(dt_model *m, const char *name) {
+  const dt_param *p = dt_model_param(m, name);
+  if (!p) dt_panic("model has no parameter %s", name);
+  return m->g + p->offset;
+}
+
+/* FNV-1a: a stable 32-bit id of a parameter name for the init stream. */
+uint32_t dt_name_hash(const char *name) {
+  uint32_t h = 2166136261u;
+  for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+    h ^= *c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+/* The initial value of element e (in PyTorch layout) of a parameter. */
+static float init_value(const dt_param *p, uint32_t hash, uint64_t seed, int64_t e, int64_t gru_hidden) {
+  dt_rand4 r = dt_philox(seed, DT_RNG_INIT, hash, (uint32_t)e, (uint32_t)((uint64_t)e >> 32), 0);
+  switch (p->init) {
+    case DT_INIT_ZERO: return 0.0f;
+    case DT_INIT_XAVIER: {
+      double a = sqrt(6.0 / (double)(p->fan_in + p->fan_out));
+      return (float)((2.0 * dt_u01d(r.v[0], r.v[1]) - 1.0) * a);
+    }
+    case DT_INIT_GRU_UNIFORM: {
+      double a = 1.0 / sqrt((double)gru_hidden);
+      return (float)((2.0 * dt_u01d(r.v[0], r.v[1]) - 1.0) * a);
+    }
+    case DT_INIT_NORMAL_001: return 0.01f * dt_normal_from(r.v[0], r.v[1]);
+  }
+  return 0.0f;
+}
+
+int dt_model_init(dt_model *m, uint64_t seed) {
+  dt_backend *be = m->be;
+  m->seed = seed;
+  float *host = dt_xcalloc((size_t)m->n_dense, sizeof(float));
+  for (int i = 0; i < m->n_params; i++) {
+    const dt_param *p = &m->params[i];
+    uint32_t hash = dt_name_hash(p->name);
+    float *dst = host + p->offset;
+    for (int64_t e = 0; e < p->numel; e++) {
+      float x = init_value(p, hash, seed, e, m->gru_hidden);
+      if (p->transposed) {
+        int64_t r = e / p->shape[1], c = e % p->shape[1]; /* PyTorch [r, c] -> stored [c, r] */
+        dst[c * p->shape[0] + r] = x;
+      } else {
+        dst[e] = x;
+      }
+    }
+  }
+  int rc = be->upload(be, m->w, host, (size_t)m->n_dense * sizeof(float));
+  free(host);
+  DT_TRY(rc);
+  DT_TRY(be->zero(be, m->m, (size_t)m->n_dense * sizeof(float)));
+  DT_TRY(be->zero(be, m->v, (size_t)m->n_dense * sizeof(float)));
+  DT_TRY(be->zero(be, m->g, (size_t)m->n_dense * sizeof(float)));
+  m->adam_step = 0;
+
+  /* Tables: N(0, 0.01^2), item bias 0, padding row 0 of dynamic.item_emb 0.
+   * Element (global row, col) has its own counter, so a sharded table holds
+   * exactly the rows a replicated one would. */
+  for (int t = 0; t < DT_MAX_TABLES; t++) {
+    dt_table *tb = &m->tables[t];
+    if (!tb->present) continue;
+    int64_t local = tb->row_hi - tb->row_lo;
+    uint32_t hash = dt_name_hash(tb->name);
+    float *rows = dt_xmalloc((size_t)(local * tb->dim) * sizeof(float));
+    for (int64_t r = 0; r < local; r++) {
+      int64_t gr = tb->row_lo + r;
+      for (int c = 0; c < tb->dim; c++) {
+        float x = 0.0f;
+        if (t != DT_TABLE_ITEM_BIAS && !(t == DT_TABLE_DYN_ITEM && gr == 0)) {
+          dt_rand4 rr = dt_philox(seed, DT_RNG_INIT, hash, (uint32_t)gr, (uint32_t)((uint64_t)gr >> 32), (uint32_t)c);
+          x = 0.01f * dt_normal_from(rr.v[0], rr.v[1]);
+        }
+        rows[r * tb->dim + c] = x;
+      }
+    }
+    rc = be->upload(be, tb->data, rows, (size_t)(local * tb->dim) * sizeof(float));
+    free(rows);
+    DT_TRY(rc);
+    DT_TRY(be->zero(be, tb->m, (size_t)(local * tb->dim) * sizeof(float)));
+    DT_TRY(be->zero(be, tb->v, (size_t)(local * tb->dim) * sizeof(float)));
+    DT_TRY(be->zero(be, tb->acc, (size_t)local * sizeof(float)));
+    DT_TRY(be->zero(be, tb->row_step, (size_t)local * sizeof(int64_t)));
+  }
+  return DT_OK;
+}

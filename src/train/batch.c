@@ -1,0 +1,488 @@
+/* batch.c: examples -> candidates, packed histories, context, dropout keys. */
+#include "dtrain/batch.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/error.h"
+#include "dtrain/rng.h"
+
+/* A history sequence before packing. */
+typedef struct {
+  int32_t user, lo, hi; /* items [lo, hi) of the user's list */
+  int64_t key;          /* dropout key base of its tokens */
+  int64_t order;        /* rank in the packed layout (longest first) */
+} seq_t;
+
+struct dt_batch_builder {
+  const dt_model *model;
+  const dt_dataset *ds;
+  dt_backend *be;
+  int L;
+  /* host */
+  int64_t cap_n, cap_nc, cap_t, cap_seq;
+  int32_t *user, *pos, *cand, *ids_user_rep, *ids_item, *ids_bias, *ids_dyn_cand, *ids_dyn_tok, *readout;
+  int32_t *ids_user;
+  float *ctx;
+  int64_t *row_key, *cand_key, *tok_key;
+  int32_t *batch_sizes; /* [cap_t] */
+  seq_t *seqs;
+  int64_t *ex_seq;      /* example -> sequence */
+  int32_t *ex_len;      /* example -> tokens of its sequence it reads */
+  int64_t *sorted;      /* sequence indices, longest first */
+  /* backend copies */
+  struct {
+    int32_t *ids_user, *ids_user_rep, *ids_item, *ids_bias, *ids_dyn_cand, *ids_dyn_tok, *cand, *readout;
+    float *ctx;
+    int64_t *row_key, *cand_key, *tok_key;
+  } dev;
+  int64_t dev_n, dev_nc, dev_t;
+  dt_batch batch;
+};
+
+void dt_context_features(int64_t ts, float out[5]) {
+  const double two_pi = 6.283185307179586;
+  int64_t day = ts >= 0 ? ts / 86400 : -((-ts + 86399) / 86400);
+  double hour = (double)(ts - day * 86400) / 3600.0;
+  int64_t dow = ((day + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday: Monday = 0 */
+  out[0] = (float)sin(two_pi * hour / 24.0);
+  out[1] = (float)cos(two_pi * hour / 24.0);
+  out[2] = (float)sin(two_pi * (double)dow / 7.0);
+  out[3] = (float)cos(two_pi * (double)dow / 7.0);
+  out[4] = dow >= 5 ? 1.0f : 0.0f;
+}
+
+void dt_history_window(dt_history_mode mode, int L, int32_t pos, int32_t n_train, int32_t *lo, int32_t *hi) {
+  switch (mode) {
+    case DT_HISTORY_PREFIX:
+      *lo = pos > L ? pos - L : 0;
+      *hi = pos;
+      break;
+    case DT_HISTORY_USER_TRAIN:
+      /* the thesis: every interaction sees the user's last L train items */
+      *lo = n_train > L ? n_train - L : 0;
+      *hi = n_train;
+      break;
+    case DT_HISTORY_CHUNK: {
+      int32_t w = L * (pos / L) - L;
+      *lo = w > 0 ? w : 0;
+      *hi = pos;
+      break;
+    }
+  }
+}
+
+int dt_batch_builder_create(const dt_model *model, const dt_dataset *ds, dt_backend *be, dt_batch_builder **out) {
+  dt_batch_builder *bb = dt_xcalloc(1, sizeof *bb);
+  bb->model = model;
+  bb->ds = ds;
+  bb->be = be;
+  bb->L = ds->history_len > 0 ? ds->history_len : (int)model->cfg->data_history_len;
+  *out = bb;
+  return DT_OK;
+}
+
+static void free_dev(dt_batch_builder *bb) {
+  dt_backend *be = bb->be;
+  void *ps[] = {bb->dev.ids_user, bb->dev.ids_user_rep, bb->dev.ids_item, bb->dev.ids_bias, bb->dev.ids_dyn_cand,
+                bb->dev.ids_dyn_tok, bb->dev.cand, bb->dev.readout, bb->dev.ctx, bb->dev.row_key,
+                bb->dev.cand_key, bb->dev.tok_key};
+  for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+    if (ps[i]) be->free(be, ps[i]);
+  memset(&bb->dev, 0, sizeof bb->dev);
+  bb->dev_n = bb->dev_nc = bb->dev_t = 0;
+}
+
+void dt_batch_builder_free(dt_batch_builder *bb) {
+  if (!bb) return;
+  free_dev(bb);
+  void *ps[] = {bb->user, bb->pos, bb->cand, bb->ids_user_rep, bb->ids_item, bb->ids_bias, bb->ids_dyn_cand,
+                bb->ids_dyn_tok, bb->readout, bb->ids_user, bb->ctx, bb->row_key, bb->cand_key, bb->tok_key,
+                bb->batch_sizes, bb->seqs, bb->ex_seq, bb->ex_len, bb->sorted};
+  for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
+  free(bb);
+}
+
+static int64_t grow_to(int64_t need) { return need + need / 4 + 16; }
+
+/* Host capacity for n examples, nc candidate rows, t tokens, s sequences. */
+static void reserve_host(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t, int64_t s) {
+  if (n > bb->cap_n) {
+    int64_t c = grow_to(n);
+    bb->cap_n = c;
+    bb->user = dt_xrealloc(bb->user, (size_t)c * sizeof(int32_t));
+    bb->pos = dt_xrealloc(bb->pos, (size_t)c * sizeof(int32_t));
+    bb->ids_user = dt_xrealloc(bb->ids_user, (size_t)c * sizeof(int32_t));
+    bb->readout = dt_xrealloc(bb->readout, (size_t)c * sizeof(int32_t));
+    bb->ctx = dt_xrealloc(bb->ctx, (size_t)c * 7 * sizeof(float));
+    bb->row_key = dt_xrealloc(bb->row_key, (size_t)c * sizeof(int64_t));
+    bb->ex_seq = dt_xrealloc(bb->ex_seq, (size_t)c * sizeof(int64_t));
+    bb->ex_len = dt_xrealloc(bb->ex_len, (size_t)c * sizeof(int32_t));
+  }
+  if (nc > bb->cap_nc) {
+    int64_t c = grow_to(nc);
+    bb->cap_nc = c;
+    bb->cand = dt_xrealloc(bb->cand, (size_t)c * sizeof(int32_t));
+    bb->ids_user_rep = dt_xrealloc(bb->ids_user_rep, (size_t)c * sizeof(int32_t));
+    bb->ids_item = dt_xrealloc(bb->ids_item, (size_t)c * sizeof(int32_t));
+    bb->ids_bias = dt_xrealloc(bb->ids_bias, (size_t)c * sizeof(int32_t));
+    bb->ids_dyn_cand = dt_xrealloc(bb->ids_dyn_cand, (size_t)c * sizeof(int32_t));
+    bb->cand_key = dt_xrealloc(bb->cand_key, (size_t)c * sizeof(int64_t));
+  }
+  if (t > bb->cap_t) {
+    int64_t c = grow_to(t);
+    bb->cap_t = c;
+    bb->ids_dyn_tok = dt_xrealloc(bb->ids_dyn_tok, (size_t)c * sizeof(int32_t));
+    bb->tok_key = dt_xrealloc(bb->tok_key, (size_t)c * sizeof(int64_t));
+    bb->batch_sizes = dt_xrealloc(bb->batch_sizes, (size_t)c * sizeof(int32_t));
+  }
+  if (s > bb->cap_seq) {
+    int64_t c = grow_to(s);
+    bb->cap_seq = c;
+    bb->seqs = dt_xrealloc(bb->seqs, (size_t)c * sizeof(seq_t));
+    bb->sorted = dt_xrealloc(bb->sorted, (size_t)c * sizeof(int64_t));
+  }
+}
+
+static int dev_grow(dt_backend *be, void **p, size_t bytes) {
+  if (*p) be->free(be, *p);
+  *p = NULL;
+  return dt_backend_alloc(be, bytes ? bytes : 1, p);
+}
+
+static int reserve_dev(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t) {
+  dt_backend *be = bb->be;
+  if (n > bb->dev_n) {
+    int64_t c = grow_to(n);
+    bb->dev_n = c;
+    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_user, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.readout, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.ctx, (size_t)c * 7 * sizeof(float)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.row_key, (size_t)c * sizeof(int64_t)));
+  }
+  if (nc > bb->dev_nc) {
+    int64_t c = grow_to(nc);
+    bb->dev_nc = c;
+    DT_TRY(dev_grow(be, (void **)&bb->dev.cand, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_user_rep, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_item, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_bias, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_dyn_cand, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.cand_key, (size_t)c * sizeof(int64_t)));
+  }
+  if (t > bb->dev_t) {
+    int64_t c = grow_to(t);
+    bb->dev_t = c;
+    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_dyn_tok, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dev_grow(be, (void **)&bb->dev.tok_key, (size_t)c * sizeof(int64_t)));
+  }
+  return DT_OK;
+}
+
+/* Sequences longest first; equal lengths keep their order (deterministic). */
+static const seq_t *g_sort_seqs;
+static int by_length_desc(const void *a, const void *b) {
+  int64_t ia = *(const int64_t *)a, ib = *(const int64_t *)b;
+  int32_t la = g_sort_seqs[ia].hi - g_sort_seqs[ia].lo, lb = g_sort_seqs[ib].hi - g_sort_seqs[ib].lo;
+  if (la != lb) return la > lb ? -1 : 1;
+  return ia < ib ? -1 : ia > ib;
+}
+
+/* Packs n_seq sequences time-major and sets every example's read-out token. */
+static void pack_sequences(dt_batch_builder *bb, int64_t n_seq, int64_t n) {
+  const dt_dataset *ds = bb->ds;
+  int max_len = 0;
+  int64_t t_total = 0;
+  for (int64_t s = 0; s < n_seq; s++) {
+    int32_t len = bb->seqs[s].hi - bb->seqs[s].lo;
+    if (len > max_len) max_len = len;
+    t_total += len;
+    bb->sorted[s] = s;
+  }
+  reserve_host(bb, 0, 0, t_total > max_len ? t_total : max_len, 0);
+  g_sort_seqs = bb->seqs;
+  qsort(bb->sorted, (size_t)n_seq, sizeof(int64_t), by_length_desc);
+  for (int64_t k = 0; k < n_seq; k++) bb->seqs[bb->sorted[k]].order = k;
+  int64_t *step_off = dt_xmalloc((size_t)(max_len + 1) * sizeof(int64_t));
+  int64_t off = 0;
+  for (int t = 0; t < max_len; t++) {
+    int32_t a = 0;
+    while (a < n_seq && bb->seqs[bb->sorted[a]].hi - bb->seqs[bb->sorted[a]].lo > t) a++;
+    bb->batch_sizes[t] = a;
+    step_off[t] = off;
+    for (int32_t k = 0; k < a; k++) {
+      const seq_t *sq = &bb->seqs[bb->sorted[k]];
+      int64_t idx = ds->user_ptr[sq->user] + sq->lo + t;
+      bb->ids_dyn_tok[off + k] = ds->user_items[idx] + 1; /* row 0 of dynamic.item_emb is padding */
+      bb->tok_key[off + k] = sq->key * 1024 + t;
+    }
+    off += a;
+  }
+  step_off[max_len] = off;
+  for (int64_t e = 0; e < n; e++) {
+    int32_t len = bb->ex_len[e];
+    const seq_t *sq = &bb->seqs[bb->ex_seq[e]];
+    bb->readout[e] = len > 0 ? (int32_t)(step_off[len - 1] + sq->order) : (int32_t)off; /* off = zero state */
+  }
+  free(step_off);
+  bb->batch.n_seq = n_seq;
+  bb->batch.n_tokens = off;
+  bb->batch.max_len = max_len;
+}
+
+/* ctx (and v3's user statistics) of example e: user u at position pos. */
+static void example_context(dt_batch_builder *bb, int64_t e, int32_t u, int32_t pos) {
+  const dt_dataset *ds = bb->ds;
+  int64_t base = ds->user_ptr[u];
+  int gate_in = bb->model->gate_in;
+  float *c = bb->ctx + e * gate_in;
+  dt_context_features(ds->user_ts[base + pos], c);
+  if (gate_in == 7) {
+    int32_t n_hist = pos < bb->L ? pos : bb->L;
+    double gap_days = pos > 0 ? (double)(ds->user_ts[base + pos] - ds->user_ts[base + pos - 1]) / 86400.0 : 0.0;
+    if (gap_days < 0) gap_days = 0;
+    if (gap_days > 365) gap_days = 365;
+    c[5] = (float)(log1p((double)n_hist) / log1p((double)bb->L));
+    c[6] = (float)(log1p(gap_days) / log(366.0));
+  }
+}
+
+/* Fills the per-candidate id arrays from cand[] for n examples of c candidates. */
+static void candidate_ids(dt_batch_builder *bb, int64_t n, int c) {
+  for (int64_t e = 0; e < n; e++)
+    for (int j = 0; j < c; j++) {
+      int64_t r = e * c + j;
+      bb->ids_user_rep[r] = bb->user[e];
+      bb->ids_item[r] = bb->cand[r];
+      bb->ids_bias[r] = bb->cand[r];
+      bb->ids_dyn_cand[r] = bb->cand[r] + 1;
+      bb->cand_key[r] = bb->row_key[e] * 1024 + j;
+    }
+  for (int64_t e = 0; e < n; e++) bb->ids_user[e] = bb->user[e];
+}
+
+int dt_batch_upload_ids(dt_batch_builder *bb) {
+  dt_backend *be = bb->be;
+  dt_batch *b = &bb->batch;
+  int64_t n = b->n, nc = b->nc, t = b->n_tokens;
+  DT_TRY(reserve_dev(bb, n, nc, t));
+#define UP(dst, src, count, type) \
+  if ((count) > 0) DT_TRY(be->upload(be, bb->dev.dst, bb->src, (size_t)(count) * sizeof(type)))
+  UP(ids_user, ids_user, n, int32_t);
+  UP(readout, readout, n, int32_t);
+  UP(ctx, ctx, n * bb->model->gate_in, float);
+  UP(row_key, row_key, n, int64_t);
+  UP(cand, cand, nc, int32_t);
+  UP(ids_user_rep, ids_user_rep, nc, int32_t);
+  UP(ids_item, ids_item, nc, int32_t);
+  UP(ids_bias, ids_bias, nc, int32_t);
+  UP(ids_dyn_cand, ids_dyn_cand, nc, int32_t);
+  UP(cand_key, cand_key, nc, int64_t);
+  UP(ids_dyn_tok, ids_dyn_tok, t, int32_t);
+  UP(tok_key, tok_key, t, int64_t);
+#undef UP
+  b->ids_user = bb->dev.ids_user;
+  b->ids_user_rep = bb->dev.ids_user_rep;
+  b->ids_item = bb->dev.ids_item;
+  b->ids_bias = bb->dev.ids_bias;
+  b->ids_dyn_cand = bb->dev.ids_dyn_cand;
+  b->ids_dyn_tok = bb->dev.ids_dyn_tok;
+  b->cand = bb->dev.cand;
+  b->ctx = bb->dev.ctx;
+  b->row_key = bb->dev.row_key;
+  b->cand_key = bb->dev.cand_key;
+  b->tok_key = bb->dev.tok_key;
+  b->readout = bb->dev.readout;
+  b->batch_sizes_host = bb->batch_sizes;
+  return DT_OK;
+}
+
+/* Histories of examples that each own a sequence (prefix, user_train, and
+ * evaluation in every mode). */
+static void own_sequences(dt_batch_builder *bb, int64_t n) {
+  const dt_dataset *ds = bb->ds;
+  const dt_history_mode mode = bb->model->history;
+  reserve_host(bb, 0, 0, 0, n);
+  for (int64_t e = 0; e < n; e++) {
+    int32_t u = bb->user[e], lo, hi;
+    dt_history_window(mode, bb->L, bb->pos[e], ds->user_n_train[u], &lo, &hi);
+    bb->seqs[e] = (seq_t){u, lo, hi, bb->row_key[e], 0};
+    bb->ex_seq[e] = e;
+    bb->ex_len[e] = hi - lo;
+  }
+  pack_sequences(bb, n, n);
+}
+
+/* A negative for training interaction `gid` of user u: uniform over items,
+ * redrawn up to `tries` times while the user has it in train. */
+static int32_t draw_negative(const dt_dataset *ds, int32_t u, int64_t gid, int j, int tries, uint64_t seed,
+                             int64_t epoch) {
+  int32_t item = 0;
+  for (int k = 0; k < tries; k++) {
+    dt_rand4 r = dt_philox(seed, DT_RNG_NEGATIVE, (uint32_t)epoch, (uint32_t)gid, (uint32_t)((uint64_t)gid >> 32),
+                           (uint32_t)(j * 1024 + k));
+    item = (int32_t)dt_below64(r.v[0], r.v[1], (uint64_t)ds->n_items);
+    if (!dt_dataset_user_has_train_item(ds, u, item)) break;
+  }
+  return item;
+}
+
+int dt_batch_build_train(dt_batch_builder *bb, const dt_unit *units, int64_t n_units, int64_t epoch, uint32_t step,
+                         uint64_t seed, int n_neg, int neg_tries) {
+  const dt_dataset *ds = bb->ds;
+  const int c = 1 + n_neg;
+  int64_t n = 0;
+  for (int64_t k = 0; k < n_units; k++) n += units[k].count;
+  reserve_host(bb, n, n * c, 0, n_units > n ? n_units : n);
+  int64_t e = 0;
+  for (int64_t k = 0; k < n_units; k++)
+    for (int32_t p = units[k].start; p < units[k].start + units[k].count; p++, e++) {
+      int32_t u = units[k].user;
+      int64_t gid = ds->user_ptr[u] + p;
+      bb->user[e] = u;
+      bb->pos[e] = p;
+      bb->row_key[e] = gid;
+      bb->cand[e * c] = ds->user_items[gid];
+      for (int j = 0; j < n_neg; j++) bb->cand[e * c + 1 + j] = draw_negative(ds, u, gid, j, neg_tries, seed, epoch);
+      example_context(bb, e, u, p);
+    }
+  dt_batch *b = &bb->batch;
+  b->n = n;
+  b->c = c;
+  b->nc = n * c;
+  b->train = 1;
+  b->step = step;
+  candidate_ids(bb, n, c);
+  if (bb->model->use_dynamic) {
+    if (bb->model->history == DT_HISTORY_CHUNK) {
+      /* one sequence per chunk, items [w, end-1); position t reads the
+       * state after t - w of them */
+      e = 0;
+      for (int64_t k = 0; k < n_units; k++) {
+        int32_t u = units[k].user, s0 = units[k].start, end = s0 + units[k].count;
+        int32_t w = s0 - bb->L > 0 ? bb->L * (s0 / bb->L) - bb->L : 0;
+        if (w < 0) w = 0;
+        bb->seqs[k] = (seq_t){u, w, end - 1, ds->user_ptr[u] + s0, 0};
+        for (int32_t p = s0; p < end; p++, e++) {
+          bb->ex_seq[e] = k;
+          bb->ex_len[e] = p - w;
+        }
+      }
+      pack_sequences(bb, n_units, n);
+    } else {
+      own_sequences(bb, n);
+    }
+  } else {
+    b->n_seq = b->n_tokens = 0;
+    b->max_len = 0;
+    for (int64_t i = 0; i < n; i++) bb->readout[i] = 0;
+  }
+  return dt_batch_upload_ids(bb);
+}
+
+/* Whether user u ever interacted with item i (any split): linear in the
+ * user's list, which is short next to 99 draws over the catalogue. */
+static int user_has_item(const dt_dataset *ds, int32_t u, int32_t item) {
+  for (int64_t k = ds->user_ptr[u]; k < ds->user_ptr[u + 1]; k++)
+    if (ds->user_items[k] == item) return 1;
+  return 0;
+}
+
+static int finish_eval(dt_batch_builder *bb, int64_t n, int c) {
+  dt_batch *b = &bb->batch;
+  b->n = n;
+  b->c = c;
+  b->nc = n * c;
+  b->train = 0;
+  b->step = 0;
+  candidate_ids(bb, n, c);
+  if (bb->model->use_dynamic) {
+    own_sequences(bb, n);
+  } else {
+    b->n_seq = b->n_tokens = 0;
+    b->max_len = 0;
+    for (int64_t i = 0; i < n; i++) bb->readout[i] = 0;
+  }
+  return dt_batch_upload_ids(bb);
+}
+
+int dt_batch_build_eval(dt_batch_builder *bb, const int32_t *users, const int32_t *pos, int64_t n, int n_neg,
+                        uint64_t eval_seed) {
+  const dt_dataset *ds = bb->ds;
+  const int c = 1 + n_neg;
+  reserve_host(bb, n, n * c, 0, n);
+  for (int64_t e = 0; e < n; e++) {
+    int32_t u = users[e];
+    int64_t gid = ds->user_ptr[u] + pos[e];
+    bb->user[e] = u;
+    bb->pos[e] = pos[e];
+    bb->row_key[e] = gid;
+    bb->cand[e * c] = ds->user_items[gid];
+    /* negatives: uniform over items the user never interacted with; the
+     * draws depend only on (eval seed, user) */
+    int64_t user_items = ds->user_ptr[u + 1] - ds->user_ptr[u];
+    uint32_t draw = 0;
+    for (int j = 0; j < n_neg; j++) {
+      int32_t item;
+      for (;;) {
+        dt_rand4 r = dt_philox(eval_seed, DT_RNG_EVAL, (uint32_t)u, draw++, 0, 0);
+        item = (int32_t)dt_below64(r.v[0], r.v[1], (uint64_t)ds->n_items);
+        if (user_items >= ds->n_items || !user_has_item(ds, u, item)) break;
+      }
+      bb->cand[e * c + 1 + j] = item;
+    }
+    example_context(bb, e, u, pos[e]);
+  }
+  return finish_eval(bb, n, c);
+}
+
+int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const int32_t *pos, int64_t n,
+                              const int32_t *cands, int c) {
+  const dt_dataset *ds = bb->ds;
+  reserve_host(bb, n, n * c, 0, n);
+  for (int64_t e = 0; e < n; e++) {
+    bb->user[e] = users[e];
+    bb->pos[e] = pos[e];
+    bb->row_key[e] = ds->user_ptr[users[e]] + pos[e];
+    memcpy(bb->cand + e * c, cands + e * c, (size_t)c * sizeof(int32_t));
+    example_context(bb, e, users[e], pos[e]);
+  }
+  return finish_eval(bb, n, c);
+}
+
+const dt_batch *dt_batch_get(const dt_batch_builder *bb) { return &bb->batch; }
+const int32_t *dt_batch_host_candidates(const dt_batch_builder *bb) { return bb->cand; }
+const int32_t *dt_batch_host_users(const dt_batch_builder *bb) { return bb->user; }
+
+int32_t *dt_batch_table_ids(dt_batch_builder *bb, int table, int part, int64_t *count) {
+  const dt_batch *b = &bb->batch;
+  const dt_model *m = bb->model;
+  *count = 0;
+  switch (table) {
+    case DT_TABLE_USER:
+      if (part != 0) return NULL;
+      *count = m->version == DT_V3 ? b->n : b->nc;
+      return m->version == DT_V3 ? bb->ids_user : bb->ids_user_rep;
+    case DT_TABLE_ITEM:
+      if (part != 0) return NULL;
+      *count = b->nc;
+      return bb->ids_item;
+    case DT_TABLE_ITEM_BIAS:
+      if (part != 0 || m->version != DT_V3) return NULL;
+      *count = b->nc;
+      return bb->ids_bias;
+    case DT_TABLE_DYN_ITEM:
+      if (!m->use_dynamic) return NULL;
+      if (part == 0) {
+        *count = b->n_tokens;
+        return bb->ids_dyn_tok;
+      }
+      if (part == 1 && m->version == DT_V3) {
+        *count = b->nc;
+        return bb->ids_dyn_cand;
+      }
+      return NULL;
+  }
+  return NULL;
+}
