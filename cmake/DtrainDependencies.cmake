@@ -61,6 +61,14 @@ target_include_directories(dtrain_cblas INTERFACE ${DTRAIN_CBLAS_INCLUDE})
 target_link_libraries(dtrain_cblas INTERFACE ${BLAS_LIBRARIES})
 list(APPEND DTRAIN_DEP_TARGETS dtrain_cblas)
 
+# OpenMP: the CPU backend parallelises its heavier loops over rows with it
+# (OpenBLAS keeps its own thread pool for gemm).
+find_package(OpenMP COMPONENTS C)
+if(NOT OpenMP_C_FOUND)
+  dtrain_missing("OpenMP for C" "libgomp1 (part of gcc)")
+endif()
+list(APPEND DTRAIN_DEP_TARGETS OpenMP::OpenMP_C)
+
 # Random123 (header-only counter-based RNG; identical in C and CUDA)
 find_path(DTRAIN_RANDOM123_INCLUDE Random123/philox.h)
 if(NOT DTRAIN_RANDOM123_INCLUDE)

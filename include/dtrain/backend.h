@@ -37,7 +37,7 @@ typedef struct {
 
 /* What a dropout mask is keyed by: Philox(seed, DT_RNG_DROPOUT) with counter
  * (step, site, row_keys[r] low/high 32 bits, element); dropping is
- * dt_dropout_keep() of rng_math.h. row_keys are backend memory, one per row,
+ * dt_dropout_keep() of op_math.h. row_keys are backend memory, one per row,
  * unique across the global batch and independent of the rank count. */
 typedef struct {
   uint64_t seed;

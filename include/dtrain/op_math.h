@@ -67,16 +67,33 @@ DT_HD static inline float dt_gru_unit_bwd(float dh, float r, float z, float n, f
 
 /* ---- Dropout ---- */
 
+/* The four draws behind columns 4*group .. 4*group+3 of the row keyed by
+ * row_key; column col uses .v[col & 3] of group col >> 2. Loops over a row
+ * call this once per four columns (one Philox call instead of four). */
+DT_HD static inline dt_rand4 dt_dropout_draws(uint64_t seed, uint32_t step, uint32_t site, int64_t row_key,
+                                              int group) {
+  return dt_philox(seed, DT_RNG_DROPOUT, step, site * 0x10000u + (uint32_t)group, (uint32_t)row_key,
+                   (uint32_t)((uint64_t)row_key >> 32));
+}
+
+/* Whether the element with draw `draw` survives dropout with probability p. */
+DT_HD static inline int dt_dropout_keep_draw(uint32_t draw, float p) { return dt_u01(draw) >= p; }
+
 /* Whether element (row_key, col) survives dropout with probability p at
  * (seed, step, site). Four columns share one Philox call. */
 DT_HD static inline int dt_dropout_keep(uint64_t seed, uint32_t step, uint32_t site, int64_t row_key, int col,
                                         float p) {
-  dt_rand4 r = dt_philox(seed, DT_RNG_DROPOUT, step, site * 0x10000u + (uint32_t)(col >> 2), (uint32_t)row_key,
-                         (uint32_t)((uint64_t)row_key >> 32));
-  return dt_u01(r.v[col & 3]) >= p;
+  dt_rand4 r = dt_dropout_draws(seed, step, site, row_key, col >> 2);
+  return dt_dropout_keep_draw(r.v[col & 3], p);
 }
 
 /* ---- Adam ---- */
+
+/* Bias correction 1 - beta^t, computed in double as torch.optim.Adam does
+ * (its step count is a Python number) and then rounded to float. */
+DT_HD static inline float dt_adam_bias_correction(float beta, int64_t t) {
+  return (float)(1.0 - pow((double)beta, (double)t));
+}
 
 /* One Adam update of one parameter. bc1 = 1 - beta1^t, bc2 = 1 - beta2^t.
  * g already includes grad scaling and weight decay. */

@@ -1,0 +1,90 @@
+/* Optimizers: dense Adam over one buffer (one fused pass: gradient scaling,
+ * weight decay, moments, update), lazy Adam and row-wise Adagrad on the
+ * touched rows of an embedding table. */
+#include <math.h>
+
+#include "backend/cpu/cpu_ops.h"
+#include "dtrain/op_math.h"
+
+static int check_hyper(const char *op, const dt_adam_hyper *hy) {
+  if (!(hy->lr >= 0.0f) || !(hy->eps >= 0.0f) || !(hy->beta1 >= 0.0f && hy->beta1 < 1.0f) ||
+      !(hy->beta2 >= 0.0f && hy->beta2 < 1.0f))
+    return dt_fail(DT_EXIT_RUNTIME,
+                   "cpu backend %s: bad hyper-parameters lr=%g beta1=%g beta2=%g eps=%g (need lr, eps >= 0 and "
+                   "betas in [0, 1))",
+                   op, (double)hy->lr, (double)hy->beta1, (double)hy->beta2, (double)hy->eps);
+  return 0;
+}
+
+/* one Adam row: g = grad_scale*grad + wd*param, then dt_adam_update */
+static inline void adam_span(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                             int64_t n, const dt_adam_hyper *hy, float bc1, float bc2) {
+  const float gs = hy->grad_scale, wd = hy->weight_decay;
+  for (int64_t i = 0; i < n; i++) {
+    float gi = gs * g[i] + wd * p[i];
+    p[i] = dt_adam_update(p[i], gi, &m[i], &v[i], hy->lr, hy->beta1, hy->beta2, hy->eps, bc1, bc2);
+  }
+}
+
+/* elements per parallel chunk of dense Adam */
+enum { ADAM_CHUNK = 16384 };
+
+int dt_cpu_adam(dt_backend *be, float *param, const float *grad, float *m, float *v, int64_t n,
+                dt_adam_hyper hyper) {
+  DT_CPU_REQUIRE(n >= 0, "adam", "negative length %lld", (long long)n);
+  DT_CPU_REQUIRE(hyper.step >= 1, "adam", "step %lld < 1 (bias correction needs t >= 1)", (long long)hyper.step);
+  DT_TRY(check_hyper("adam", &hyper));
+  float bc1 = dt_adam_bias_correction(hyper.beta1, hyper.step);
+  float bc2 = dt_adam_bias_correction(hyper.beta2, hyper.step);
+  int64_t chunks = (n + ADAM_CHUNK - 1) / ADAM_CHUNK;
+  int nt = dt_cpu_threads_for(be, n * 8);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t ch = 0; ch < chunks; ch++) {
+    int64_t i0 = ch * ADAM_CHUNK, len = n - i0 < ADAM_CHUNK ? n - i0 : ADAM_CHUNK;
+    adam_span(param + i0, grad + i0, m + i0, v + i0, len, &hyper, bc1, bc2);
+  }
+  return 0;
+}
+
+int dt_cpu_adam_rows(dt_backend *be, float *table, float *m_table, float *v_table, int64_t *row_step,
+                     const int32_t *ids, const float *grads, int64_t m, int dim, dt_adam_hyper hyper) {
+  DT_CPU_REQUIRE(m >= 0 && dim >= 0, "adam_rows", "negative shape m=%lld dim=%d", (long long)m, dim);
+  DT_TRY(check_hyper("adam_rows", &hyper));
+  /* ids are unique, so rows (and their step counters) never collide */
+  int nt = dt_cpu_threads_for(be, m * dim * 8);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t k = 0; k < m; k++) {
+    int64_t row = ids[k];
+    int64_t t = ++row_step[row];
+    float bc1 = dt_adam_bias_correction(hyper.beta1, t);
+    float bc2 = dt_adam_bias_correction(hyper.beta2, t);
+    int64_t off = row * dim;
+    adam_span(table + off, grads + k * dim, m_table + off, v_table + off, dim, &hyper, bc1, bc2);
+  }
+  return 0;
+}
+
+int dt_cpu_adagrad_rows(dt_backend *be, float *table, float *acc, const int32_t *ids, const float *grads, int64_t m,
+                        int dim, dt_adam_hyper hyper) {
+  DT_CPU_REQUIRE(m >= 0 && dim > 0, "adagrad_rows", "bad shape m=%lld dim=%d", (long long)m, dim);
+  DT_TRY(check_hyper("adagrad_rows", &hyper));
+  const float gs = hyper.grad_scale, wd = hyper.weight_decay;
+  int nt = dt_cpu_threads_for(be, m * dim * 4);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t k = 0; k < m; k++) {
+    float *restrict w = table + (int64_t)ids[k] * dim;
+    const float *restrict g = grads + k * dim;
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int j = 0; j < dim; j++) {
+      float gj = gs * g[j] + wd * w[j];
+      ss += gj * gj;
+    }
+    float a = acc[ids[k]] + ss / (float)dim;
+    acc[ids[k]] = a;
+    float step = hyper.lr / (sqrtf(a) + hyper.eps);
+    /* g is recomputed from the row before the row changes */
+    for (int j = 0; j < dim; j++) w[j] -= step * (gs * g[j] + wd * w[j]);
+  }
+  return 0;
+}

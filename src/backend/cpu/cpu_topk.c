@@ -1,0 +1,89 @@
+/* Top-k per row by a bounded heap: O(cols log k) per row, one pass over the
+ * scores, rows in parallel. */
+#include <math.h>
+#include <omp.h>
+
+#include "backend/cpu/cpu_ops.h"
+
+typedef struct {
+  float val;
+  int32_t col;
+} topk_entry;
+
+/* Whether a ranks above b: higher value, ties to the lower column. */
+static inline int ranks_above(topk_entry a, topk_entry b) {
+  return a.val > b.val || (a.val == b.val && a.col < b.col);
+}
+
+/* Restores the heap (root = the entry ranking lowest) below position i. */
+static void sift_down(topk_entry *h, int size, int i) {
+  topk_entry e = h[i];
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= size) break;
+    if (c + 1 < size && ranks_above(h[c], h[c + 1])) c++;
+    if (!ranks_above(e, h[c])) break;
+    h[i] = h[c];
+    i = c;
+  }
+  h[i] = e;
+}
+
+static void sift_up(topk_entry *h, int i) {
+  topk_entry e = h[i];
+  while (i > 0) {
+    int parent = (i - 1) / 2;
+    if (!ranks_above(h[parent], e)) break;
+    h[i] = h[parent];
+    i = parent;
+  }
+  h[i] = e;
+}
+
+/* One row into idx/val (k slots): heap of the best k seen so far. `h` has
+ * room for k entries. */
+static void topk_row(const float *restrict s, int64_t cols, int k, topk_entry *h, int32_t *idx, float *val) {
+  int size = 0;
+  for (int64_t j = 0; j < cols; j++) {
+    float x = s[j];
+    /* -INFINITY is "excluded"; NaN has no rank, so it is never returned either */
+    if (!(x > -INFINITY)) continue;
+    topk_entry e = {x, (int32_t)j};
+    if (size < k) {
+      h[size] = e;
+      sift_up(h, size++);
+    } else if (ranks_above(e, h[0])) {
+      h[0] = e;
+      sift_down(h, size, 0);
+    }
+  }
+  /* pop lowest-ranked first, filling the output from the back */
+  for (int r = k - 1; r >= size; r--) {
+    idx[r] = -1;
+    val[r] = -INFINITY;
+  }
+  for (int r = size - 1; r >= 0; r--) {
+    idx[r] = h[0].col;
+    val[r] = h[0].val;
+    h[0] = h[r];
+    sift_down(h, r, 0);
+  }
+}
+
+int dt_cpu_topk(dt_backend *be, const float *scores, int64_t n, int64_t cols, int k, int32_t *idx_host,
+                float *val_host) {
+  DT_CPU_REQUIRE(n >= 0 && cols >= 0 && k >= 1, "topk", "bad shape n=%lld cols=%lld k=%d", (long long)n,
+                 (long long)cols, k);
+  DT_CPU_REQUIRE(cols <= INT32_MAX, "topk", "%lld columns exceed int32 column ids", (long long)cols);
+  DT_CPU_REQUIRE(idx_host && val_host, "topk", "idx_host and val_host are required");
+  int nt = dt_cpu_threads_for(be, n * cols);
+  topk_entry *heaps = dt_cpu_scratch(be, (size_t)nt * (size_t)k * sizeof(topk_entry), "topk");
+  if (!heaps) return DT_EXIT_RUNTIME;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    topk_entry *heap = heaps + (size_t)omp_get_thread_num() * (size_t)k;
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t i = 0; i < n; i++) topk_row(scores + i * cols, cols, k, heap, idx_host + i * k, val_host + i * k);
+  }
+  return 0;
+}
