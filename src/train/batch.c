@@ -54,6 +54,7 @@ void dt_context_features(int64_t ts, float out[5]) {
 }
 
 void dt_history_window(dt_history_mode mode, int L, int32_t pos, int32_t n_train, int32_t *lo, int32_t *hi) {
+  *lo = *hi = pos;
   switch (mode) {
     case DT_HISTORY_PREFIX:
       *lo = pos > L ? pos - L : 0;
@@ -361,8 +362,8 @@ int dt_batch_build_train(dt_batch_builder *bb, const dt_unit *units, int64_t n_u
       e = 0;
       for (int64_t k = 0; k < n_units; k++) {
         int32_t u = units[k].user, s0 = units[k].start, end = s0 + units[k].count;
-        int32_t w = s0 - bb->L > 0 ? bb->L * (s0 / bb->L) - bb->L : 0;
-        if (w < 0) w = 0;
+        int32_t w, unused;
+        dt_history_window(DT_HISTORY_CHUNK, bb->L, s0, 0, &w, &unused);
         bb->seqs[k] = (seq_t){u, w, end - 1, ds->user_ptr[u] + s0, 0};
         for (int32_t p = s0; p < end; p++, e++) {
           bb->ex_seq[e] = k;

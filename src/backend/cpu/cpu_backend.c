@@ -119,6 +119,7 @@ int dt_backend_cpu_create(int threads, dt_backend **out) {
   be->relu_dropout_bwd = dt_cpu_relu_dropout_bwd;
 
   be->gather_rows = dt_cpu_gather_rows;
+  be->scatter_add_rows = dt_cpu_scatter_add_rows;
   be->coalesce_rows = dt_cpu_coalesce_rows;
 
   be->gru_step_fwd = dt_cpu_gru_step_fwd;

@@ -62,6 +62,8 @@ int dt_cpu_relu_dropout_bwd(dt_backend *be, float *dy, const float *y, int64_t r
 
 /* embedding rows (cpu_rows.c) */
 int dt_cpu_gather_rows(dt_backend *be, float *out, const float *table, const int32_t *ids, int64_t n, int dim);
+int dt_cpu_scatter_add_rows(dt_backend *be, float *dst, int64_t dst_rows, const int32_t *ids, const float *src,
+                            int64_t n, int dim);
 int dt_cpu_coalesce_rows(dt_backend *be, const int32_t *ids, const float *grads, int64_t n, int dim, int32_t *uniq,
                          float *sums, int64_t *m_host);
 

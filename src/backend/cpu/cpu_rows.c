@@ -87,3 +87,19 @@ int dt_cpu_coalesce_rows(dt_backend *be, const int32_t *ids, const float *grads,
   *m_host = m;
   return 0;
 }
+
+int dt_cpu_scatter_add_rows(dt_backend *be, float *dst, int64_t dst_rows, const int32_t *ids, const float *src,
+                            int64_t n, int dim) {
+  DT_CPU_REQUIRE(n >= 0 && dim >= 0, "scatter_add_rows", "negative shape n=%lld dim=%d", (long long)n, dim);
+  /* in-range ids are unique (the spec), so rows never race */
+  int nt = dt_cpu_threads_for(be, n * dim);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t i = 0; i < n; i++) {
+    int64_t r = ids[i];
+    if (r < 0 || r >= dst_rows) continue;
+    float *restrict d = dst + r * dim;
+    const float *restrict s = src + i * dim;
+    for (int c = 0; c < dim; c++) d[c] += s[c];
+  }
+  return 0;
+}
