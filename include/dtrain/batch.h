@@ -45,9 +45,11 @@ int dt_batch_build_eval(dt_batch_builder *bb, const int32_t *users, const int32_
                         uint64_t eval_seed);
 
 /* An evaluation batch scoring each user against an explicit candidate list
- * (n x c item ids, host memory), e.g. a block of the catalogue. */
-int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const int32_t *pos, int64_t n,
-                              const int32_t *cands, int c);
+ * (n x c item ids, host memory), e.g. a block of the catalogue. ts (may be
+ * NULL) gives each example's moment; NULL takes the timestamp of the
+ * interaction at pos, so pos may equal the list length only with ts. */
+int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const int32_t *pos, const int64_t *ts,
+                              int64_t n, const int32_t *cands, int c);
 
 /* The batch last built (host ids in `host_cand` for callers that need them). */
 const dt_batch *dt_batch_get(const dt_batch_builder *bb);

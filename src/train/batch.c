@@ -232,16 +232,18 @@ static void pack_sequences(dt_batch_builder *bb, int64_t n_seq, int64_t n) {
   bb->batch.max_len = max_len;
 }
 
-/* ctx (and v3's user statistics) of example e: user u at position pos. */
-static void example_context(dt_batch_builder *bb, int64_t e, int32_t u, int32_t pos) {
+/* ctx (and v3's user statistics) of example e: user u at position pos, at
+ * time ts (< 0: the timestamp of the interaction at pos). */
+static void example_context(dt_batch_builder *bb, int64_t e, int32_t u, int32_t pos, int64_t ts) {
   const dt_dataset *ds = bb->ds;
   int64_t base = ds->user_ptr[u];
   int gate_in = bb->model->gate_in;
   float *c = bb->ctx + e * gate_in;
-  dt_context_features(ds->user_ts[base + pos], c);
+  if (ts < 0) ts = ds->user_ts[base + pos];
+  dt_context_features(ts, c);
   if (gate_in == 7) {
     int32_t n_hist = pos < bb->L ? pos : bb->L;
-    double gap_days = pos > 0 ? (double)(ds->user_ts[base + pos] - ds->user_ts[base + pos - 1]) / 86400.0 : 0.0;
+    double gap_days = pos > 0 ? (double)(ts - ds->user_ts[base + pos - 1]) / 86400.0 : 0.0;
     if (gap_days < 0) gap_days = 0;
     if (gap_days > 365) gap_days = 365;
     c[5] = (float)(log1p((double)n_hist) / log1p((double)bb->L));
@@ -346,7 +348,7 @@ int dt_batch_build_train(dt_batch_builder *bb, const dt_unit *units, int64_t n_u
       bb->row_key[e] = gid;
       bb->cand[e * c] = ds->user_items[gid];
       for (int j = 0; j < n_neg; j++) bb->cand[e * c + 1 + j] = draw_negative(ds, u, gid, j, neg_tries, seed, epoch);
-      example_context(bb, e, u, p);
+      example_context(bb, e, u, p, -1);
     }
   dt_batch *b = &bb->batch;
   b->n = n;
@@ -433,13 +435,13 @@ int dt_batch_build_eval(dt_batch_builder *bb, const int32_t *users, const int32_
       }
       bb->cand[e * c + 1 + j] = item;
     }
-    example_context(bb, e, u, pos[e]);
+    example_context(bb, e, u, pos[e], -1);
   }
   return finish_eval(bb, n, c);
 }
 
-int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const int32_t *pos, int64_t n,
-                              const int32_t *cands, int c) {
+int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const int32_t *pos, const int64_t *ts,
+                              int64_t n, const int32_t *cands, int c) {
   const dt_dataset *ds = bb->ds;
   reserve_host(bb, n, n * c, 0, n);
   for (int64_t e = 0; e < n; e++) {
@@ -447,7 +449,7 @@ int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const 
     bb->pos[e] = pos[e];
     bb->row_key[e] = ds->user_ptr[users[e]] + pos[e];
     memcpy(bb->cand + e * c, cands + e * c, (size_t)c * sizeof(int32_t));
-    example_context(bb, e, users[e], pos[e]);
+    example_context(bb, e, users[e], pos[e], ts ? ts[e] : -1);
   }
   return finish_eval(bb, n, c);
 }

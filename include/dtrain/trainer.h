@@ -1,0 +1,105 @@
+/* trainer.h: a training/evaluation session and the training loop.
+ *
+ * A session ties together what train, eval and recommend need on every
+ * rank: the configuration, the communicator, the backend, the prepared data
+ * set, the model with its tables placed (replicated or sharded) and the
+ * batch builder. The training loop walks epochs of the rank's shard
+ * (shard.h), takes one optimizer step per global batch (dt_train_step),
+ * evaluates on valid each epoch with early stopping, writes checkpoints
+ * (ckpt.h) and metrics.jsonl into the run directory, and finally evaluates
+ * the best model on test.
+ *
+ * Ownership: dt_session_open takes ownership of the config (it is freed by
+ * dt_session_close) and borrows the communicator.
+ */
+#ifndef DTRAIN_TRAINER_H
+#define DTRAIN_TRAINER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dtrain/batch.h"
+#include "dtrain/ckpt.h"
+#include "dtrain/comm.h"
+#include "dtrain/config.h"
+#include "dtrain/dataset.h"
+#include "dtrain/eval.h"
+#include "dtrain/model.h"
+
+/* Placement and exchange state of one embedding table. */
+typedef struct {
+  int present;
+  dt_placement placement;
+  dt_ckpt_table_comm comm_ids;
+  /* sharded lookups: the batch's unique global rows and their values */
+  int32_t *uniq;
+  int64_t n_uniq, uniq_cap;
+  float *rows_host;
+  float *d_cache;
+  int64_t cache_cap;
+  /* gradient exchange */
+  int32_t *d_uniq;
+  float *d_sums;
+  int64_t dsum_cap;
+  int32_t *h_ids;
+  float *h_rows;
+  int64_t h_cap;
+  dt_sparse_rows global; /* rows to apply on this rank (global ids) */
+  int32_t *d_upd_ids;
+  float *d_upd_rows;
+  int64_t upd_cap;
+} dt_table_sync;
+
+typedef struct {
+  dt_config cfg;
+  dt_comm *comm;
+  dt_backend *be;
+  dt_dataset ds;
+  dt_model *model;
+  dt_batch_builder *bb;
+  dt_table_sync tables[DT_MAX_TABLES];
+  char *run_dir;
+  /* step scratch (backend) */
+  float *d_dscores, *d_dalpha;
+  int64_t dscore_cap, dalpha_cap;
+  float *h_alpha;
+  int64_t h_alpha_cap;
+} dt_session;
+
+/* Opens a session: picks the backend (by local rank), prepares the data set
+ * when `prepare` (train) or requires it to exist (eval), creates the model
+ * and places its tables. Does not initialise parameters. COLLECTIVE. */
+int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare);
+void dt_session_close(dt_session *s);
+
+/* Sharded tables: fetches the rows the batch just built needs and rewrites
+ * its ids (dt_eval_ctx.prepare_batch uses this). COLLECTIVE. */
+int dt_session_prepare_batch(void *session);
+
+/* The evaluation context of a session. */
+void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx);
+
+typedef struct {
+  double loss, bpr, entropy, balance; /* global means (entropy: mean of -H(alpha)) */
+  double alpha[3];                    /* global batch mean of alpha */
+  double grad_norm, clip;             /* before clipping, and the factor used */
+  int64_t examples, pairs;            /* global */
+} dt_step_stats;
+
+/* One optimizer step on the global batch whose local part is `units`.
+ * COLLECTIVE. Returns DT_EXIT_RUNTIME (parameters untouched) when the loss
+ * or the gradient is not finite. */
+int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t epoch, int64_t global_step,
+                  double lr_dense, double lr_sparse, dt_step_stats *out);
+
+typedef struct {
+  int64_t max_steps;      /* 0 = train.max_steps */
+  const char *resume;     /* checkpoint to continue from, or NULL */
+  int64_t check_replicas; /* compare replicated tables every K steps (0 = comm.check_replicas) */
+  int skip_final_eval;    /* do not evaluate on test at the end */
+} dt_train_options;
+
+/* The whole training run. COLLECTIVE. */
+int dt_train_run(dt_session *s, const dt_train_options *opt);
+
+#endif

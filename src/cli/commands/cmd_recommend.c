@@ -1,0 +1,183 @@
+/* dtrain recommend: top-k items for users from a checkpoint, excluding the
+ * items each user already has. One process. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dtrain/batch.h"
+#include "dtrain/ckpt.h"
+#include "dtrain/cli.h"
+#include "dtrain/comm.h"
+#include "dtrain/error.h"
+#include "dtrain/log.h"
+#include "dtrain/trainer.h"
+
+static void usage(void) {
+  printf(
+      "usage: dtrain recommend --checkpoint FILE (--user ID | --users FILE) [-k N] [options]\n"
+      "\n"
+      "Prints the top-k items for each user (original ids, highest score first),\n"
+      "excluding the items the user already interacted with, scored as the next\n"
+      "interaction after the user's whole history at the moment --time (default now).\n"
+      "\n"
+      "  --checkpoint FILE     the HDF5 checkpoint (required)\n"
+      "  --user ID             one user (original id)\n"
+      "  --users FILE          a file with one user id per line ('-' = stdin)\n"
+      "  -k, --top N           items per user (default 10)\n"
+      "  --time UNIX_SECONDS   the moment of the recommendation (temporal context)\n"
+      "  --json                one JSON object per user instead of text lines\n" DT_CLI_COMMON_HELP
+      "\nexit codes: 0 ok, 2 usage/config, 3 data (unknown user, bad checkpoint), 4 runtime\n");
+}
+
+typedef struct {
+  float score;
+  int32_t item;
+} scored;
+
+static int by_score_desc(const void *a, const void *b) {
+  const scored *x = a, *y = b;
+  if (x->score != y->score) return x->score > y->score ? -1 : 1;
+  return (x->item > y->item) - (x->item < y->item);
+}
+
+/* Scores every item for user u and prints the top k unseen ones. */
+static int recommend_one(dt_session *s, const char *uid, int k, int64_t when, int json) {
+  const dt_dataset *ds = &s->ds;
+  int64_t u = dt_dataset_find_user(ds, uid);
+  if (u < 0) return dt_fail(DT_EXIT_DATA, "recommend: unknown user '%s' (not in %s)", uid, s->cfg.data_output);
+  int32_t user = (int32_t)u;
+  int32_t pos = (int32_t)(ds->user_ptr[u + 1] - ds->user_ptr[u]);
+  const int64_t I = ds->n_items, block = 4096;
+  scored *all = dt_xmalloc((size_t)I * sizeof(scored));
+  int32_t *cand = dt_xmalloc((size_t)block * sizeof(int32_t));
+  float *host = dt_xmalloc((size_t)block * sizeof(float));
+  int rc = DT_OK;
+  for (int64_t lo = 0; lo < I && !rc; lo += block) {
+    int64_t cb = I - lo < block ? I - lo : block;
+    for (int64_t j = 0; j < cb; j++) cand[j] = (int32_t)(lo + j);
+    rc = dt_batch_build_candidates(s->bb, &user, &pos, &when, 1, cand, (int)cb);
+    if (!rc) rc = dt_session_prepare_batch(s);
+    const float *sc, *al;
+    if (!rc) rc = dt_model_forward(s->model, dt_batch_get(s->bb), &sc, &al);
+    if (!rc) rc = s->be->download(s->be, host, sc, (size_t)cb * sizeof(float));
+    for (int64_t j = 0; j < cb && !rc; j++) all[lo + j] = (scored){host[j], (int32_t)(lo + j)};
+  }
+  free(cand);
+  free(host);
+  if (rc) {
+    free(all);
+    return rc;
+  }
+  /* drop what the user already has */
+  char *seen = dt_xcalloc((size_t)I, 1);
+  for (int64_t p = ds->user_ptr[u]; p < ds->user_ptr[u + 1]; p++) seen[ds->user_items[p]] = 1;
+  int64_t n = 0;
+  for (int64_t i = 0; i < I; i++)
+    if (!seen[all[i].item]) all[n++] = all[i];
+  free(seen);
+  qsort(all, (size_t)n, sizeof(scored), by_score_desc);
+  int64_t top = n < k ? n : k;
+  if (json) {
+    printf("{\"user\": \"%s\", \"items\": [", uid);
+    for (int64_t j = 0; j < top; j++)
+      printf("%s{\"item\": \"%s\", \"score\": %.6g}", j ? ", " : "", ds->item_ids[all[j].item], (double)all[j].score);
+    printf("]}\n");
+  } else {
+    for (int64_t j = 0; j < top; j++)
+      printf("%s\t%lld\t%s\t%.6g\n", uid, (long long)j + 1, ds->item_ids[all[j].item], (double)all[j].score);
+  }
+  free(all);
+  return DT_OK;
+}
+
+int dt_cmd_recommend(int argc, char **argv) {
+  enum { OPT_CKPT = 2000, OPT_USER, OPT_USERS, OPT_TIME, OPT_JSON };
+  static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
+                                          {"checkpoint", required_argument, 0, OPT_CKPT},
+                                          {"user", required_argument, 0, OPT_USER},
+                                          {"users", required_argument, 0, OPT_USERS},
+                                          {"top", required_argument, 0, 'k'},
+                                          {"time", required_argument, 0, OPT_TIME},
+                                          {"json", no_argument, 0, OPT_JSON},
+                                          {0, 0, 0, 0}};
+  dt_cli_common common = {0};
+  const char *ckpt = NULL, *user = NULL, *users_file = NULL;
+  int k = 10, json = 0, rc = DT_OK, opt;
+  int64_t when = (int64_t)time(NULL);
+  optind = 0;
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, "c:k:", options, NULL)) != -1) {
+    if (dt_cli_common_option(opt, optarg, &common)) continue;
+    char *end = NULL;
+    switch (opt) {
+      case OPT_CKPT: ckpt = optarg; break;
+      case OPT_USER: user = optarg; break;
+      case OPT_USERS: users_file = optarg; break;
+      case OPT_JSON: json = 1; break;
+      case 'k':
+        k = (int)strtol(optarg, &end, 10);
+        if (!*optarg || *end || k <= 0) rc = dt_fail(DT_EXIT_USAGE, "recommend: -k needs a positive integer, got '%s'", optarg);
+        break;
+      case OPT_TIME:
+        when = strtoll(optarg, &end, 10);
+        if (!*optarg || *end) rc = dt_fail(DT_EXIT_USAGE, "recommend: --time needs unix seconds, got '%s'", optarg);
+        break;
+      case DT_OPT_HELP: usage(); dt_cli_common_free(&common); return DT_OK;
+      default: rc = dt_fail(DT_EXIT_USAGE, "recommend: unknown or incomplete option '%s' (see dtrain recommend --help)", argv[optind - 1]);
+    }
+    if (rc) goto out;
+  }
+  if ((rc = dt_cli_no_positionals(argc, argv, optind, "recommend")) != DT_OK) goto out;
+  if (!ckpt || (!user && !users_file) || (user && users_file)) {
+    rc = dt_fail(DT_EXIT_USAGE, "recommend: needs --checkpoint FILE and exactly one of --user ID / --users FILE");
+    goto out;
+  }
+  dt_cli_apply_logging(&common);
+  dt_comm *comm = NULL;
+  if ((rc = dt_comm_init(NULL, NULL, &comm)) != DT_OK) goto out;
+  if (dt_comm_size(comm) > 1) rc = dt_fail(DT_EXIT_USAGE, "recommend runs on one process; start it without mpirun");
+  char *stored = NULL;
+  dt_config cfg;
+  if (!rc) rc = dt_ckpt_read_meta(ckpt, &stored, NULL);
+  if (!rc) {
+    if (common.config_path) {
+      rc = dt_cli_build_config(&common, &cfg);
+    } else {
+      rc = dt_config_from_string(stored, ckpt, &cfg);
+      if (!rc) rc = dt_config_apply_sets(&cfg, common.sets, common.n_sets);
+    }
+  }
+  free(stored);
+  dt_session s;
+  memset(&s, 0, sizeof s);
+  dt_ckpt_state st;
+  if (!rc) rc = dt_session_open(&s, &cfg, comm, 0);
+  if (!rc) rc = dt_ckpt_load(ckpt, s.model, &st);
+  if (!rc) rc = dt_dataset_load_ids(&s.ds);
+  if (!rc) rc = dt_model_build_item_cache(s.model);
+  if (!rc && user) rc = recommend_one(&s, user, k, when, json);
+  if (!rc && users_file) {
+    FILE *f = strcmp(users_file, "-") ? fopen(users_file, "r") : stdin;
+    if (!f) rc = dt_fail(DT_EXIT_DATA, "recommend: cannot open %s: %s", users_file, strerror(errno));
+    char line[4096];
+    long lineno = 0;
+    while (!rc && f && fgets(line, sizeof line, f)) {
+      lineno++;
+      size_t n = strcspn(line, "\r\n");
+      line[n] = '\0';
+      if (n == 0) continue;
+      rc = recommend_one(&s, line, k, when, json);
+      if (rc) dt_fail_context(rc, "%s line %ld", users_file, lineno);
+    }
+    if (f && f != stdin) fclose(f);
+  }
+  dt_session_close(&s);
+  int frc = dt_comm_finalize(comm);
+  if (!rc) rc = frc;
+out:
+  dt_cli_common_free(&common);
+  return rc;
+}

@@ -1,0 +1,168 @@
+/* step.c: one optimizer step on a global batch (MODEL.md "Loss" and
+ * "Optimisation"), with the data-parallel exchanges:
+ *
+ *   build batch -> (sharded lookups) -> forward -> alpha statistics of the
+ *   global batch (all-reduce) -> BPR + gate regularisers -> backward ->
+ *   dense all-reduce -> sparse rows coalesced, exchanged (replicated:
+ *   all-gather; sharded: to owners) -> global gradient norm -> clip ->
+ *   Adam (dense) and lazy Adam / row-wise Adagrad (tables).
+ *
+ * Every rank runs the same collectives in the same order, with an empty
+ * local batch when its lanes ran out. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/error.h"
+#include "dtrain/log.h"
+#include "dtrain/optim.h"
+#include "dtrain/trainer.h"
+
+static int grow_dev(dt_backend *be, void **p, int64_t *cap, int64_t need, size_t elem) {
+  if (need <= *cap && *p) return DT_OK;
+  if (*p) be->free(be, *p);
+  *p = NULL;
+  *cap = need + need / 4 + 16;
+  return dt_backend_alloc(be, (size_t)*cap * elem, p);
+}
+
+/* Coalesces table t's gradient rows locally, maps them to global ids and
+ * exchanges them; ts->global holds the rows this rank applies. Adds the
+ * rows' squared norm to *sumsq_replicated (identical on every rank) or
+ * *sumsq_sharded (this rank's owned rows only). */
+static int exchange_table(dt_session *s, int t, double *sumsq_replicated, double *sumsq_sharded) {
+  dt_backend *be = s->be;
+  dt_table *tb = &s->model->tables[t];
+  dt_table_sync *ts = &s->tables[t];
+  const int dim = tb->dim;
+  int64_t n = tb->grad_n, m = 0;
+  if (n > ts->dsum_cap || !ts->d_uniq) {
+    int64_t cap = ts->dsum_cap;
+    DT_TRY(grow_dev(be, (void **)&ts->d_uniq, &cap, n, sizeof(int32_t)));
+    DT_TRY(grow_dev(be, (void **)&ts->d_sums, &ts->dsum_cap, n, (size_t)dim * sizeof(float)));
+    if (cap > ts->dsum_cap) ts->dsum_cap = cap;
+  }
+  if (n > 0) DT_TRY(be->coalesce_rows(be, tb->grad_ids, tb->grad_rows, n, dim, ts->d_uniq, ts->d_sums, &m));
+  if (m > ts->h_cap) {
+    ts->h_cap = m + m / 4 + 16;
+    ts->h_ids = dt_xrealloc(ts->h_ids, (size_t)ts->h_cap * sizeof(int32_t));
+    ts->h_rows = dt_xrealloc(ts->h_rows, (size_t)(ts->h_cap * dim) * sizeof(float));
+  }
+  if (m > 0) {
+    DT_TRY(be->download(be, ts->h_ids, ts->d_uniq, (size_t)m * sizeof(int32_t)));
+    DT_TRY(be->download(be, ts->h_rows, ts->d_sums, (size_t)(m * dim) * sizeof(float)));
+  }
+  if (ts->placement == DT_PLACEMENT_SHARDED) {
+    /* view positions -> global ids (ascending: the view is sorted) */
+    for (int64_t k = 0; k < m; k++) ts->h_ids[k] = ts->uniq[ts->h_ids[k]];
+    DT_TRY(dt_comm_sharded_exchange(s->comm, ts->comm_ids.rows_id, ts->h_ids, ts->h_rows, m, &ts->global));
+  } else {
+    DT_TRY(dt_comm_replicated_exchange(s->comm, ts->comm_ids.rows_id, ts->h_ids, ts->h_rows, m, &ts->global));
+  }
+  double ss = 0;
+  for (int64_t k = 0; k < ts->global.n * dim; k++) ss += (double)ts->global.rows[k] * ts->global.rows[k];
+  if (ts->placement == DT_PLACEMENT_SHARDED)
+    *sumsq_sharded += ss;
+  else
+    *sumsq_replicated += ss;
+  return DT_OK;
+}
+
+/* Applies this rank's rows of table t (after the exchange). */
+static int apply_table(dt_session *s, int t, double lr, double scale) {
+  dt_backend *be = s->be;
+  dt_table *tb = &s->model->tables[t];
+  dt_table_sync *ts = &s->tables[t];
+  int64_t r = ts->global.n;
+  if (r == 0) return DT_OK;
+  if (r > ts->upd_cap || !ts->d_upd_ids) {
+    int64_t cap = ts->upd_cap;
+    DT_TRY(grow_dev(be, (void **)&ts->d_upd_ids, &cap, r, sizeof(int32_t)));
+    DT_TRY(grow_dev(be, (void **)&ts->d_upd_rows, &ts->upd_cap, r, (size_t)tb->dim * sizeof(float)));
+    if (cap > ts->upd_cap) ts->upd_cap = cap;
+  }
+  /* global ids -> rows of this rank's storage */
+  if (tb->row_lo != 0)
+    for (int64_t k = 0; k < r; k++) ts->global.ids[k] -= (int32_t)tb->row_lo;
+  DT_TRY(be->upload(be, ts->d_upd_ids, ts->global.ids, (size_t)r * sizeof(int32_t)));
+  DT_TRY(be->upload(be, ts->d_upd_rows, ts->global.rows, (size_t)(r * tb->dim) * sizeof(float)));
+  return dt_optim_table_step(s->model, t, ts->d_upd_ids, ts->d_upd_rows, r, lr, scale);
+}
+
+int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t epoch, int64_t global_step,
+                  double lr_dense, double lr_sparse, dt_step_stats *out) {
+  const dt_config *cfg = &s->cfg;
+  dt_backend *be = s->be;
+  dt_model *m = s->model;
+  memset(out, 0, sizeof *out);
+
+  DT_TRY(dt_batch_build_train(s->bb, units, n_units, epoch, (uint32_t)global_step, (uint64_t)cfg->run_seed,
+                              (int)cfg->train_n_neg, (int)cfg->train_neg_tries));
+  const dt_batch *b = dt_batch_get(s->bb);
+  DT_TRY(dt_session_prepare_batch(s));
+  const float *scores, *alpha;
+  DT_TRY(dt_model_forward(m, b, &scores, &alpha));
+
+  /* statistics of the global batch: alpha column sums, examples, pairs */
+  const int64_t n = b->n;
+  if (n * 3 > s->h_alpha_cap) {
+    s->h_alpha_cap = n * 3 + 64;
+    s->h_alpha = dt_xrealloc(s->h_alpha, (size_t)s->h_alpha_cap * sizeof(float));
+  }
+  if (n > 0) DT_TRY(be->download(be, s->h_alpha, alpha, (size_t)(n * 3) * sizeof(float)));
+  double stats[5] = {0, 0, 0, (double)n, (double)(n * (b->c - 1))};
+  for (int64_t i = 0; i < n; i++)
+    for (int k = 0; k < 3; k++) stats[k] += s->h_alpha[i * 3 + k];
+  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, stats, 5));
+  const double n_global = stats[3], pairs_global = stats[4];
+  out->examples = (int64_t)n_global;
+  out->pairs = (int64_t)pairs_global;
+  if (n_global <= 0) return DT_OK; /* an empty global batch: nothing to learn from */
+  float mean[3];
+  for (int k = 0; k < 3; k++) {
+    out->alpha[k] = stats[k] / n_global;
+    mean[k] = (float)out->alpha[k];
+  }
+
+  /* loss and its gradients w.r.t. scores and alpha */
+  DT_TRY(grow_dev(be, (void **)&s->d_dscores, &s->dscore_cap, b->nc > 0 ? b->nc : 1, sizeof(float)));
+  DT_TRY(grow_dev(be, (void **)&s->d_dalpha, &s->dalpha_cap, n > 0 ? n * 3 : 3, sizeof(float)));
+  double parts[2] = {0, 0}; /* BPR sum, sum of alpha log alpha */
+  if (n > 0) {
+    DT_TRY(be->bpr(be, scores, n, b->c, (float)(1.0 / pairs_global), s->d_dscores, &parts[0]));
+    DT_TRY(be->zero(be, s->d_dalpha, (size_t)(n * 3) * sizeof(float)));
+    DT_TRY(be->gate_reg(be, alpha, n, (float)cfg->model_lambda_ent, (float)cfg->model_lambda_bal, mean,
+                        (int64_t)n_global, s->d_dalpha, &parts[1]));
+  }
+  DT_TRY(dt_model_zero_grad(m));
+  DT_TRY(dt_model_backward(m, b, s->d_dscores, m->use_gate ? s->d_dalpha : NULL));
+  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, parts, 2));
+  out->bpr = parts[0] / pairs_global;
+  out->entropy = parts[1] / n_global;
+  out->balance = 0;
+  for (int k = 0; k < 3; k++) out->balance += (out->alpha[k] - 1.0 / 3.0) * (out->alpha[k] - 1.0 / 3.0);
+  out->loss = out->bpr + cfg->model_lambda_ent * out->entropy + cfg->model_lambda_bal * out->balance;
+
+  /* gradients of the global batch: every loss term is already divided by
+   * the global counts, so the all-reduce sums */
+  DT_TRY(dt_comm_dense_allreduce(s->comm, m->g, m->n_dense, 0));
+  double ss_rep = 0, ss_shard = 0;
+  for (int t = 0; t < DT_MAX_TABLES; t++)
+    if (s->tables[t].present) DT_TRY(exchange_table(s, t, &ss_rep, &ss_shard));
+  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, &ss_shard, 1));
+  double ss_dense = 0;
+  DT_TRY(be->sumsq(be, m->g, m->n_dense, &ss_dense));
+  out->grad_norm = sqrt(ss_dense + ss_rep + ss_shard);
+  if (!isfinite(out->loss) || !isfinite(out->grad_norm))
+    return dt_fail(DT_EXIT_RUNTIME,
+                   "non-finite %s at epoch %lld, step %lld (loss %g, gradient norm %g); parameters were not updated. "
+                   "Lower train.lr / optim.sparse_lr or check the data",
+                   !isfinite(out->loss) ? "loss" : "gradient", (long long)epoch, (long long)global_step, out->loss,
+                   out->grad_norm);
+  out->clip = dt_clip_factor(out->grad_norm, cfg->optim_clip_norm);
+
+  DT_TRY(dt_optim_dense_step(m, lr_dense, out->clip));
+  for (int t = 0; t < DT_MAX_TABLES; t++)
+    if (s->tables[t].present) DT_TRY(apply_table(s, t, lr_sparse, out->clip));
+  return DT_OK;
+}
