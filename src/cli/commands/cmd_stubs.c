@@ -3,6 +3,5 @@
 #include "dtrain/error.h"
 
 int dt_cmd_train(int argc, char **argv) { return dt_fail(DT_EXIT_USAGE, "train: not built yet"); }
-int dt_cmd_prep(int argc, char **argv) { return dt_fail(DT_EXIT_USAGE, "prep: not built yet"); }
 int dt_cmd_eval(int argc, char **argv) { return dt_fail(DT_EXIT_USAGE, "eval: not built yet"); }
 int dt_cmd_recommend(int argc, char **argv) { return dt_fail(DT_EXIT_USAGE, "recommend: not built yet"); }
