@@ -24,12 +24,29 @@
  *                                  chunks of L per user (MODEL.md "chunk" history)
  *   /tfidf/indptr int64 [n_items+1], /tfidf/indices int32, /tfidf/data float32,
  *   /tfidf/vocab string [vocab_size]
- *   root attributes: format_version (int), prep_config (JSON string), source
- *   checksums (JSON string: file, size, crc32), summary (JSON string: the prep
- *   summary), history_len (int), split (string).
+ *   root attributes: format_version (int), prep_config (JSON string: the
+ *   data.* keys that shape the result, see prep.h), sources (JSON string: a
+ *   list of {role, path, size, crc32} for each input file), summary (JSON
+ *   string: the prep summary), history_len (int), split (string).
+ *
+ * Details fixed by format version 1:
+ *   - Strings are fixed-length HDF5 strings (NUL-terminated, padded to the
+ *     longest); ids are byte strings as read (UTF-8 in Amazon data).
+ *   - Held-out rows dropped by the temporal split (users with no train row)
+ *     are not stored: such a user keeps its id and index but has an empty
+ *     list. So n_interactions (the lists, = train + valid + test) can be
+ *     smaller than summary.n_interactions (after k-core, before the drop).
+ *   - /train_chunks rows are ordered by user, then start; chunk c of user u
+ *     covers positions [cL, min(cL + L, n_train[u])).
+ *   - TF-IDF columns are the selected vocabulary terms in bytewise order
+ *     (the selection itself is by document frequency, MODEL.md step 7);
+ *     column indices within a row are ascending.
+ *   - All datasets are contiguous (no compression), so a rank's strided
+ *     hyperslab reads only its rows.
  *
  * Ownership: dt_dataset_load() allocates everything in the struct; release
- * with dt_dataset_free().
+ * with dt_dataset_free(). A struct filled by prep (prep.h) is released the
+ * same way.
  */
 #ifndef DTRAIN_DATASET_H
 #define DTRAIN_DATASET_H
@@ -65,8 +82,9 @@ typedef struct {
 } dt_split;
 
 typedef struct dt_dataset {
-  int64_t n_users, n_items, n_interactions;
+  int64_t n_users, n_items, n_interactions; /* n_interactions: rows in the lists (see above) */
   int history_len;           /* L */
+  char split[32];            /* "temporal" or "leave_one_out" */
   /* per-user ordered lists (all splits) */
   int64_t *user_ptr;         /* [n_users+1] */
   int32_t *user_items;       /* [n_interactions] */
@@ -83,9 +101,10 @@ typedef struct dt_dataset {
   int64_t *tfidf_indptr;     /* [n_items+1] */
   int32_t *tfidf_indices;    /* [nnz] */
   float *tfidf_values;       /* [nnz] */
-  /* original ids (loaded by dt_dataset_load_ids, NULL until then) */
+  /* original ids and TF-IDF terms (loaded by dt_dataset_load_ids, NULL until then) */
   char **user_ids;
   char **item_ids;
+  char **vocab;              /* [vocab_size], column order */
   dt_prep_summary summary;
   char *path;                /* file it was loaded from */
   char *prep_config_json;    /* the preparation config recorded in the file */
@@ -96,9 +115,18 @@ typedef struct dt_dataset {
  * ids). Refuses a truncated file or another format version with a message
  * (DT_EXIT_DATA). */
 int dt_dataset_load(const char *path, dt_dataset *ds);
-/* Loads the original string ids into ds->user_ids / ds->item_ids. */
+/* Loads the original string ids into ds->user_ids / ds->item_ids, and the
+ * TF-IDF terms into ds->vocab. */
 int dt_dataset_load_ids(dt_dataset *ds);
+/* Writes a prepared data set (all of the struct, ids and vocab included)
+ * to `path` atomically (a temporary file beside it, then rename), with the
+ * given preparation config and source checksums (JSON texts). Creates the
+ * directory. Fails with DT_EXIT_RUNTIME. */
+int dt_dataset_write(const char *path, const dt_dataset *ds, const char *prep_config_json, const char *sources_json);
 void dt_dataset_free(dt_dataset *ds);
+
+/* Reads only the prep summary recorded in a prepared file (no data). */
+int dt_dataset_read_summary(const char *path, dt_prep_summary *summary);
 
 /* Index of the user / item with this original id, or -1 (needs the ids). */
 int64_t dt_dataset_find_user(const dt_dataset *ds, const char *id);
@@ -112,7 +140,9 @@ int dt_dataset_user_has_train_item(const dt_dataset *ds, int32_t u, int32_t i);
 int dt_dataset_is_current(const char *path, const dt_config *cfg, char *why, int why_size);
 
 /* Makes sure cfg's prepared file is current, running prep when it is
- * missing or stale (what `train` calls first). */
+ * missing or stale (what `train` calls first). Only one process may call it
+ * for a given file (HDF5 locks a file being written): with MPI, rank 0
+ * calls it and the others wait at a barrier before opening the file. */
 int dt_dataset_ensure_prepared(const dt_config *cfg);
 
 #endif

@@ -1,0 +1,128 @@
+/* dataset_write.c: the prepared data set to HDF5, atomically (dataset.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data/h5io.h"
+#include "dtrain/dataset.h"
+#include "dtrain/error.h"
+#include "dtrain/fsutil.h"
+#include "dtrain/prep.h"
+
+static int write_split(hid_t f, const char *group, const dt_split *s, const char *path) {
+  char name[64];
+  snprintf(name, sizeof name, "/%s/user", group);
+  DT_TRY(dt_h5_write_i32(f, name, s->user, s->n, path));
+  snprintf(name, sizeof name, "/%s/pos", group);
+  DT_TRY(dt_h5_write_i32(f, name, s->pos, s->n, path));
+  snprintf(name, sizeof name, "/%s/item", group);
+  DT_TRY(dt_h5_write_i32(f, name, s->item, s->n, path));
+  snprintf(name, sizeof name, "/%s/ts", group);
+  DT_TRY(dt_h5_write_i64(f, name, s->ts, s->n, path));
+  return DT_OK;
+}
+
+/* Train positions cut into chunks of L per user (MODEL.md "chunk"). */
+static int write_chunks(hid_t f, const dt_dataset *ds, int64_t *n_chunks, const char *path) {
+  int64_t L = ds->history_len > 0 ? ds->history_len : 1, n = 0;
+  for (int64_t u = 0; u < ds->n_users; u++) n += (ds->user_n_train[u] + L - 1) / L;
+  size_t m = (size_t)(n ? n : 1);
+  int32_t *user = dt_xmalloc(m * sizeof(int32_t)), *start = dt_xmalloc(m * sizeof(int32_t)),
+          *count = dt_xmalloc(m * sizeof(int32_t));
+  int64_t c = 0;
+  for (int64_t u = 0; u < ds->n_users; u++)
+    for (int64_t s = 0; s < ds->user_n_train[u]; s += L) {
+      user[c] = (int32_t)u;
+      start[c] = (int32_t)s;
+      count[c] = (int32_t)(ds->user_n_train[u] - s < L ? ds->user_n_train[u] - s : L);
+      c++;
+    }
+  int rc = dt_h5_write_i32(f, "/train_chunks/user", user, n, path);
+  if (rc == DT_OK) rc = dt_h5_write_i32(f, "/train_chunks/start", start, n, path);
+  if (rc == DT_OK) rc = dt_h5_write_i32(f, "/train_chunks/count", count, n, path);
+  free(user);
+  free(start);
+  free(count);
+  *n_chunks = n;
+  return rc;
+}
+
+static int write_all(hid_t f, const dt_dataset *ds, const char *prep_config_json, const char *sources_json,
+                     const char *path) {
+  DT_TRY(dt_h5_write_i64(f, "/users/ptr", ds->user_ptr, ds->n_users + 1, path));
+  DT_TRY(dt_h5_write_i32(f, "/users/items", ds->user_items, ds->n_interactions, path));
+  DT_TRY(dt_h5_write_i64(f, "/users/ts", ds->user_ts, ds->n_interactions, path));
+  DT_TRY(dt_h5_write_i32(f, "/users/n_train", ds->user_n_train, ds->n_users, path));
+  DT_TRY(dt_h5_write_i32(f, "/users/n_valid", ds->user_n_valid, ds->n_users, path));
+  DT_TRY(dt_h5_write_strings(f, "/users/ids", ds->user_ids, ds->n_users, path));
+  DT_TRY(dt_h5_write_strings(f, "/items/ids", ds->item_ids, ds->n_items, path));
+  DT_TRY(write_split(f, "train", &ds->train, path));
+  DT_TRY(write_split(f, "valid", &ds->valid, path));
+  DT_TRY(write_split(f, "test", &ds->test, path));
+  dt_prep_summary summary = ds->summary;
+  DT_TRY(write_chunks(f, ds, &summary.n_chunks, path));
+  int64_t nnz = ds->tfidf_indptr[ds->n_items];
+  DT_TRY(dt_h5_write_i64(f, "/tfidf/indptr", ds->tfidf_indptr, ds->n_items + 1, path));
+  DT_TRY(dt_h5_write_i32(f, "/tfidf/indices", ds->tfidf_indices, nnz, path));
+  DT_TRY(dt_h5_write_f32(f, "/tfidf/data", ds->tfidf_values, nnz, path));
+  DT_TRY(dt_h5_write_strings(f, "/tfidf/vocab", ds->vocab, ds->vocab_size, path));
+  char *summary_json = dt_prep_summary_json(&summary);
+  int rc = dt_h5_write_attr_str(f, "summary", summary_json, path);
+  free(summary_json);
+  DT_TRY(rc);
+  DT_TRY(dt_h5_write_attr_str(f, "prep_config", prep_config_json ? prep_config_json : "{}", path));
+  DT_TRY(dt_h5_write_attr_str(f, "sources", sources_json ? sources_json : "[]", path));
+  DT_TRY(dt_h5_write_attr_int(f, "history_len", ds->history_len, path));
+  DT_TRY(dt_h5_write_attr_str(f, "split", ds->split[0] ? ds->split : "temporal", path));
+  /* last: a file without it is never taken for a complete one */
+  DT_TRY(dt_h5_write_attr_int(f, "format_version", DT_DATASET_FORMAT_VERSION, path));
+  return DT_OK;
+}
+
+static int fsync_path(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return dt_fail(DT_EXIT_RUNTIME, "cannot reopen %s to sync it: %s", path, strerror(errno));
+  int ok = fsync(fd) == 0;
+  int saved = errno;
+  close(fd);
+  if (!ok) return dt_fail(DT_EXIT_RUNTIME, "cannot fsync %s: %s", path, strerror(saved));
+  return DT_OK;
+}
+
+int dt_dataset_write(const char *path, const dt_dataset *ds, const char *prep_config_json, const char *sources_json) {
+  dt_h5_quiet();
+  char *dir = dt_path_dirname(path);
+  int rc = dt_mkdir_p(dir);
+  free(dir);
+  DT_TRY(rc);
+  size_t n = strlen(path) + 32;
+  char *tmp = dt_xmalloc(n);
+  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) {
+    const char *detail = dt_h5_last_error();
+    rc = dt_fail(DT_EXIT_RUNTIME, "cannot create %s (HDF5: %s): check that the directory is writable and that no "
+                 "other process holds the file open",
+                 tmp, detail);
+    free(tmp);
+    return rc;
+  }
+  rc = write_all(f, ds, prep_config_json, sources_json, tmp);
+  if (H5Fclose(f) < 0 && rc == DT_OK) {
+    const char *detail = dt_h5_last_error();
+    rc = dt_fail(DT_EXIT_RUNTIME, "cannot finish writing %s (HDF5: %s): disk full?", tmp, detail);
+  }
+  if (rc == DT_OK) rc = fsync_path(tmp);
+  if (rc == DT_OK && rename(tmp, path) != 0)
+    rc = dt_fail(DT_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+  if (rc != DT_OK) {
+    unlink(tmp);
+    free(tmp);
+    return dt_fail_context(rc, "writing the prepared data set %s", path);
+  }
+  free(tmp);
+  return dt_fsync_parent_dir(path);
+}

@@ -1,0 +1,285 @@
+/* h5io.c: checked HDF5 I/O helpers (h5io.h). */
+#include "data/h5io.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dtrain/error.h"
+
+void dt_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static char g_h5_msg[512];
+
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
+  (void)data;
+  /* walked upward: n = 0 is the innermost call, where the error was found */
+  if (n == 0 && e->desc) snprintf(g_h5_msg, sizeof g_h5_msg, "%s", e->desc);
+  return 0;
+}
+
+const char *dt_h5_last_error(void) {
+  g_h5_msg[0] = '\0';
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, NULL);
+  return g_h5_msg;
+}
+
+/* Callers capture HDF5's message (dt_h5_last_error) right after the failing
+ * call: any later HDF5 call, even a close, clears the error stack. */
+static int h5_fail(int code, const char *path, const char *what, const char *name) {
+  const char *detail = g_h5_msg;
+  return dt_fail(code, "%s: cannot %s %s%s%s%s", path, what, name, detail[0] ? " (HDF5: " : "", detail,
+                 detail[0] ? ")" : "");
+}
+
+int dt_h5_open_prepared(const char *path, int version, hid_t *file) {
+  dt_h5_quiet();
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return dt_fail(DT_EXIT_DATA, "prepared data set %s does not exist: run `dtrain prep` with the same config first",
+                   path);
+  htri_t is = H5Fis_hdf5(path);
+  if (is <= 0)
+    return dt_fail(DT_EXIT_DATA,
+                   "%s is not an HDF5 file (or is truncated before its header): re-run `dtrain prep --force`", path);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) {
+    const char *detail = dt_h5_last_error();
+    return dt_fail(DT_EXIT_DATA,
+                   "cannot open the prepared data set %s: it is truncated or damaged (HDF5: %s); re-run `dtrain prep "
+                   "--force` to rebuild it",
+                   path, detail[0] ? detail : "open failed");
+  }
+  int64_t v = -1;
+  if (!H5Aexists(f, "format_version") || dt_h5_read_attr_int(f, "format_version", &v, path) != DT_OK) {
+    H5Fclose(f);
+    return dt_fail(DT_EXIT_DATA, "%s is not a dtrain prepared data set (no format_version attribute)", path);
+  }
+  if (v != version) {
+    H5Fclose(f);
+    return dt_fail(DT_EXIT_DATA,
+                   "%s has prepared-data format version %lld, this dtrain reads version %d: re-run `dtrain prep "
+                   "--force` to rebuild it",
+                   path, (long long)v, version);
+  }
+  *file = f;
+  return DT_OK;
+}
+
+/* ---- writing ---- */
+
+/* Creates the groups on the way to `name` ("/a/b/c" creates /a and /a/b). */
+static int ensure_groups(hid_t loc, const char *name, const char *path) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", name);
+  for (char *s = buf + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    htri_t ex = H5Lexists(loc, buf, H5P_DEFAULT);
+    if (ex < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_RUNTIME, path, "look up group", buf);
+    if (!ex) {
+      hid_t g = H5Gcreate2(loc, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      if (g < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_RUNTIME, path, "create group", buf);
+      H5Gclose(g);
+    }
+    *s = '/';
+  }
+  return DT_OK;
+}
+
+int dt_h5_write_array(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, const void *data, int64_t n,
+                      const char *path) {
+  DT_TRY(ensure_groups(loc, name, path));
+  hsize_t dims[1] = {(hsize_t)n};
+  hid_t space = H5Screate_simple(1, dims, NULL);
+  if (space < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_RUNTIME, path, "create a dataspace for", name);
+  hid_t ds = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (ds < 0) {
+    dt_h5_last_error();
+    H5Sclose(space);
+    return h5_fail(DT_EXIT_RUNTIME, path, "create dataset", name);
+  }
+  herr_t st = n > 0 ? H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0;
+  if (st < 0) dt_h5_last_error();
+  H5Dclose(ds);
+  H5Sclose(space);
+  if (st < 0) return h5_fail(DT_EXIT_RUNTIME, path, "write dataset", name);
+  return DT_OK;
+}
+
+int dt_h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n, const char *path) {
+  return dt_h5_write_array(loc, name, H5T_NATIVE_INT32, H5T_STD_I32LE, data, n, path);
+}
+int dt_h5_write_i64(hid_t loc, const char *name, const int64_t *data, int64_t n, const char *path) {
+  return dt_h5_write_array(loc, name, H5T_NATIVE_INT64, H5T_STD_I64LE, data, n, path);
+}
+int dt_h5_write_f32(hid_t loc, const char *name, const float *data, int64_t n, const char *path) {
+  return dt_h5_write_array(loc, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, data, n, path);
+}
+
+static hid_t fixed_string_type(size_t size) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0) return t;
+  if (H5Tset_size(t, size) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0) {
+    H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+int dt_h5_write_strings(hid_t loc, const char *name, char *const *s, int64_t n, const char *path) {
+  size_t width = 1;
+  for (int64_t i = 0; i < n; i++) {
+    size_t l = strlen(s[i]) + 1;
+    if (l > width) width = l;
+  }
+  char *buf = dt_xcalloc((size_t)(n ? n : 1), width);
+  for (int64_t i = 0; i < n; i++) memcpy(buf + (size_t)i * width, s[i], strlen(s[i]));
+  hid_t t = fixed_string_type(width);
+  if (t < 0) {
+    dt_h5_last_error();
+    free(buf);
+    return h5_fail(DT_EXIT_RUNTIME, path, "make a string type for", name);
+  }
+  int rc = dt_h5_write_array(loc, name, t, t, buf, n, path);
+  H5Tclose(t);
+  free(buf);
+  return rc;
+}
+
+int dt_h5_write_attr_int(hid_t loc, const char *name, int64_t v, const char *path) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t a = space < 0 ? -1 : H5Acreate2(loc, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t st = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_INT64, &v);
+  if (st < 0) dt_h5_last_error();
+  if (a >= 0) H5Aclose(a);
+  if (space >= 0) H5Sclose(space);
+  if (st < 0) return h5_fail(DT_EXIT_RUNTIME, path, "write attribute", name);
+  return DT_OK;
+}
+
+int dt_h5_write_attr_str(hid_t loc, const char *name, const char *v, const char *path) {
+  size_t len = strlen(v);
+  hid_t t = fixed_string_type(len + 1);
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t a = t < 0 || space < 0 ? -1 : H5Acreate2(loc, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t st = a < 0 ? -1 : H5Awrite(a, t, v);
+  if (st < 0) dt_h5_last_error();
+  if (a >= 0) H5Aclose(a);
+  if (space >= 0) H5Sclose(space);
+  if (t >= 0) H5Tclose(t);
+  if (st < 0) return h5_fail(DT_EXIT_RUNTIME, path, "write attribute", name);
+  return DT_OK;
+}
+
+/* ---- reading ---- */
+
+int dt_h5_length(hid_t file, const char *name, int64_t *n, const char *path) {
+  hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+  if (ds < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_DATA, path, "open dataset", name);
+  hid_t space = H5Dget_space(ds);
+  int rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+  hsize_t dims[1] = {0};
+  if (rank == 1) H5Sget_simple_extent_dims(space, dims, NULL);
+  if (space >= 0) H5Sclose(space);
+  H5Dclose(ds);
+  if (rank != 1) return dt_fail(DT_EXIT_DATA, "%s: dataset %s is not one-dimensional (a damaged file?)", path, name);
+  *n = (int64_t)dims[0];
+  return DT_OK;
+}
+
+int dt_h5_read_array(hid_t file, const char *name, hid_t mem_type, size_t elem, int64_t expect, void **out,
+                     int64_t *n_out, const char *path) {
+  int64_t n = 0;
+  DT_TRY(dt_h5_length(file, name, &n, path));
+  if (expect >= 0 && n != expect)
+    return dt_fail(DT_EXIT_DATA, "%s: dataset %s has %lld elements, expected %lld (a damaged or inconsistent file: "
+                   "re-run `dtrain prep --force`)",
+                   path, name, (long long)n, (long long)expect);
+  void *buf = dt_xmalloc((size_t)(n ? n : 1) * elem);
+  if (n > 0) {
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    herr_t st = ds < 0 ? -1 : H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    if (st < 0) dt_h5_last_error();
+    if (ds >= 0) H5Dclose(ds);
+    if (st < 0) {
+      free(buf);
+      return h5_fail(DT_EXIT_DATA, path, "read dataset", name);
+    }
+  }
+  *out = buf;
+  if (n_out) *n_out = n;
+  return DT_OK;
+}
+
+int dt_h5_read_strings(hid_t file, const char *name, int64_t expect, char ***out, const char *path) {
+  int64_t n = 0;
+  DT_TRY(dt_h5_length(file, name, &n, path));
+  if (expect >= 0 && n != expect)
+    return dt_fail(DT_EXIT_DATA, "%s: dataset %s has %lld strings, expected %lld", path, name, (long long)n,
+                   (long long)expect);
+  hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+  if (ds < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_DATA, path, "open dataset", name);
+  hid_t ft = H5Dget_type(ds);
+  size_t width = ft < 0 || H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0 ? 0 : H5Tget_size(ft);
+  if (ft >= 0) H5Tclose(ft);
+  if (width == 0) {
+    H5Dclose(ds);
+    return dt_fail(DT_EXIT_DATA, "%s: dataset %s is not a fixed-length string array", path, name);
+  }
+  hid_t mt = fixed_string_type(width);
+  char *buf = dt_xmalloc((size_t)(n ? n : 1) * width);
+  herr_t st = n > 0 && mt >= 0 ? H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : (mt < 0 ? -1 : 0);
+  if (st < 0) dt_h5_last_error();
+  if (mt >= 0) H5Tclose(mt);
+  H5Dclose(ds);
+  if (st < 0) {
+    free(buf);
+    return h5_fail(DT_EXIT_DATA, path, "read dataset", name);
+  }
+  char **s = dt_xmalloc((size_t)(n ? n : 1) * sizeof(char *));
+  for (int64_t i = 0; i < n; i++) {
+    const char *p = buf + (size_t)i * width;
+    size_t l = strnlen(p, width);
+    s[i] = dt_xmalloc(l + 1);
+    memcpy(s[i], p, l);
+    s[i][l] = '\0';
+  }
+  free(buf);
+  *out = s;
+  return DT_OK;
+}
+
+int dt_h5_read_attr_int(hid_t loc, const char *name, int64_t *v, const char *path) {
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  if (a < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_DATA, path, "open attribute", name);
+  herr_t st = H5Aread(a, H5T_NATIVE_INT64, v);
+  if (st < 0) dt_h5_last_error();
+  H5Aclose(a);
+  if (st < 0) return h5_fail(DT_EXIT_DATA, path, "read attribute", name);
+  return DT_OK;
+}
+
+int dt_h5_read_attr_str(hid_t loc, const char *name, char **v, const char *path) {
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  if (a < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_DATA, path, "open attribute", name);
+  hid_t ft = H5Aget_type(a);
+  size_t width = ft < 0 || H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0 ? 0 : H5Tget_size(ft);
+  if (ft >= 0) H5Tclose(ft);
+  if (width == 0) {
+    H5Aclose(a);
+    return dt_fail(DT_EXIT_DATA, "%s: attribute %s is not a fixed-length string", path, name);
+  }
+  hid_t mt = fixed_string_type(width);
+  char *buf = dt_xcalloc(width + 1, 1);
+  herr_t st = mt < 0 ? -1 : H5Aread(a, mt, buf);
+  if (st < 0) dt_h5_last_error();
+  if (mt >= 0) H5Tclose(mt);
+  H5Aclose(a);
+  if (st < 0) {
+    free(buf);
+    return h5_fail(DT_EXIT_DATA, path, "read attribute", name);
+  }
+  *v = buf;
+  return DT_OK;
+}

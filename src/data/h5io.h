@@ -1,0 +1,45 @@
+/* h5io.h (internal to src/data): checked HDF5 reads and writes of 1-D
+ * datasets, string arrays and attributes, with messages naming the file and
+ * the object. HDF5's own error printing is switched off; the innermost
+ * HDF5 message is appended to ours instead.
+ */
+#ifndef DTRAIN_DATA_H5IO_H
+#define DTRAIN_DATA_H5IO_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+/* Turns off HDF5's automatic error printing (idempotent). */
+void dt_h5_quiet(void);
+/* The innermost message on HDF5's error stack ("" if none). */
+const char *dt_h5_last_error(void);
+
+/* Opens a prepared data set read-only after checking that it is an HDF5
+ * file, opens, and has format version `version`. Fails with DT_EXIT_DATA
+ * and a message saying what to do (re-run prep). */
+int dt_h5_open_prepared(const char *path, int version, hid_t *file);
+
+/* ---- writing ---- */
+int dt_h5_write_array(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, const void *data, int64_t n,
+                      const char *path);
+int dt_h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n, const char *path);
+int dt_h5_write_i64(hid_t loc, const char *name, const int64_t *data, int64_t n, const char *path);
+int dt_h5_write_f32(hid_t loc, const char *name, const float *data, int64_t n, const char *path);
+/* Fixed-length strings (longest + 1 bytes, NUL-terminated). */
+int dt_h5_write_strings(hid_t loc, const char *name, char *const *s, int64_t n, const char *path);
+int dt_h5_write_attr_int(hid_t loc, const char *name, int64_t v, const char *path);
+int dt_h5_write_attr_str(hid_t loc, const char *name, const char *v, const char *path);
+
+/* ---- reading ---- */
+/* Length of 1-D dataset `name`. */
+int dt_h5_length(hid_t file, const char *name, int64_t *n, const char *path);
+/* Reads 1-D dataset `name` of `expect` elements (-1: any; *n gets it) into
+ * a new array. */
+int dt_h5_read_array(hid_t file, const char *name, hid_t mem_type, size_t elem, int64_t expect, void **out,
+                     int64_t *n, const char *path);
+int dt_h5_read_strings(hid_t file, const char *name, int64_t expect, char ***out, const char *path);
+int dt_h5_read_attr_int(hid_t loc, const char *name, int64_t *v, const char *path);
+/* The string attribute, malloc'd. */
+int dt_h5_read_attr_str(hid_t loc, const char *name, char **v, const char *path);
+
+#endif

@@ -1,0 +1,542 @@
+/* synth.c: the synthetic e-commerce log (synth.h).
+ *
+ * Two stages: a "world" (categories, items with popularity, life-cycle,
+ * brand and text; per month, each subcategory's item distribution), then
+ * users, generated one at a time, whose events go to a callback: straight
+ * into an interaction table (dt_synth_generate) or out as JSON lines
+ * (synth_json.c). Every random number is Philox keyed by what it is for,
+ * so the log does not depend on the order anything is computed in.
+ */
+#include "data/synth_world.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/error.h"
+#include "dtrain/rng.h"
+
+/* 2016-01-01 00:00:00 UTC, a Friday: the log starts here. */
+#define SYNTH_EPOCH 1451606400LL
+#define DAYS_PER_MONTH 30.4375
+
+/* purposes: first Philox counter word */
+enum {
+  P_CAT = 1, P_ITEM_POP, P_ITEM_LIFE, P_ITEM_BRAND, P_ITEM_TEXT, P_WORD, P_USER, P_ACTIVITY, P_SESSION, P_EVENT,
+  P_RATING, P_SEASON, P_SUMMARY
+};
+
+static dt_rand4 draw(const synth_world *w, uint32_t purpose, uint64_t a, uint32_t b) {
+  return dt_philox(w->p.seed, DT_RNG_SYNTH, purpose, (uint32_t)a, (uint32_t)(a >> 32), b);
+}
+
+static double u01(uint32_t x) { return ((double)x + 0.5) * (1.0 / 4294967296.0); }
+
+/* index of the first cum[k] > r (cum ascending, r < cum[n-1]) */
+static int64_t search_cum_d(const double *cum, int64_t n, double r) {
+  int64_t lo = 0, hi = n - 1;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (cum[mid] > r)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
+static int64_t search_cum_f(const float *cum, int64_t n, float r) {
+  int64_t lo = 0, hi = n - 1;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (cum[mid] > r)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
+/* ---- words ------------------------------------------------------------------------------ */
+
+/* A pronounceable made-up word for `id`, written into out (>= 16 bytes). */
+void synth_word(const synth_world *w, uint64_t id, int syllables, int capital, char *out) {
+  static const char cons[] = "bcdfghjklmnprstvz";
+  static const char vow[] = "aeiou";
+  dt_rand4 r = draw(w, P_WORD, id, 0);
+  int o = 0;
+  for (int s = 0; s < syllables && s < 6; s++) {
+    uint32_t x = r.v[s % 4] >> (8 * (s / 4));
+    out[o++] = cons[x % 17];
+    out[o++] = vow[(x / 17) % 5];
+  }
+  out[o] = '\0';
+  if (capital) out[0] = (char)(out[0] - 'a' + 'A');
+}
+
+/* word namespaces */
+#define W_CAT 0ull
+#define W_SUB 1000000ull
+#define W_BRAND 2000000ull
+#define W_SUBVOCAB 10000000ull
+#define W_CATVOCAB 30000000ull
+#define W_GENERIC 40000000ull
+enum { SUB_VOCAB = 12, CAT_VOCAB = 12, GENERIC_VOCAB = 300 };
+
+/* ---- ids ---------------------------------------------------------------------------------- */
+
+static void base36(uint64_t x, int digits, char *out) {
+  static const char a[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  for (int k = digits - 1; k >= 0; k--) {
+    out[k] = a[x % 36];
+    x /= 36;
+  }
+  out[digits] = '\0';
+}
+
+/* A bijection of [0, 2^bits): odd multiplications and xorshifts. */
+static uint64_t scramble(uint64_t x, uint64_t seed, int bits) {
+  uint64_t mask = bits >= 64 ? ~0ull : (1ull << bits) - 1;
+  x = (x + seed * 0x9E3779B97F4A7C15ull) & mask;
+  for (int r = 0; r < 3; r++) {
+    x = (x * 0xBF58476D1CE4E5B9ull) & mask;
+    x ^= x >> (bits / 2);
+  }
+  return x;
+}
+
+void synth_user_id(const synth_world *w, int64_t u, char *out) {
+  out[0] = 'A';
+  base36(scramble((uint64_t)u, w->p.seed, 64), 13, out + 1);
+}
+
+void synth_item_id(const synth_world *w, int64_t i, char *out) {
+  out[0] = 'B';
+  out[1] = '0';
+  base36(scramble((uint64_t)i, w->p.seed, 41), 8, out + 2);
+}
+
+/* ---- the world ------------------------------------------------------------------------------ */
+
+static double life(const synth_world *w, int64_t i, double day) {
+  double x = day - w->item_launch[i];
+  if (x < 0) return 0.0;
+  const double rise = 21.0;
+  if (x < rise) return (x + 1.0) / (rise + 1.0);
+  return exp(-(x - rise) / w->item_tau[i]) + 0.05;
+}
+
+int synth_world_build(const dt_synth_params *p, synth_world *w) {
+  memset(w, 0, sizeof *w);
+  w->p = *p;
+  int64_t C = p->categories, S = p->subcategories, I = p->items;
+  w->C = C;
+  w->S = S;
+  w->G = C * S;
+  w->M = (int64_t)ceil((double)p->days / DAYS_PER_MONTH);
+  if (w->M < 1) w->M = 1;
+  if (I > INT32_MAX || p->users > INT32_MAX)
+    return dt_fail(DT_EXIT_USAGE, "data.synthetic.users and .items must be below 2^31");
+  /* category and subcategory popularity: Zipf-like */
+  w->cat_w = dt_xmalloc((size_t)C * sizeof(double));
+  w->cat_cum = dt_xmalloc((size_t)C * sizeof(double));
+  w->sub_cum = dt_xmalloc((size_t)S * sizeof(double));
+  double sum = 0;
+  for (int64_t c = 0; c < C; c++) sum += w->cat_w[c] = pow((double)(c + 1), -0.8);
+  double acc = 0;
+  for (int64_t c = 0; c < C; c++) {
+    w->cat_w[c] /= sum;
+    acc += w->cat_w[c];
+    w->cat_cum[c] = acc;
+  }
+  w->cat_cum[C - 1] = 1.0;
+  double *sub_w = dt_xmalloc((size_t)S * sizeof(double));
+  sum = 0;
+  for (int64_t s = 0; s < S; s++) sum += sub_w[s] = pow((double)(s + 1), -0.6);
+  acc = 0;
+  for (int64_t s = 0; s < S; s++) {
+    acc += sub_w[s] / sum;
+    w->sub_cum[s] = acc;
+  }
+  w->sub_cum[S - 1] = 1.0;
+  /* items per group: proportional to category x subcategory weight
+   * (largest remainder), at least one each while items last */
+  w->gstart = dt_xcalloc((size_t)w->G + 1, sizeof(int64_t));
+  int64_t *cnt = dt_xcalloc((size_t)w->G, sizeof(int64_t));
+  double *frac = dt_xmalloc((size_t)w->G * sizeof(double));
+  int64_t given = 0, base = I >= w->G ? 1 : 0;
+  int64_t spread = I - base * w->G;
+  for (int64_t g = 0; g < w->G; g++) {
+    double share = w->cat_w[g / S] * sub_w[g % S] / sum * (double)spread;
+    cnt[g] = base + (int64_t)share;
+    frac[g] = share - floor(share);
+    given += cnt[g];
+  }
+  while (given < I) { /* hand the rest to the largest remainders */
+    int64_t best = 0;
+    for (int64_t g = 1; g < w->G; g++)
+      if (frac[g] > frac[best]) best = g;
+    cnt[best]++;
+    frac[best] = -1;
+    given++;
+  }
+  for (int64_t g = 0; g < w->G; g++) w->gstart[g + 1] = w->gstart[g] + cnt[g];
+  free(cnt);
+  free(frac);
+  free(sub_w);
+  w->item_group = dt_xmalloc((size_t)(I ? I : 1) * sizeof(int32_t));
+  for (int64_t g = 0; g < w->G; g++)
+    for (int64_t i = w->gstart[g]; i < w->gstart[g + 1]; i++) w->item_group[i] = (int32_t)g;
+  /* popularity: Zipf over a random ranking (Fisher-Yates with Philox) */
+  int64_t *rank = dt_xmalloc((size_t)(I ? I : 1) * sizeof(int64_t));
+  for (int64_t i = 0; i < I; i++) rank[i] = i;
+  for (int64_t i = I - 1; i > 0; i--) {
+    dt_rand4 r = draw(w, P_ITEM_POP, (uint64_t)i, 0);
+    int64_t j = (int64_t)dt_below64(r.v[0], r.v[1], (uint64_t)(i + 1));
+    int64_t t = rank[i];
+    rank[i] = rank[j];
+    rank[j] = t;
+  }
+  w->item_pop = dt_xmalloc((size_t)(I ? I : 1) * sizeof(double));
+  w->item_launch = dt_xmalloc((size_t)(I ? I : 1) * sizeof(double));
+  w->item_tau = dt_xmalloc((size_t)(I ? I : 1) * sizeof(double));
+  w->item_brand = dt_xmalloc((size_t)(I ? I : 1) * sizeof(int32_t));
+  for (int64_t i = 0; i < I; i++) {
+    w->item_pop[i] = pow((double)(rank[i] + 1), -0.8);
+    dt_rand4 r = draw(w, P_ITEM_LIFE, (uint64_t)i, 0);
+    /* a third launched before the log starts, the rest during it */
+    w->item_launch[i] = (double)p->days * (-0.5 + 1.5 * u01(r.v[0]));
+    w->item_tau[i] = 60.0 + 300.0 * u01(r.v[1]);
+    /* brand: Zipf over the category's brands */
+    double x = u01(r.v[2]);
+    w->item_brand[i] = (int32_t)((double)p->brands * pow(x, 2.0));
+    if (w->item_brand[i] >= p->brands) w->item_brand[i] = (int32_t)p->brands - 1;
+  }
+  free(rank);
+  /* per month, each group's cumulative item weights */
+  w->cum = dt_xmalloc((size_t)(w->M * (I ? I : 1)) * sizeof(float));
+  for (int64_t m = 0; m < w->M; m++) {
+    double day = ((double)m + 0.5) * DAYS_PER_MONTH;
+    for (int64_t g = 0; g < w->G; g++) {
+      float *c = w->cum + m * I;
+      double a = 0;
+      for (int64_t i = w->gstart[g]; i < w->gstart[g + 1]; i++) {
+        a += w->item_pop[i] * life(w, i, day);
+        c[i] = (float)a;
+      }
+      if (a <= 0) { /* nothing launched yet: popularity alone */
+        for (int64_t i = w->gstart[g]; i < w->gstart[g + 1]; i++) {
+          a += w->item_pop[i];
+          c[i] = (float)a;
+        }
+      }
+    }
+  }
+  /* seasonality: a yearly sine per category */
+  w->season = dt_xmalloc((size_t)(C * w->M) * sizeof(double));
+  for (int64_t c = 0; c < C; c++) {
+    double phase = u01(draw(w, P_SEASON, (uint64_t)c, 0).v[0]);
+    for (int64_t m = 0; m < w->M; m++)
+      w->season[c * w->M + m] = 1.0 + 0.5 * sin(6.283185307179586 * ((double)m / 12.0 + phase));
+  }
+  /* session sizes: Zipf on 1..20 with exponent 1.7 */
+  acc = 0;
+  sum = 0;
+  for (int s = 0; s < SYNTH_MAX_SESSION; s++) sum += pow(s + 1.0, -1.7);
+  for (int s = 0; s < SYNTH_MAX_SESSION; s++) {
+    acc += pow(s + 1.0, -1.7) / sum;
+    w->session_cum[s] = acc;
+  }
+  w->session_cum[SYNTH_MAX_SESSION - 1] = 1.0;
+  return DT_OK;
+}
+
+void synth_world_free(synth_world *w) {
+  free(w->cat_w);
+  free(w->cat_cum);
+  free(w->sub_cum);
+  free(w->gstart);
+  free(w->item_group);
+  free(w->item_pop);
+  free(w->item_launch);
+  free(w->item_tau);
+  free(w->item_brand);
+  free(w->cum);
+  free(w->season);
+  memset(w, 0, sizeof *w);
+}
+
+/* ---- item text ---------------------------------------------------------------------------- */
+
+static void append(char *buf, size_t cap, size_t *len, const char *s) {
+  size_t n = strlen(s);
+  if (*len && *len + 1 < cap) buf[(*len)++] = ' ';
+  if (*len + n >= cap) n = cap - *len - 1;
+  memcpy(buf + *len, s, n);
+  *len += n;
+  buf[*len] = '\0';
+}
+
+void synth_item_fields(const synth_world *w, int64_t i, synth_item_text *t) {
+  int64_t g = w->item_group[i], c = g / w->S;
+  char word[24];
+  synth_word(w, W_CAT + (uint64_t)c, 3, 1, t->category);
+  synth_word(w, W_SUB + (uint64_t)g, 3, 1, t->subcategory);
+  synth_word(w, W_BRAND + (uint64_t)(c * w->p.brands + w->item_brand[i]), 2, 1, t->brand);
+  dt_rand4 r = draw(w, P_ITEM_TEXT, (uint64_t)i, 0);
+  size_t len = 0;
+  t->title[0] = '\0';
+  append(t->title, sizeof t->title, &len, t->brand);
+  append(t->title, sizeof t->title, &len, t->subcategory);
+  for (int k = 0; k < 2; k++) {
+    synth_word(w, W_SUBVOCAB + (uint64_t)(g * SUB_VOCAB) + (r.v[k] % SUB_VOCAB), 3, 0, word);
+    append(t->title, sizeof t->title, &len, word);
+  }
+  snprintf(word, sizeof word, "X%u", (unsigned)(r.v[2] % 100000));
+  append(t->title, sizeof t->title, &len, word);
+  /* description: one or two sentences of subcategory, category and generic words */
+  t->n_desc = 1 + (int)(r.v[3] & 1);
+  for (int d = 0; d < t->n_desc; d++) {
+    len = 0;
+    t->desc[d][0] = '\0';
+    int n_words = d == 0 ? 10 : 8;
+    for (int k = 0; k < n_words; k++) {
+      dt_rand4 q = draw(w, P_ITEM_TEXT, (uint64_t)i, 1 + (uint32_t)(d * 16 + k));
+      int kind = d == 0 ? (k < 4 ? 0 : k < 7 ? 1 : 2) : (k == 0 ? 0 : k == 1 ? 1 : 2);
+      if (kind == 0)
+        synth_word(w, W_SUBVOCAB + (uint64_t)(g * SUB_VOCAB) + (q.v[0] % SUB_VOCAB), 3, 0, word);
+      else if (kind == 1)
+        synth_word(w, W_CATVOCAB + (uint64_t)(c * CAT_VOCAB) + (q.v[0] % CAT_VOCAB), 3, 0, word);
+      else
+        synth_word(w, W_GENERIC + (q.v[0] % GENERIC_VOCAB), 2 + (int)(q.v[1] & 1), 0, word);
+      append(t->desc[d], sizeof t->desc[d], &len, word);
+    }
+  }
+}
+
+/* title, description, categories, brand: the order the metadata reader joins them in */
+char *synth_item_text_join(const synth_item_text *t) {
+  char buf[1024];
+  size_t len = 0;
+  buf[0] = '\0';
+  append(buf, sizeof buf, &len, t->title);
+  for (int d = 0; d < t->n_desc; d++) append(buf, sizeof buf, &len, t->desc[d]);
+  append(buf, sizeof buf, &len, t->category);
+  append(buf, sizeof buf, &len, t->subcategory);
+  append(buf, sizeof buf, &len, t->brand);
+  return dt_xstrdup(buf);
+}
+
+void synth_review_summary(const synth_world *w, int64_t user, int64_t k, int64_t item, int rating, char *out,
+                          size_t n) {
+  static const char *adj[] = {"terrible", "poor", "okay", "good", "great"};
+  int64_t g = w->item_group[item];
+  dt_rand4 r = draw(w, P_SUMMARY, (uint64_t)user, (uint32_t)k);
+  char sub[24], word[24];
+  synth_word(w, W_SUB + (uint64_t)g, 3, 1, sub);
+  synth_word(w, W_SUBVOCAB + (uint64_t)(g * SUB_VOCAB) + (r.v[0] % SUB_VOCAB), 3, 0, word);
+  snprintf(out, n, "%s %s %s", adj[(rating - 1) % 5], word, sub);
+}
+
+/* ---- users and their sessions ------------------------------------------------------------------ */
+
+/* How many events each user gets: a floor of min(5, T/U) plus a
+ * heavy-tailed share (Pareto, alpha 1.4, capped) of the rest; sums to T. */
+int64_t *synth_activity(const synth_world *w) {
+  int64_t U = w->p.users, T = w->p.interactions;
+  int64_t *n = dt_xmalloc((size_t)U * sizeof(int64_t));
+  int64_t floor_n = T / U < 5 ? T / U : 5;
+  double *a = dt_xmalloc((size_t)U * sizeof(double));
+  double sum = 0;
+  for (int64_t u = 0; u < U; u++) {
+    double x = u01(draw(w, P_ACTIVITY, (uint64_t)u, 0).v[0]);
+    a[u] = fmin(pow(x, -1.0 / 1.4), 200.0);
+    sum += a[u];
+  }
+  int64_t rest = T - floor_n * U, given = 0;
+  for (int64_t u = 0; u < U; u++) {
+    n[u] = floor_n + (int64_t)((double)rest * a[u] / sum);
+    given += n[u];
+  }
+  for (int64_t u = 0; given < T; u = (u + 1) % U) { /* rounding leftovers, fewer than U */
+    n[u]++;
+    given++;
+  }
+  free(a);
+  return n;
+}
+
+/* time-of-day / weekday affinity of a category's daypart profile */
+static double affinity(int64_t c, double hour, int weekend) {
+  switch (c % 3) {
+    case 0: return (!weekend && hour >= 9 && hour < 17) ? 3.0 : 0.6;            /* work hours */
+    case 1: return (weekend || hour >= 18 || hour < 1) ? 2.5 : 0.6;             /* evenings, weekends */
+    default: return 1.0;
+  }
+}
+
+static int64_t sample_item(const synth_world *w, int64_t g, int64_t m, uint32_t r) {
+  int64_t lo = w->gstart[g], n = w->gstart[g + 1] - lo;
+  const float *c = w->cum + m * w->p.items + lo;
+  float x = (float)u01(r) * c[n - 1];
+  return lo + search_cum_f(c, n, x);
+}
+
+int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_emit_fn emit, void *ctx) {
+  int64_t C = w->C, S = w->S, D = w->p.days;
+  dt_rand4 r = draw(w, P_USER, (uint64_t)u, 0);
+  dt_rand4 r2 = draw(w, P_USER, (uint64_t)u, 1);
+  int64_t prim = search_cum_d(w->cat_cum, C, u01(r.v[0]));
+  int64_t pref = search_cum_d(w->sub_cum, S, u01(r.v[1]));
+  int64_t sec = search_cum_d(w->cat_cum, C, u01(r.v[2]));
+  if (sec == prim && C > 1) sec = (prim + 1 + (int64_t)(r.v[3] % (uint32_t)(C - 1))) % C;
+  int64_t pref2 = search_cum_d(w->sub_cum, S, u01(r2.v[0]));
+  /* habits: time of day, weekend propensity, active window */
+  double hx = u01(r2.v[1]);
+  double center = hx < 0.55 ? 20.5 : hx < 0.80 ? 12.5 : hx < 0.92 ? 8.0 : 1.0;
+  double weekend_w = 0.5 + 2.0 * u01(r2.v[2]);
+  double start = u01(r2.v[3]) * (double)(D - 1);
+  dt_rand4 r3 = draw(w, P_USER, (uint64_t)u, 2);
+  double span = 14.0 - log(u01(r3.v[0])) * (double)D / 3.0;
+  if (start + span > (double)D) span = (double)D - start;
+  const int64_t day0 = SYNTH_EPOCH / 86400;
+  double *cw = dt_xmalloc((size_t)C * sizeof(double));
+  int64_t k = 0, session = 0;
+  while (k < n_events) {
+    dt_rand4 s = draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4));
+    int64_t size = 1 + search_cum_d(w->session_cum, SYNTH_MAX_SESSION, u01(s.v[0]));
+    if (size > n_events - k) size = n_events - k;
+    /* the day: uniform in the window, thinned by the weekend propensity */
+    int64_t day = 0;
+    int weekend = 0;
+    for (int tries = 0; tries < 8; tries++) {
+      dt_rand4 t = draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4 + 1) + ((uint32_t)tries << 24));
+      day = (int64_t)(start + u01(t.v[0]) * span);
+      if (day >= D) day = D - 1;
+      weekend = (day0 + day + 3) % 7 >= 5;
+      double wgt = weekend ? weekend_w : 1.0;
+      if (u01(t.v[1]) * fmax(weekend_w, 1.0) < wgt) break;
+    }
+    double hour = center + 1.3 * (double)dt_normal_from(s.v[1], s.v[2]);
+    hour = fmod(hour + 48.0, 24.0);
+    int64_t month = (int64_t)((double)day / DAYS_PER_MONTH);
+    if (month >= w->M) month = w->M - 1;
+    /* the category: the user's own ones, seasons and the time of day */
+    double total = 0;
+    for (int64_t c = 0; c < C; c++) {
+      double base = w->cat_w[c] + (c == prim ? 4.0 : 0.0) + (c == sec ? 1.2 : 0.0);
+      total += base * affinity(c, hour, weekend) * w->season[c * w->M + month];
+      cw[c] = total;
+    }
+    int64_t cat = search_cum_d(cw, C, u01(s.v[3]) * total);
+    dt_rand4 s2 = draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4 + 2));
+    int64_t sub;
+    if (cat == prim && u01(s2.v[0]) < 0.7)
+      sub = pref;
+    else if (cat == sec && u01(s2.v[0]) < 0.5)
+      sub = pref2;
+    else
+      sub = search_cum_d(w->sub_cum, S, u01(s2.v[1]));
+    int64_t g = cat * S + sub;
+    if (w->gstart[g] == w->gstart[g + 1]) /* an empty group (fewer items than groups) */
+      g = w->item_group[dt_below64(s2.v[2], s2.v[3], (uint64_t)w->p.items)];
+    int64_t ts = SYNTH_EPOCH + day * 86400 + (int64_t)(hour * 3600.0);
+    int64_t item = -1;
+    for (int64_t e = 0; e < size; e++, k++) {
+      dt_rand4 ev = draw(w, P_EVENT, (uint64_t)u, (uint32_t)k);
+      if (item >= 0 && u01(ev.v[0]) < 0.5) {
+        /* the next item of the chain, within the subcategory */
+        int64_t lo = w->gstart[g], n = w->gstart[g + 1] - lo;
+        item = lo + (item - lo + 1 + (ev.v[1] % 4 == 0)) % n;
+      } else {
+        item = sample_item(w, g, month, ev.v[1]);
+      }
+      if (e > 0) ts += 20 + (int64_t)(-150.0 * log(u01(ev.v[2])));
+      /* ratings: mostly positive, as in real review data */
+      double rr = u01(ev.v[3]);
+      int rating = rr < 0.55 ? 5 : rr < 0.77 ? 4 : rr < 0.88 ? 3 : rr < 0.94 ? 2 : 1;
+      int rc = emit(ctx, u, k, item, ts, rating);
+      if (rc != DT_OK) {
+        free(cw);
+        return rc;
+      }
+    }
+    session++;
+  }
+  free(cw);
+  return DT_OK;
+}
+
+/* ---- straight into an interaction table ----------------------------------------------------------- */
+
+typedef struct {
+  dt_interactions *x;
+  double min_rating;
+} table_ctx;
+
+static int emit_row(void *ctx, int64_t user, int64_t k, int64_t item, int64_t ts, int rating) {
+  (void)k;
+  table_ctx *t = ctx;
+  dt_interactions *x = t->x;
+  x->read++;
+  if ((double)rating < t->min_rating) return DT_OK;
+  if (x->n == x->cap) {
+    x->cap = x->cap ? x->cap * 2 : 4096;
+    x->user = dt_xrealloc(x->user, (size_t)x->cap * sizeof(int32_t));
+    x->item = dt_xrealloc(x->item, (size_t)x->cap * sizeof(int32_t));
+    x->ts = dt_xrealloc(x->ts, (size_t)x->cap * sizeof(int64_t));
+  }
+  x->user[x->n] = (int32_t)user;
+  x->item[x->n] = (int32_t)item;
+  x->ts[x->n] = ts;
+  x->n++;
+  return DT_OK;
+}
+
+void dt_synth_params_from_config(const dt_config *cfg, dt_synth_params *p) {
+  p->users = cfg->data_synthetic_users;
+  p->items = cfg->data_synthetic_items;
+  p->interactions = cfg->data_synthetic_interactions;
+  p->categories = cfg->data_synthetic_categories;
+  p->subcategories = cfg->data_synthetic_subcategories;
+  p->brands = cfg->data_synthetic_brands;
+  p->days = cfg->data_synthetic_days;
+  p->seed = (uint64_t)cfg->data_synthetic_seed;
+}
+
+int dt_synth_generate(const dt_synth_params *p, double min_rating, dt_interactions *out, char ***item_text) {
+  synth_world w;
+  DT_TRY(synth_world_build(p, &w));
+  /* ids interned in index order, so row indices are string-table indices */
+  char id[32];
+  for (int64_t u = 0; u < p->users; u++) {
+    synth_user_id(&w, u, id);
+    dt_strtab_intern(&out->users, id, strlen(id));
+  }
+  for (int64_t i = 0; i < p->items; i++) {
+    synth_item_id(&w, i, id);
+    dt_strtab_intern(&out->items, id, strlen(id));
+  }
+  if (out->users.n != p->users || out->items.n != p->items) dt_panic("synthetic ids are not unique");
+  out->cap = p->interactions;
+  out->user = dt_xmalloc((size_t)out->cap * sizeof(int32_t));
+  out->item = dt_xmalloc((size_t)out->cap * sizeof(int32_t));
+  out->ts = dt_xmalloc((size_t)out->cap * sizeof(int64_t));
+  int64_t *n_events = synth_activity(&w);
+  table_ctx ctx = {out, min_rating};
+  int rc = DT_OK;
+  for (int64_t u = 0; u < p->users && rc == DT_OK; u++) rc = synth_user_events(&w, u, n_events[u], emit_row, &ctx);
+  free(n_events);
+  if (rc == DT_OK && item_text) {
+    char **t = dt_xmalloc((size_t)p->items * sizeof(char *));
+    synth_item_text it;
+    for (int64_t i = 0; i < p->items; i++) {
+      synth_item_fields(&w, i, &it);
+      t[i] = synth_item_text_join(&it);
+    }
+    *item_text = t;
+  }
+  synth_world_free(&w);
+  return rc;
+}
