@@ -18,7 +18,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # What the build needs, and what the tests need on top.
 build_pkgs=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
-  libcjson-dev zlib1g-dev libopenblas-dev librandom123-dev libcmocka-dev)
+  libcjson-dev zlib1g-dev libopenblas-dev libopenblas-openmp-dev librandom123-dev libcmocka-dev)
 test_pkgs=(slurmctld slurmd slurm-client munge python3 python3-numpy python3-h5py python3-torch
   clang libclang-rt-dev)
 
