@@ -2,6 +2,8 @@
 # The binary's help, version, config printing and exit codes.
 # args: dtrain-binary source-root shared-data-dir
 set -u
+# Debian's python3 (h5py, numpy, torch come from Debian packages)
+py=$(command -v /usr/bin/python3 || command -v python3)
 bin=$1
 src=$2
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -16,7 +18,7 @@ done
 "$bin" --version | grep -q "mpi " || fail "--version lacks the MPI line"
 
 out=$("$bin" config --print --config "$src/configs/hybrid_v2.json" --set train.lr=0.01) || fail "config --print"
-echo "$out" | python3 -c 'import json,sys; c=json.load(sys.stdin); assert c["train"]["lr"]==0.01 and c["model"]["version"]=="v2", c' \
+echo "$out" | "$py" -c 'import json,sys; c=json.load(sys.stdin); assert c["train"]["lr"]==0.01 and c["model"]["version"]=="v2", c' \
   || fail "config --print output"
 
 err=$("$bin" config --print --set train.lrr=1 2>&1 >/dev/null)
