@@ -83,6 +83,13 @@ void dt_eval_print(FILE *out, const dt_eval_result *r);
 /* The JSON text (caller frees). */
 char *dt_eval_to_json(const dt_eval_result *r);
 
+/* Writes, for the first n_users evaluation users of `split`, one JSON line
+ * each with what the model saw and produced in the sampled protocol: user,
+ * pos, ts, history (item indices, oldest first), candidates, context,
+ * scores and alpha (tools/torch_check.py recomputes the scores with an
+ * equivalent PyTorch module). One process. */
+int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const char *path);
+
 /* Pure metric helpers (tested on their own). ranks are 1-based. */
 double dt_ndcg_at(int64_t rank, int k);
 /* Full-ranking metrics of one user: top [k] item ids (-1 = empty), the

@@ -223,7 +223,7 @@ static int write_table_part(dt_model *m, dt_comm *comm, const dt_ckpt_table_comm
   table_io io = {m, tb, which, -1};
   int rc = DT_OK;
   if (rank == 0) {
-    io.ds = make_dataset(group, name, ftype, cols > 1 || which == 0 ? 2 : 1, dims);
+    io.ds = make_dataset(group, name, ftype, cols > 1 ? 2 : 1, dims);
     if (io.ds < 0) rc = dt_fail(DT_EXIT_RUNTIME, "creating %s", name);
   }
   if (!tb->sharded) {
@@ -418,7 +418,7 @@ static int read_table_part(const char *path, dt_model *m, hid_t group, const cha
   table_part(tb, which, &base, &rb, &cols);
   int64_t dims[2] = {tb->rows, cols};
   hid_t ds;
-  DT_TRY(open_checked(path, group, gname, name, cols > 1 || which == 0 ? 2 : 1, dims, &ds));
+  DT_TRY(open_checked(path, group, gname, name, cols > 1 ? 2 : 1, dims, &ds));
   hid_t mt = which == 4 ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT;
   char *buf = dt_xmalloc((size_t)CHUNK_ROWS * rb);
   int rc = DT_OK;

@@ -23,19 +23,25 @@ static void usage(void) {
       "\n"
       "  --checkpoint FILE     the HDF5 checkpoint (required)\n"
       "  --split test|valid    which held-out split (default test)\n"
-      "  --json FILE           write the results as JSON\n" DT_CLI_COMMON_HELP
+      "  --json FILE           write the results as JSON\n"
+      "  --dump FILE           also write the first --dump-users users' inputs and scores\n"
+      "                        as JSON lines (for tools/torch_check.py)\n"
+      "  --dump-users N        users in the dump (default 64)\n" DT_CLI_COMMON_HELP
       "\nexit codes: 0 ok, 2 usage/config, 3 data (bad checkpoint), 4 runtime\n");
 }
 
 int dt_cmd_eval(int argc, char **argv) {
-  enum { OPT_CKPT = 2000, OPT_SPLIT, OPT_JSON };
+  enum { OPT_CKPT = 2000, OPT_SPLIT, OPT_JSON, OPT_DUMP, OPT_DUMP_USERS };
   static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
                                           {"checkpoint", required_argument, 0, OPT_CKPT},
                                           {"split", required_argument, 0, OPT_SPLIT},
                                           {"json", required_argument, 0, OPT_JSON},
+                                          {"dump", required_argument, 0, OPT_DUMP},
+                                          {"dump-users", required_argument, 0, OPT_DUMP_USERS},
                                           {0, 0, 0, 0}};
   dt_cli_common common = {0};
-  const char *ckpt = NULL, *json_path = NULL;
+  const char *ckpt = NULL, *json_path = NULL, *dump_path = NULL;
+  int64_t dump_users = 64;
   dt_split_kind split = DT_SPLIT_TEST;
   int rc = DT_OK, opt;
   optind = 0;
@@ -45,6 +51,13 @@ int dt_cmd_eval(int argc, char **argv) {
     switch (opt) {
       case OPT_CKPT: ckpt = optarg; break;
       case OPT_JSON: json_path = optarg; break;
+      case OPT_DUMP: dump_path = optarg; break;
+      case OPT_DUMP_USERS: {
+        char *end = NULL;
+        dump_users = strtoll(optarg, &end, 10);
+        if (!*optarg || *end || dump_users <= 0) rc = dt_fail(DT_EXIT_USAGE, "eval: --dump-users needs a positive integer");
+        break;
+      }
       case OPT_SPLIT:
         if (!strcmp(optarg, "test"))
           split = DT_SPLIT_TEST;
@@ -94,6 +107,15 @@ int dt_cmd_eval(int argc, char **argv) {
     dt_session_eval_ctx(&s, &ctx);
     int sampled = strcmp(s.cfg.eval_protocol, "full") != 0, full = strcmp(s.cfg.eval_protocol, "sampled") != 0;
     rc = dt_evaluate(&ctx, split, sampled, full, 0, &r);
+  }
+  if (!rc && dump_path) {
+    if (dt_comm_size(comm) > 1) {
+      rc = dt_fail(DT_EXIT_USAGE, "eval: --dump runs on one process");
+    } else {
+      dt_eval_ctx ctx;
+      dt_session_eval_ctx(&s, &ctx);
+      rc = dt_eval_dump(&ctx, split, dump_users, dump_path);
+    }
   }
   if (!rc && dt_comm_rank(comm) == 0) {
     printf("checkpoint %s (epoch %lld, step %lld, %s %s)\n", ckpt, (long long)st.epoch, (long long)st.global_step,
