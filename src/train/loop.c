@@ -233,6 +233,7 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
         cJSON_AddNumberToObject(o, "epoch", (double)epoch + 1);
         cJSON_AddNumberToObject(o, "step", (double)L.st.global_step);
         cJSON_AddNumberToObject(o, "loss", st.loss);
+        cJSON_AddNumberToObject(o, "examples", (double)st.examples);
         cJSON_AddNumberToObject(o, "bpr", st.bpr);
         cJSON_AddNumberToObject(o, "neg_entropy", st.entropy);
         cJSON_AddNumberToObject(o, "balance", st.balance);
@@ -242,6 +243,7 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
         cJSON_AddNumberToObject(o, "grad_norm", st.grad_norm);
         cJSON_AddNumberToObject(o, "examples_per_sec", now > t_log ? (double)ex_log / (now - t_log) : 0);
         cJSON_AddNumberToObject(o, "time_s", now - L.t0);
+        cJSON_AddNumberToObject(o, "peak_rss_mb", (double)dt_peak_rss_bytes() / 1048576.0);
         rc = write_json_line(&L, o);
         t_log = now;
         ex_log = 0;
