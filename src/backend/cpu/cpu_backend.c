@@ -146,8 +146,10 @@ int dt_backend_cpu_create(int threads, dt_backend **out) {
   be->topk = dt_cpu_topk;
   be->destroy = cpu_destroy;
 
-  /* OpenBLAS's thread count is process-wide: the last backend created sets it. */
-  openblas_set_num_threads(threads);
+  /* OpenBLAS runs single-threaded inside the OpenMP threads (dt_cpu_gemm
+   * splits C among them): one pool, no oversubscription. The setting is
+   * process-wide and the same for every backend. */
+  openblas_set_num_threads(1);
   dt_log_debug("backend cpu: %d thread%s (%d cores visible), OpenBLAS %s", threads, threads == 1 ? "" : "s", cores,
                openblas_get_config());
   *out = be;

@@ -9,7 +9,7 @@ int dt_cpu_csr_matmul(dt_backend *be, float *out, const int64_t *indptr, const i
   DT_CPU_REQUIRE(n >= 0 && o >= 0, "csr_matmul", "negative shape n=%lld o=%d", (long long)n, o);
   /* work estimate: the nnz of a TF-IDF row is tens, times o */
   int nt = dt_cpu_threads_for(be, n * o * 16);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 16) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
   for (int64_t i = 0; i < n; i++) {
     float *restrict y = out + i * o;
     for (int j = 0; j < o; j++) y[j] = 0.0f;
@@ -37,7 +37,7 @@ int dt_cpu_csr_matmul_grad(dt_backend *be, float *dwt, const int64_t *indptr, co
   int nt = dt_cpu_threads_for(be, n * o * 16);
   int max_slices = (o + CSR_GRAD_SLICE - 1) / CSR_GRAD_SLICE;
   if (nt > max_slices) nt = max_slices > 0 ? max_slices : 1;
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt)
   {
     int t = omp_get_thread_num(), tn = omp_get_num_threads();
     int blocks = max_slices;

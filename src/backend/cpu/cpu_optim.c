@@ -38,7 +38,7 @@ int dt_cpu_adam(dt_backend *be, float *param, const float *grad, float *m, float
   float bc2 = dt_adam_bias_correction(hyper.beta2, hyper.step);
   int64_t chunks = (n + ADAM_CHUNK - 1) / ADAM_CHUNK;
   int nt = dt_cpu_threads_for(be, n * 8);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t ch = 0; ch < chunks; ch++) {
     int64_t i0 = ch * ADAM_CHUNK, len = n - i0 < ADAM_CHUNK ? n - i0 : ADAM_CHUNK;
     adam_span(param + i0, grad + i0, m + i0, v + i0, len, &hyper, bc1, bc2);
@@ -52,7 +52,7 @@ int dt_cpu_adam_rows(dt_backend *be, float *table, float *m_table, float *v_tabl
   DT_TRY(check_hyper("adam_rows", &hyper));
   /* ids are unique, so rows (and their step counters) never collide */
   int nt = dt_cpu_threads_for(be, m * dim * 8);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < m; k++) {
     int64_t row = ids[k];
     int64_t t = ++row_step[row];
@@ -70,7 +70,7 @@ int dt_cpu_adagrad_rows(dt_backend *be, float *table, float *acc, const int32_t 
   DT_TRY(check_hyper("adagrad_rows", &hyper));
   const float gs = hyper.grad_scale, wd = hyper.weight_decay;
   int nt = dt_cpu_threads_for(be, m * dim * 4);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < m; k++) {
     float *restrict w = table + (int64_t)ids[k] * dim;
     const float *restrict g = grads + k * dim;

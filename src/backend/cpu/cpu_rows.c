@@ -8,7 +8,7 @@ int dt_cpu_gather_rows(dt_backend *be, float *out, const float *table, const int
   DT_CPU_REQUIRE(n >= 0 && dim >= 0, "gather_rows", "negative shape n=%lld dim=%d", (long long)n, dim);
   int nt = dt_cpu_threads_for(be, n * dim);
   size_t row_bytes = (size_t)dim * sizeof(float);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; i++) memcpy(out + i * dim, table + (int64_t)ids[i] * dim, row_bytes);
   return 0;
 }
@@ -75,7 +75,7 @@ int dt_cpu_coalesce_rows(dt_backend *be, const int32_t *ids, const float *grads,
   /* each output row is one thread's: sums in input order, any thread count */
   int nt = dt_cpu_threads_for(be, n * dim);
   size_t row_bytes = (size_t)dim * sizeof(float);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < m; k++) {
     float *restrict s = sums + k * dim;
     memcpy(s, grads + (int64_t)(uint32_t)sorted[seg[k]] * dim, row_bytes);

@@ -79,7 +79,7 @@ int dt_cpu_topk(dt_backend *be, const float *scores, int64_t n, int64_t cols, in
   int nt = dt_cpu_threads_for(be, n * cols);
   topk_entry *heaps = dt_cpu_scratch(be, (size_t)nt * (size_t)k * sizeof(topk_entry), "topk");
   if (!heaps) return DT_EXIT_RUNTIME;
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt)
   {
     topk_entry *heap = heaps + (size_t)omp_get_thread_num() * (size_t)k;
 #pragma omp for schedule(dynamic, 4)
