@@ -6,8 +6,9 @@
 
 /* |got - want| in units of the float spacing at want */
 static double ulps(float got, double want) {
-  double spacing = ldexp(1.0, ilogb((float)want) - 23);
-  if ((float)want == 0.0f || fabs(want) < 1.1754943508222875e-38) spacing = ldexp(1.0, -149);
+  /* below the smallest normal float the spacing is fixed (and ilogb(0) is
+   * INT_MIN) */
+  double spacing = fabs(want) < 1.1754943508222875e-38 ? ldexp(1.0, -149) : ldexp(1.0, ilogb((float)want) - 23);
   return fabs((double)got - want) / spacing;
 }
 
