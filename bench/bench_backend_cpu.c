@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_ops.h" /* the kernel set's name and thread count */
 #include "dtrain/backend.h"
 #include "dtrain/error.h"
 #include "dtrain/timer.h"
@@ -111,7 +112,8 @@ int main(int argc, char **argv) {
   if (argc > 2) g_min_s = atof(argv[2]);
   dt_backend *be = NULL;
   check(dt_backend_cpu_create(threads, &be), "dt_backend_cpu_create");
-  printf("{\n  \"bench\": \"backend_cpu\",\n  \"threads\": %d,\n  \"results\": [", threads);
+  printf("{\n  \"bench\": \"backend_cpu\",\n  \"threads\": %d,\n  \"kernels\": \"%s\",\n  \"results\": [",
+         dt_cpu(be)->threads, dt_cpu(be)->kern->name);
 
   const int B = 2048, I = 2 * B; /* users per batch; item rows with one negative */
   bench_gemm(be, "static.fc1 128->128", B, 128, 128);

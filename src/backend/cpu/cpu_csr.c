@@ -15,6 +15,7 @@ int dt_cpu_csr_matmul(dt_backend *be, float *out, const int64_t *indptr, const i
     for (int j = 0; j < o; j++) y[j] = 0.0f;
     int64_t p0 = indptr[rows[i]], p1 = indptr[rows[i] + 1];
     for (int64_t p = p0; p < p1; p++) {
+      if (p + 2 < p1) dt_cpu_prefetch(wt + (int64_t)indices[p + 2] * o, (size_t)o * sizeof(float));
       const float *restrict w = wt + (int64_t)indices[p] * o;
       float v = values[p];
       for (int j = 0; j < o; j++) y[j] += v * w[j];
@@ -48,6 +49,7 @@ int dt_cpu_csr_matmul_grad(dt_backend *be, float *dwt, const int64_t *indptr, co
       const float *restrict g = dout + i * o;
       int64_t p0 = indptr[rows[i]], p1 = indptr[rows[i] + 1];
       for (int64_t p = p0; p < p1; p++) {
+        if (p + 2 < p1) dt_cpu_prefetch(dwt + (int64_t)indices[p + 2] * o + j0, (size_t)(j1 - j0) * sizeof(float));
         float *restrict w = dwt + (int64_t)indices[p] * o;
         float v = values[p];
         for (int j = j0; j < j1; j++) w[j] += v * g[j];

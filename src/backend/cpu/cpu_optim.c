@@ -46,6 +46,12 @@ int dt_cpu_adam_rows(dt_backend *be, float *table, float *m_table, float *v_tabl
   int nt = dt_cpu_threads_for(be, m * dim * 8);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < m; k++) {
+    if (k + 4 < m) { /* the rows are scattered over the tables */
+      int64_t ahead = (int64_t)ids[k + 4] * dim;
+      dt_cpu_prefetch(table + ahead, (size_t)dim * sizeof(float));
+      dt_cpu_prefetch(m_table + ahead, (size_t)dim * sizeof(float));
+      dt_cpu_prefetch(v_table + ahead, (size_t)dim * sizeof(float));
+    }
     int64_t row = ids[k];
     int64_t t = ++row_step[row];
     float bc1 = dt_adam_bias_correction(hyper.beta1, t);
