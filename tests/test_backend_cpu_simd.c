@@ -60,7 +60,12 @@ static void run_ops(tb_ctx *t, const dt_cpu_kernels *k, results *res) {
 
 static void test_kernel_sets_agree(void **state) {
   (void)state;
-  if (!dt_cpu_kernels_avx2.gru_fwd_rows || !__builtin_cpu_supports("avx2")) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  int have_avx2 = __builtin_cpu_supports("avx2");
+#else
+  int have_avx2 = 0;
+#endif
+  if (!dt_cpu_kernels_avx2.gru_fwd_rows || !have_avx2) {
     print_message("  no AVX2 kernel set on this build/processor\n");
     skip();
   }
