@@ -84,6 +84,18 @@ static void test_mask_is_keyed(void **state) {
       disagree += base[(int64_t)r * COLS + c] != dt_dropout_keep(key.seed, key.step, key.site, f.keys[r], c, p);
   assert_int_equal(disagree, 0);
 
+  /* a width that is not a multiple of the 64-column draw blocks: the tail
+   * block's columns too are exactly dt_dropout_keep's */
+  {
+    enum { R = 3, C = 150 };
+    float *x = tb_floats(&f.t, R * C);
+    for (int i = 0; i < R * C; i++) x[i] = 1.0f;
+    TB_OK(f.t.be->relu_dropout_fwd(f.t.be, x, R, C, 0, p, key));
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < C; c++)
+        assert_int_equal(x[r * C + c] != 0.0f, dt_dropout_keep(key.seed, key.step, key.site, f.keys[r], c, p));
+  }
+
   /* independent masks differ in about 2p(1-p) of the elements */
   const double expect = 2.0 * p * (1.0 - p), tol = 0.01;
   dt_dropout_key changed[4] = {key, key, key, key};
