@@ -9,7 +9,11 @@
  * Determinism: parallel loops split work over rows (or columns) whose
  * results do not depend on each other, and every reduction sums in a fixed
  * order that depends neither on the thread count nor on the schedule, so
- * the same inputs give the same bits with any number of threads.
+ * the same inputs give the same bits with any number of threads
+ * (test_backend_cpu_misc checks 1 vs 2). The exception is gemm: each
+ * element of C is one OpenBLAS call's full-k product, but which block of C
+ * a call gets depends on the thread count, and OpenBLAS does not promise
+ * block-independent bits; repeated runs with one thread count agree.
  */
 #ifndef DTRAIN_BACKEND_CPU_OPS_H
 #define DTRAIN_BACKEND_CPU_OPS_H
