@@ -12,10 +12,7 @@ int dt_cpu_gather_rows(dt_backend *be, float *out, const float *table, const int
   int nt = dt_cpu_threads_for(be, n * dim);
   size_t row_bytes = (size_t)dim * sizeof(float);
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    if (i + ROW_PREFETCH < n) dt_cpu_prefetch(table + (int64_t)ids[i + ROW_PREFETCH] * dim, row_bytes);
-    memcpy(out + i * dim, table + (int64_t)ids[i] * dim, row_bytes);
-  }
+  for (int64_t i = 0; i < n; i++) memcpy(out + i * dim, table + (int64_t)ids[i] * dim, row_bytes);
   return 0;
 }
 
