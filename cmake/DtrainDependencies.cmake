@@ -75,8 +75,9 @@ target_include_directories(dtrain_cblas INTERFACE ${DTRAIN_CBLAS_INCLUDE})
 target_link_libraries(dtrain_cblas INTERFACE ${BLAS_LIBRARIES})
 list(APPEND DTRAIN_DEP_TARGETS dtrain_cblas)
 
-# OpenMP: the CPU backend parallelises its heavier loops over rows with it
-# (OpenBLAS keeps its own thread pool for gemm).
+# OpenMP: the CPU backend's one thread pool. Its loops run over rows in
+# parallel, and gemm splits C over the same threads with OpenBLAS running
+# single-threaded inside each (two pools would fight over the cores).
 find_package(OpenMP COMPONENTS C)
 if(NOT OpenMP_C_FOUND)
   dtrain_missing("OpenMP for C" "libgomp1 (part of gcc)")

@@ -59,6 +59,45 @@ static void test_gemm_matches_reference(void **state) {
   tb_close(&t);
 }
 
+/* Shapes above the split threshold: C is cut into row blocks (tall C) or
+ * column blocks (wide, short C) over the threads, each one CBLAS call. */
+static void test_gemm_split_matches_reference(void **state) {
+  (void)state;
+  tb_ctx t;
+  tb_open(&t, 2);
+  tb_rng r = tb_seed(14);
+  const int shapes[2][3] = {{301, 70, 50}, {40, 603, 50}}; /* m, n, k: row split, column split */
+  for (int s = 0; s < 2; s++) {
+    int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+    for (int ta = 0; ta < 2; ta++) {
+      for (int tb = 0; tb < 2; tb++) {
+        int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+        int64_t na = (int64_t)(ta ? k : m) * lda, nb = (int64_t)(tb ? n : k) * ldb, nc = (int64_t)m * ldc;
+        float *a = tb_floats(&t, na), *b = tb_floats(&t, nb), *c = tb_floats(&t, nc);
+        float *got = tb_floats(&t, (int64_t)m * n);
+        double *want = tb_doubles(&t, (int64_t)m * n);
+        tb_fill(&r, a, na, -1, 1);
+        tb_fill(&r, b, nb, -1, 1);
+        tb_fill(&r, c, nc, -1, 1);
+        for (int i = 0; i < m; i++)
+          for (int j = 0; j < n; j++) {
+            double acc = 0.0;
+            for (int p = 0; p < k; p++) acc += mat_at(a, lda, ta, i, p) * mat_at(b, ldb, tb, p, j);
+            want[(int64_t)i * n + j] = 1.5 * acc - 0.5 * c[(int64_t)i * ldc + j];
+          }
+        float pad = c[ldc - 1];
+        TB_OK(t.be->gemm(t.be, ta, tb, m, n, k, 1.5f, a, lda, b, ldb, -0.5f, c, ldc));
+        for (int i = 0; i < m; i++) memcpy(got + (int64_t)i * n, c + (int64_t)i * ldc, (size_t)n * sizeof(float));
+        assert_true(c[ldc - 1] == pad);
+        char what[80];
+        snprintf(what, sizeof what, "gemm %s split [%d,%d,%d] ta=%d tb=%d", s ? "column" : "row", m, n, k, ta, tb);
+        TB_EXPECT_ERR(what, tb_rel_err(got, want, (int64_t)m * n, 1e-6), TB_TOL_FWD);
+      }
+    }
+  }
+  tb_close(&t);
+}
+
 /* ---------------------------------------------------------------- Linear */
 
 /* y = x W^T + b as the model's Linear layer does it: gemm + add_bias;
@@ -710,7 +749,8 @@ static void test_score_mix_gradients(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gemm_matches_reference),   cmocka_unit_test(test_linear_layer_gradients),
+      cmocka_unit_test(test_gemm_matches_reference),   cmocka_unit_test(test_gemm_split_matches_reference),
+      cmocka_unit_test(test_linear_layer_gradients),
       cmocka_unit_test(test_bias_ops_many_rows),       cmocka_unit_test(test_axpy_scale_sumsq),
       cmocka_unit_test(test_relu_dropout_gradients),   cmocka_unit_test(test_gather_coalesce_gradients),
       cmocka_unit_test(test_csr_matmul_gradients),     cmocka_unit_test(test_softmax3_gradients),

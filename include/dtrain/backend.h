@@ -18,6 +18,8 @@
  *    op (CUDA: the failing call with file/line).
  *  - Reductions are deterministic: the same inputs give the same bits on
  *    the same backend and thread count (no float atomics in results).
+ *  - One thread at a time calls a given backend's ops (they share its work
+ *    space and, on CUDA, its stream); the ops parallelise internally.
  */
 #ifndef DTRAIN_BACKEND_H
 #define DTRAIN_BACKEND_H

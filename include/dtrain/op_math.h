@@ -10,18 +10,59 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dtrain/hostdev.h"
 #include "dtrain/rng.h"
 
+/* e^x within 2 ulp of expf, saturating outside [-87, 88] (so e^x stays a
+ * normal float). Branch-free, so a CPU loop calling it vectorises (libm's
+ * expf does not), and identical source on the GPU: GRU gates and sigmoid
+ * agree between backends to rounding. Cody-Waite reduction x = n ln2 + r,
+ * |r| <= ln2/2, then a degree-7 polynomial for e^r (Cephes coefficients). */
+DT_HD static inline float dt_exp(float x) {
+  /* clamp (NaN goes to -87 here, so the int conversion below is defined,
+   * and comes back as NaN at the end) */
+  float xc = x > -87.0f ? x : -87.0f;
+  xc = xc < 88.0f ? xc : 88.0f;
+  /* n = round(x / ln2): adding 1.5 * 2^23 rounds to an integer */
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = xc - n * 0.693359375f; /* ln2 split in two for an exact product */
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  /* 2^n from its exponent bits (n in [-126, 127]) */
+  uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return x == x ? p * scale : x;
+}
+
 DT_HD static inline float dt_sigmoid(float x) {
-  /* split by sign so exp never overflows */
-  if (x >= 0.0f) {
-    float e = expf(-x);
-    return 1.0f / (1.0f + e);
-  }
-  float e = expf(x);
-  return e / (1.0f + e);
+  /* dt_exp saturates, so 1 + e^-x never overflows */
+  return 1.0f / (1.0f + dt_exp(-x));
+}
+
+/* tanh within 3 ulp, branch-free (both halves computed, one selected): an
+ * odd polynomial below |x| = 0.625 keeps the relative accuracy near 0,
+ * 1 - 2/(e^2|x| + 1) above (Cephes tanhf's split and coefficients). */
+DT_HD static inline float dt_tanh(float x) {
+  float ax = fabsf(x);
+  float z = x * x;
+  float small = -5.70498872745e-3f;
+  small = small * z + 2.06390887954e-2f;
+  small = small * z - 5.37397155531e-2f;
+  small = small * z + 1.33314422036e-1f;
+  small = small * z - 3.33332819422e-1f;
+  small = small * z * x + x;
+  float big = 1.0f - 2.0f / (dt_exp(2.0f * ax) + 1.0f);
+  big = x < 0.0f ? -big : big;
+  return ax < 0.625f ? small : big;
 }
 
 /* softplus(x) = log(1 + e^x), stable for large |x| */
@@ -38,7 +79,7 @@ DT_HD static inline float dt_gru_unit_fwd(float xr, float xz, float xn, float hr
                                           float *r_out, float *z_out, float *n_out) {
   float r = dt_sigmoid(xr + hr);
   float z = dt_sigmoid(xz + hz);
-  float n = tanhf(xn + r * hn);
+  float n = dt_tanh(xn + r * hn);
   *r_out = r;
   *z_out = z;
   *n_out = n;

@@ -96,6 +96,7 @@ int dt_backend_cpu_create(int threads, dt_backend **out) {
 
   dt_cpu_impl *impl = dt_xcalloc(1, sizeof *impl);
   impl->threads = threads;
+  impl->kern = dt_cpu_kernels_best();
   dt_backend *be = dt_xcalloc(1, sizeof *be);
   be->name = "cpu";
   be->impl = impl;
@@ -147,10 +148,12 @@ int dt_backend_cpu_create(int threads, dt_backend **out) {
   be->topk = dt_cpu_topk;
   be->destroy = cpu_destroy;
 
-  /* OpenBLAS's thread count is process-wide: the last backend created sets it. */
-  openblas_set_num_threads(threads);
-  dt_log_debug("backend cpu: %d thread%s (%d cores visible), OpenBLAS %s", threads, threads == 1 ? "" : "s", cores,
-               openblas_get_config());
+  /* OpenBLAS runs single-threaded inside the OpenMP threads (dt_cpu_gemm
+   * splits C among them): one pool, no oversubscription. The setting is
+   * process-wide and the same for every backend. */
+  openblas_set_num_threads(1);
+  dt_log_debug("backend cpu: %d thread%s (%d cores visible), %s kernels, OpenBLAS %s", threads,
+               threads == 1 ? "" : "s", cores, impl->kern->name, openblas_get_config());
   *out = be;
   return 0;
 }

@@ -1,10 +1,14 @@
-/* Dense linear algebra: gemm through CBLAS (OpenBLAS, its own threads and
- * run-time AVX2/AVX-512 kernels), the rest as row loops. */
+/* Dense linear algebra: gemm through CBLAS (OpenBLAS with its run-time
+ * AVX2/AVX-512 kernels, one call per OpenMP thread), the rest as loops. */
 #include <cblas.h>
-#include <limits.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_ops.h"
+
+/* Below this many flops one call on one thread is faster than a split. */
+#define GEMM_SPLIT_FLOPS 2e6
+/* Split points are multiples of this (OpenBLAS register tiles are 4..16). */
+enum { GEMM_PIECE_ALIGN = 16 };
 
 int dt_cpu_gemm(dt_backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                 const float *b, int ldb, float beta, float *c, int ldc) {
@@ -28,16 +32,49 @@ int dt_cpu_gemm(dt_backend *be, int trans_a, int trans_b, int m, int n, int k, f
     }
     return 0;
   }
-  (void)be;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-              alpha, a, lda, b, ldb, beta, c, ldc);
+  int nt = dt_cpu(be)->threads;
+  double flops = 2.0 * m * n * k;
+  if (nt == 1 || flops < GEMM_SPLIT_FLOPS) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                alpha, a, lda, b, ldb, beta, c, ldc);
+    return 0;
+  }
+  /* One thread pool for everything: OpenBLAS runs single-threaded and the
+   * OpenMP threads each multiply one block of C's rows (or columns, when C
+   * is wide and short). With OpenBLAS's own pool beside OpenMP's, each
+   * pool's spinning workers would steal the cores the other one needs. Every
+   * element of C is still one full-k dot product in one call: deterministic. */
+  int split_rows = m >= n || m >= 64 * nt;
+  int len = split_rows ? m : n;
+  int pieces = (len + GEMM_PIECE_ALIGN - 1) / GEMM_PIECE_ALIGN;
+  if (pieces > nt) pieces = nt;
+#pragma omp parallel for num_threads(pieces) schedule(static)
+  for (int q = 0; q < pieces; q++) {
+    /* aligned split points, so the micro-kernel sees whole register tiles */
+    int blocks = (len + GEMM_PIECE_ALIGN - 1) / GEMM_PIECE_ALIGN;
+    int i0 = (int)((int64_t)blocks * q / pieces) * GEMM_PIECE_ALIGN;
+    int i1 = (int)((int64_t)blocks * (q + 1) / pieces) * GEMM_PIECE_ALIGN;
+    if (i1 > len) i1 = len;
+    if (i1 <= i0) continue;
+    if (split_rows) {
+      /* rows i0..i1 of op(A): row offset in A, or column offset when A^T */
+      const float *ap = trans_a ? a + i0 : a + (size_t)i0 * (size_t)lda;
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, i1 - i0,
+                  n, k, alpha, ap, lda, b, ldb, beta, c + (size_t)i0 * (size_t)ldc, ldc);
+    } else {
+      /* columns i0..i1 of op(B): column offset in B, or row offset when B^T */
+      const float *bp = trans_b ? b + (size_t)i0 * (size_t)ldb : b + i0;
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m,
+                  i1 - i0, k, alpha, a, lda, bp, ldb, beta, c + i0, ldc);
+    }
+  }
   return 0;
 }
 
 int dt_cpu_add_bias(dt_backend *be, float *y, const float *bias, int64_t rows, int cols) {
   DT_CPU_REQUIRE(rows >= 0 && cols >= 0, "add_bias", "negative shape [%lld, %d]", (long long)rows, cols);
   int nt = dt_cpu_threads_for(be, rows * cols);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
     float *restrict yr = y + r * cols;
     const float *restrict b = bias;
@@ -57,7 +94,7 @@ int dt_cpu_bias_grad(dt_backend *be, float *dbias, const float *dy, int64_t rows
   float *part = dt_cpu_scratch(be, (size_t)nb * (size_t)cols * sizeof(float), "bias_grad");
   if (!part) return DT_EXIT_RUNTIME;
   int nt = dt_cpu_threads_for(be, rows * cols);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t blk = 0; blk < nb; blk++) {
     float *restrict s = part + blk * cols;
     int64_t r0 = blk * BIAS_BLOCK_ROWS, r1 = r0 + BIAS_BLOCK_ROWS < rows ? r0 + BIAS_BLOCK_ROWS : rows;
@@ -77,24 +114,22 @@ int dt_cpu_bias_grad(dt_backend *be, float *dbias, const float *dy, int64_t rows
   return 0;
 }
 
-/* CBLAS takes int lengths: longer vectors go in INT_MAX-sized pieces. */
 int dt_cpu_axpy(dt_backend *be, float *y, const float *x, int64_t n, float alpha) {
-  (void)be;
   DT_CPU_REQUIRE(n >= 0, "axpy", "negative length %lld", (long long)n);
-  for (int64_t off = 0; off < n; off += INT_MAX) {
-    int len = (int)(n - off < INT_MAX ? n - off : INT_MAX);
-    cblas_saxpy(len, alpha, x + off, 1, y + off, 1);
-  }
+  int nt = dt_cpu_threads_for(be, n);
+  float *restrict yy = y;
+  const float *restrict xx = x;
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < n; i++) yy[i] += alpha * xx[i];
   return 0;
 }
 
 int dt_cpu_scale(dt_backend *be, float *x, int64_t n, float alpha) {
-  (void)be;
   DT_CPU_REQUIRE(n >= 0, "scale", "negative length %lld", (long long)n);
-  for (int64_t off = 0; off < n; off += INT_MAX) {
-    int len = (int)(n - off < INT_MAX ? n - off : INT_MAX);
-    cblas_sscal(len, alpha, x + off, 1);
-  }
+  int nt = dt_cpu_threads_for(be, n);
+  float *restrict xx = x;
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < n; i++) xx[i] *= alpha;
   return 0;
 }
 
@@ -111,7 +146,7 @@ int dt_cpu_sumsq(dt_backend *be, const float *x, int64_t n, double *out_host) {
   double *part = dt_cpu_scratch(be, (size_t)nb * sizeof(double), "sumsq");
   if (!part) return DT_EXIT_RUNTIME;
   int nt = dt_cpu_threads_for(be, n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t blk = 0; blk < nb; blk++) {
     int64_t i0 = blk * SUMSQ_BLOCK, i1 = i0 + SUMSQ_BLOCK < n ? i0 + SUMSQ_BLOCK : n;
     const float *restrict xb = x;

@@ -9,7 +9,11 @@
  * Determinism: parallel loops split work over rows (or columns) whose
  * results do not depend on each other, and every reduction sums in a fixed
  * order that depends neither on the thread count nor on the schedule, so
- * the same inputs give the same bits with any number of threads.
+ * the same inputs give the same bits with any number of threads
+ * (test_backend_cpu_misc checks 1 vs 2). The exception is gemm: each
+ * element of C is one OpenBLAS call's full-k product, but which block of C
+ * a call gets depends on the thread count, and OpenBLAS does not promise
+ * block-independent bits; repeated runs with one thread count agree.
  */
 #ifndef DTRAIN_BACKEND_CPU_OPS_H
 #define DTRAIN_BACKEND_CPU_OPS_H
@@ -17,12 +21,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <omp.h>
+
+#include "backend/cpu/cpu_kernels.h"
 #include "dtrain/backend.h"
 #include "dtrain/error.h"
 
 typedef struct {
-  int threads;    /* OpenMP threads per parallel loop (>= 1) */
-  void *scratch;  /* grow-only work space (coalesce_rows), owned here */
+  int threads;                /* OpenMP threads per parallel loop (>= 1) */
+  const dt_cpu_kernels *kern; /* inner loops for this processor (SSE2 or AVX2) */
+  void *scratch;              /* grow-only work space, owned here */
   size_t scratch_bytes;
 } dt_cpu_impl;
 
@@ -34,6 +42,24 @@ static inline int dt_cpu_threads_for(dt_backend *be, int64_t work) {
   int t = dt_cpu(be)->threads;
   return work < (int64_t)1 << 15 ? 1 : t;
 }
+
+/* This thread's share [*i0, *i1) of n items inside a parallel region
+ * (contiguous, in thread order). */
+static inline void dt_cpu_share(int64_t n, int64_t *i0, int64_t *i1) {
+  int64_t t = omp_get_thread_num(), tn = omp_get_num_threads();
+  *i0 = n * t / tn;
+  *i1 = n * (t + 1) / tn;
+}
+
+/* Asks for the cache lines of `bytes` at p ahead of use: the row ops read
+ * rows scattered over large tables, where one miss at a time would leave
+ * the loop waiting on memory latency. */
+static inline void dt_cpu_prefetch(const void *p, size_t bytes) {
+  for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch((const char *)p + b);
+}
+
+/* Replaces the kernel set (tests compare the sets bit for bit). */
+static inline void dt_cpu_use_kernels(dt_backend *be, const dt_cpu_kernels *k) { dt_cpu(be)->kern = k; }
 
 /* Returns the scratch buffer with room for `bytes` (NULL + message on OOM). */
 void *dt_cpu_scratch(dt_backend *be, size_t bytes, const char *op);

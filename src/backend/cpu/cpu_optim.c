@@ -16,16 +16,6 @@ static int check_hyper(const char *op, const dt_adam_hyper *hy) {
   return 0;
 }
 
-/* one Adam row: g = grad_scale*grad + wd*param, then dt_adam_update */
-static inline void adam_span(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
-                             int64_t n, const dt_adam_hyper *hy, float bc1, float bc2) {
-  const float gs = hy->grad_scale, wd = hy->weight_decay;
-  for (int64_t i = 0; i < n; i++) {
-    float gi = gs * g[i] + wd * p[i];
-    p[i] = dt_adam_update(p[i], gi, &m[i], &v[i], hy->lr, hy->beta1, hy->beta2, hy->eps, bc1, bc2);
-  }
-}
-
 /* elements per parallel chunk of dense Adam */
 enum { ADAM_CHUNK = 16384 };
 
@@ -36,12 +26,13 @@ int dt_cpu_adam(dt_backend *be, float *param, const float *grad, float *m, float
   DT_TRY(check_hyper("adam", &hyper));
   float bc1 = dt_adam_bias_correction(hyper.beta1, hyper.step);
   float bc2 = dt_adam_bias_correction(hyper.beta2, hyper.step);
+  const dt_cpu_kernels *k = dt_cpu(be)->kern;
   int64_t chunks = (n + ADAM_CHUNK - 1) / ADAM_CHUNK;
   int nt = dt_cpu_threads_for(be, n * 8);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t ch = 0; ch < chunks; ch++) {
     int64_t i0 = ch * ADAM_CHUNK, len = n - i0 < ADAM_CHUNK ? n - i0 : ADAM_CHUNK;
-    adam_span(param + i0, grad + i0, m + i0, v + i0, len, &hyper, bc1, bc2);
+    k->adam_span(param + i0, grad + i0, m + i0, v + i0, len, &hyper, bc1, bc2);
   }
   return 0;
 }
@@ -51,15 +42,22 @@ int dt_cpu_adam_rows(dt_backend *be, float *table, float *m_table, float *v_tabl
   DT_CPU_REQUIRE(m >= 0 && dim >= 0, "adam_rows", "negative shape m=%lld dim=%d", (long long)m, dim);
   DT_TRY(check_hyper("adam_rows", &hyper));
   /* ids are unique, so rows (and their step counters) never collide */
+  const dt_cpu_kernels *kern = dt_cpu(be)->kern;
   int nt = dt_cpu_threads_for(be, m * dim * 8);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < m; k++) {
+    if (k + 4 < m) { /* the rows are scattered over the tables */
+      int64_t ahead = (int64_t)ids[k + 4] * dim;
+      dt_cpu_prefetch(table + ahead, (size_t)dim * sizeof(float));
+      dt_cpu_prefetch(m_table + ahead, (size_t)dim * sizeof(float));
+      dt_cpu_prefetch(v_table + ahead, (size_t)dim * sizeof(float));
+    }
     int64_t row = ids[k];
     int64_t t = ++row_step[row];
     float bc1 = dt_adam_bias_correction(hyper.beta1, t);
     float bc2 = dt_adam_bias_correction(hyper.beta2, t);
     int64_t off = row * dim;
-    adam_span(table + off, grads + k * dim, m_table + off, v_table + off, dim, &hyper, bc1, bc2);
+    kern->adam_span(table + off, grads + k * dim, m_table + off, v_table + off, dim, &hyper, bc1, bc2);
   }
   return 0;
 }
@@ -70,7 +68,7 @@ int dt_cpu_adagrad_rows(dt_backend *be, float *table, float *acc, const int32_t 
   DT_TRY(check_hyper("adagrad_rows", &hyper));
   const float gs = hyper.grad_scale, wd = hyper.weight_decay;
   int nt = dt_cpu_threads_for(be, m * dim * 4);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < m; k++) {
     float *restrict w = table + (int64_t)ids[k] * dim;
     const float *restrict g = grads + k * dim;

@@ -4,11 +4,14 @@
 
 #include "backend/cpu/cpu_ops.h"
 
+/* rows ahead of the current one whose cache lines are requested */
+enum { ROW_PREFETCH = 8 };
+
 int dt_cpu_gather_rows(dt_backend *be, float *out, const float *table, const int32_t *ids, int64_t n, int dim) {
   DT_CPU_REQUIRE(n >= 0 && dim >= 0, "gather_rows", "negative shape n=%lld dim=%d", (long long)n, dim);
   int nt = dt_cpu_threads_for(be, n * dim);
   size_t row_bytes = (size_t)dim * sizeof(float);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; i++) memcpy(out + i * dim, table + (int64_t)ids[i] * dim, row_bytes);
   return 0;
 }
@@ -46,6 +49,19 @@ static uint64_t *radix_sort_by_high32(uint64_t *a, uint64_t *tmp, int64_t n) {
   return src;
 }
 
+/* The first k in [0, m] with seg[k] >= e (seg ascending, seg[m] = n). */
+static int64_t first_segment_at(const int64_t *seg, int64_t m, int64_t e) {
+  int64_t lo = 0, hi = m;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (seg[mid] < e)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 int dt_cpu_coalesce_rows(dt_backend *be, const int32_t *ids, const float *grads, int64_t n, int dim, int32_t *uniq,
                          float *sums, int64_t *m_host) {
   DT_CPU_REQUIRE(n >= 0 && dim >= 0, "coalesce_rows", "negative shape n=%lld dim=%d", (long long)n, dim);
@@ -72,16 +88,30 @@ int dt_cpu_coalesce_rows(dt_backend *be, const int32_t *ids, const float *grads,
   }
   seg[m] = n;
 
-  /* each output row is one thread's: sums in input order, any thread count */
+  /* Each output row is one thread's: sums in input order, any thread
+   * count. Threads split the input rows (popular ids have many), at id
+   * boundaries. The rows are read in sorted order, i.e. scattered over
+   * grads: prefetching a few rows ahead keeps several memory reads in
+   * flight (without it the loop waits out one miss per row). */
   int nt = dt_cpu_threads_for(be, n * dim);
   size_t row_bytes = (size_t)dim * sizeof(float);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int64_t k = 0; k < m; k++) {
-    float *restrict s = sums + k * dim;
-    memcpy(s, grads + (int64_t)(uint32_t)sorted[seg[k]] * dim, row_bytes);
-    for (int64_t e = seg[k] + 1; e < seg[k + 1]; e++) {
-      const float *restrict g = grads + (int64_t)(uint32_t)sorted[e] * dim;
-      for (int j = 0; j < dim; j++) s[j] += g[j];
+#pragma omp parallel num_threads(nt)
+  {
+    int64_t e0, e1;
+    dt_cpu_share(n, &e0, &e1);
+    int64_t k0 = first_segment_at(seg, m, e0), k1 = first_segment_at(seg, m, e1);
+    int64_t e_end = seg[k1];
+    for (int64_t k = k0; k < k1; k++) {
+      float *restrict s = sums + k * dim;
+      for (int64_t e = seg[k]; e < seg[k + 1]; e++) {
+        if (e + ROW_PREFETCH < e_end)
+          dt_cpu_prefetch(grads + (int64_t)(uint32_t)sorted[e + ROW_PREFETCH] * dim, row_bytes);
+        const float *restrict g = grads + (int64_t)(uint32_t)sorted[e] * dim;
+        if (e == seg[k])
+          memcpy(s, g, row_bytes);
+        else
+          for (int j = 0; j < dim; j++) s[j] += g[j];
+      }
     }
   }
   *m_host = m;

@@ -35,7 +35,7 @@ static inline float dot(const float *restrict x, const float *restrict y, int d)
 int dt_cpu_rowdot_fwd(dt_backend *be, const float *u, const float *v, float *out, int64_t n, int c, int d) {
   DT_CPU_REQUIRE(n >= 0 && c >= 0 && d >= 0, "rowdot_fwd", "negative shape n=%lld c=%d d=%d", (long long)n, c, d);
   int nt = dt_cpu_threads_for(be, n * c * d);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; i++)
     for (int j = 0; j < c; j++) out[i * c + j] = dot(u + i * d, v + (i * c + j) * d, d);
   return 0;
@@ -45,7 +45,7 @@ int dt_cpu_rowdot_bwd(dt_backend *be, const float *u, const float *v, const floa
                       int64_t n, int c, int d) {
   DT_CPU_REQUIRE(n >= 0 && c >= 0 && d >= 0, "rowdot_bwd", "negative shape n=%lld c=%d d=%d", (long long)n, c, d);
   int nt = dt_cpu_threads_for(be, n * c * d * (du && dv ? 2 : 1));
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     const float *restrict ui = u + i * d;
     float *restrict dui = du ? du + i * d : NULL;
@@ -67,7 +67,7 @@ int dt_cpu_mix3_fwd(dt_backend *be, const float *alpha, const float *hs, const f
                     int64_t n, int c, int d) {
   DT_CPU_REQUIRE(n >= 0 && c >= 0 && d >= 0, "mix3_fwd", "negative shape n=%lld c=%d d=%d", (long long)n, c, d);
   int nt = dt_cpu_threads_for(be, n * c * d);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     const float as = alpha[3 * i], ad = alpha[3 * i + 1], ac = alpha[3 * i + 2];
     const float *restrict hdi = hd ? hd + i * d : NULL;
@@ -92,7 +92,7 @@ int dt_cpu_mix3_bwd(dt_backend *be, const float *alpha, const float *hs, const f
                     const float *dz, float *dalpha, float *dhs, float *dhd, float *dhc, int64_t n, int c, int d) {
   DT_CPU_REQUIRE(n >= 0 && c >= 0 && d >= 0, "mix3_bwd", "negative shape n=%lld c=%d d=%d", (long long)n, c, d);
   int nt = dt_cpu_threads_for(be, n * c * d * 3);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     const float as = alpha[3 * i], ad = alpha[3 * i + 1], ac = alpha[3 * i + 2];
     const float *restrict hdi = hd ? hd + i * d : NULL;

@@ -40,21 +40,38 @@ static void sift_up(topk_entry *h, int i) {
   h[i] = e;
 }
 
+/* Columns checked together against the heap's current bar. */
+enum { TOPK_BLOCK = 16 };
+
 /* One row into idx/val (k slots): heap of the best k seen so far. `h` has
- * room for k entries. */
+ * room for k entries. Columns come in increasing order, so a value equal to
+ * the heap's lowest never displaces it (ties go to the lower column): a
+ * column enters only if its value is strictly above the bar (-INFINITY
+ * while the heap is not full, which also keeps -INFINITY and NaN out). Most
+ * columns of a long row fall below the bar, so whole blocks are tested at
+ * once (a vectorised compare) before any heap work. */
 static void topk_row(const float *restrict s, int64_t cols, int k, topk_entry *h, int32_t *idx, float *val) {
   int size = 0;
-  for (int64_t j = 0; j < cols; j++) {
-    float x = s[j];
-    /* -INFINITY is "excluded"; NaN has no rank, so it is never returned either */
-    if (!(x > -INFINITY)) continue;
-    topk_entry e = {x, (int32_t)j};
-    if (size < k) {
-      h[size] = e;
-      sift_up(h, size++);
-    } else if (ranks_above(e, h[0])) {
-      h[0] = e;
-      sift_down(h, size, 0);
+  float bar = -INFINITY;
+  for (int64_t j0 = 0; j0 < cols; j0 += TOPK_BLOCK) {
+    int64_t j1 = j0 + TOPK_BLOCK < cols ? j0 + TOPK_BLOCK : cols;
+    if (j1 - j0 == TOPK_BLOCK) {
+      int any = 0;
+      for (int t = 0; t < TOPK_BLOCK; t++) any |= s[j0 + t] > bar;
+      if (!any) continue;
+    }
+    for (int64_t j = j0; j < j1; j++) {
+      float x = s[j];
+      if (!(x > bar)) continue;
+      topk_entry e = {x, (int32_t)j};
+      if (size < k) {
+        h[size] = e;
+        sift_up(h, size++);
+      } else {
+        h[0] = e;
+        sift_down(h, size, 0);
+      }
+      if (size == k) bar = h[0].val;
     }
   }
   /* pop lowest-ranked first, filling the output from the back */
@@ -79,7 +96,7 @@ int dt_cpu_topk(dt_backend *be, const float *scores, int64_t n, int64_t cols, in
   int nt = dt_cpu_threads_for(be, n * cols);
   topk_entry *heaps = dt_cpu_scratch(be, (size_t)nt * (size_t)k * sizeof(topk_entry), "topk");
   if (!heaps) return DT_EXIT_RUNTIME;
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt)
   {
     topk_entry *heap = heaps + (size_t)omp_get_thread_num() * (size_t)k;
 #pragma omp for schedule(dynamic, 4)
