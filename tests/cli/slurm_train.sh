@@ -25,7 +25,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "skipped: the private Slurm cluster needs root (slurmd, munged)"
   exit 77
 fi
-if ! "$bin" --version | grep -Eq '^ +mpi +[^n]'; then
+if ! "$bin" --version | grep -Eq '^ +mpi +[^ n]'; then
   echo "skipped: $bin was built without MPI (2 tasks would be 2 separate runs)"
   exit 77
 fi
