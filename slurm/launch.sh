@@ -93,6 +93,9 @@ case $launcher in
     # shellcheck disable=SC2206
     cmd=(mpirun ${DTRAIN_MPIRUN_ARGS:-})
     [ "$(id -u)" -eq 0 ] && cmd+=(--allow-run-as-root)
+    # Surviving ranks get 3 s (Open MPI's default: 1) between mpirun's
+    # SIGTERM and SIGKILL to print where they were.
+    export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-3}
     ;;
   *) die "DTRAIN_LAUNCHER must be srun or mpirun, not '$launcher'" ;;
 esac

@@ -159,16 +159,22 @@ EOF
   print_env
 }
 
-stop_one() { # stop_one NAME: TERM, wait up to 10 s, then KILL
-  local name=$1 pid t0
-  pid=$(pid_of "$name") || return 0
-  kill -TERM "$pid" 2>/dev/null
+stop_daemons() { # TERM to each running daemon, wait up to 10 s, then KILL
+  local name pid pids=() names=() t0 i
+  for name in slurmd slurmctld munged; do
+    pid=$(pid_of "$name") || continue
+    kill -TERM "$pid" 2>/dev/null
+    pids+=("$pid")
+    names+=("$name")
+  done
   t0=$SECONDS
-  while [ -d "/proc/$pid" ] && [ $((SECONDS - t0)) -lt 10 ]; do sleep 0.2; done
-  if [ -d "/proc/$pid" ]; then
-    echo "slurm_local: $name (pid $pid) ignored SIGTERM; sending SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null
-  fi
+  for i in "${!pids[@]}"; do
+    while [ -d "/proc/${pids[i]}" ] && [ $((SECONDS - t0)) -lt 10 ]; do sleep 0.1; done
+    if [ -d "/proc/${pids[i]}" ]; then
+      echo "slurm_local: ${names[i]} (pid ${pids[i]}) ignored SIGTERM for 10 s; sending SIGKILL" >&2
+      kill -KILL "${pids[i]}" 2>/dev/null
+    fi
+  done
 }
 
 stop() {
@@ -176,10 +182,20 @@ stop() {
     echo "slurm_local: nothing to stop ($dir does not exist)" >&2
     return 0
   }
-  # Jobs first (slurmd's job steps), then the node, the controller, munge.
-  stop_one slurmd
-  stop_one slurmctld
-  stop_one munged
+  # Jobs first: slurmstepd and the job's processes would outlive slurmd.
+  if pid_of slurmctld >/dev/null && pid_of slurmd >/dev/null; then
+    local jobs t0
+    jobs=$(SLURM_CONF=$conf squeue -h -o %A 2>/dev/null)
+    if [ -n "$jobs" ]; then
+      # shellcheck disable=SC2086
+      SLURM_CONF=$conf scancel $jobs 2>/dev/null
+      t0=$SECONDS
+      while [ -n "$(SLURM_CONF=$conf squeue -h -o %A 2>/dev/null)" ] && [ $((SECONDS - t0)) -lt 20 ]; do sleep 0.5; done
+    fi
+  fi
+  # Then all three at once: none needs another to shut down (jobs still running
+  # are ended by slurmd's own shutdown or by the KILL after 10 s).
+  stop_daemons
   if [ "${DTRAIN_SLURM_KEEP:-0}" = 1 ]; then
     echo "slurm_local: stopped; logs kept in $dir/log" >&2
   else
