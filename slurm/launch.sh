@@ -7,7 +7,8 @@
 #   DTRAIN_ROOT      repository checkout (default: the submit directory)
 #   DTRAIN_BIN       the dtrain binary (default: $DTRAIN_ROOT/build/dtrain)
 #   DTRAIN_WORKDIR   where the job runs; relative paths such as runs/<name>
-#                    resolve here (default: the submit directory)
+#                    resolve here (default: the job's working directory,
+#                    i.e. sbatch --chdir or the submit directory)
 #   DTRAIN_CONFIG    config file (--config)
 #   DTRAIN_SET       overrides, whitespace-separated key=value pairs
 #   DTRAIN_LAUNCHER  srun (default, PMIx) | mpirun
@@ -24,7 +25,7 @@ die() {
 
 root=${DTRAIN_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
 bin=${DTRAIN_BIN:-$root/build/dtrain}
-workdir=${DTRAIN_WORKDIR:-${SLURM_SUBMIT_DIR:-$PWD}}
+workdir=${DTRAIN_WORKDIR:-$PWD}
 launcher=${DTRAIN_LAUNCHER:-srun}
 [ -x "$bin" ] || die "dtrain binary '$bin' not found or not executable: build it (cmake --build build) or set DTRAIN_BIN"
 cd "$workdir" || die "cannot enter DTRAIN_WORKDIR '$workdir'"
