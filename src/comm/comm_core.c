@@ -32,6 +32,11 @@ static void watchdog_abort(int code) {
 static void watchdog_abort(int code) { _Exit(code); }
 #endif
 
+/* MPI counts are ints. The v-collectives check their layouts on every rank
+ * where all ranks can know the sizes (all-gather, gather); an all-to-all
+ * part over 2 GiB is seen only by the rank sending or receiving it, which
+ * fails while its peers wait until the watchdog ends the job. Per-step
+ * exchanges are megabytes, checkpoint chunks are capped below 2 GiB. */
 int dtc_int_count(const dt_comm *c, size_t n, const char *what, int *out) {
   if (n > (size_t)INT_MAX)
     return dt_fail(DT_EXIT_RUNTIME,

@@ -249,28 +249,28 @@ int dt_comm_gatherv(dt_comm *c, const void *send, size_t bytes, int root, dt_com
   size_t *sc = dt_xmalloc(sizeof(size_t) * (size_t)size);
   int *ic = dt_xmalloc(sizeof(int) * 2 * (size_t)size);
   int rc = DT_OK;
-  dtc_enter("MPI_Gather(sizes)");
-  int e = MPI_Gather(&mine, 1, MPI_UINT64_T, sizes, 1, MPI_UINT64_T, root, c->world);
+  /* Every rank learns every size (an all-gather, not a gather), so all
+   * agree on whether the layout fits MPI's int counts before the Gatherv. */
+  dtc_enter("MPI_Allgather(sizes)");
+  int e = MPI_Allgather(&mine, 1, MPI_UINT64_T, sizes, 1, MPI_UINT64_T, c->world);
   dtc_leave();
-  if (e != MPI_SUCCESS) rc = dtc_mpi_fail(c, e, "MPI_Gather(sizes)", what);
+  if (e != MPI_SUCCESS) rc = dtc_mpi_fail(c, e, "MPI_Allgather(sizes)", what);
   size_t total = 0;
-  /* The root alone can find an overflow; every rank must still reach the
-   * Gatherv, so the root reports it afterwards instead of leaving early. */
-  int layout_rc = DT_OK;
-  if (!rc && c->rank == root) {
+  if (!rc) {
     for (int r = 0; r < size; r++) sc[r] = (size_t)sizes[r];
-    layout_rc = to_int_layout(c, sc, ic, ic + size, &total, what);
-    if (layout_rc) memset(ic, 0, sizeof(int) * 2 * (size_t)size);
-    else dtc_buffer_reserve(out, total);
+    rc = to_int_layout(c, sc, ic, ic + size, &total, what);
   }
   if (!rc) {
-    void *dst = c->rank == root ? out->data : NULL;
+    void *dst = NULL;
+    if (c->rank == root) {
+      dtc_buffer_reserve(out, total);
+      dst = out->data;
+    }
     dtc_enter("MPI_Gatherv");
-    e = MPI_Gatherv(send, layout_rc ? 0 : nb, MPI_BYTE, dst, ic, ic + size, MPI_BYTE, root, c->world);
+    e = MPI_Gatherv(send, nb, MPI_BYTE, dst, ic, ic + size, MPI_BYTE, root, c->world);
     dtc_leave();
     if (e != MPI_SUCCESS) rc = dtc_mpi_fail(c, e, "MPI_Gatherv", what);
   }
-  if (!rc && layout_rc) rc = layout_rc;
   if (!rc) {
     if (c->rank == root) {
       out->size = total;

@@ -16,6 +16,10 @@ cleanup() {
 }
 trap cleanup EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# mpirun sends SIGTERM, waits this many seconds, then SIGKILL (default 1):
+# on a loaded, oversubscribed machine a rank spinning in a collective may
+# not be scheduled within 1 s to print its line.
+export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-2}
 failures=0
 fail() {
   echo "FAIL: $*"

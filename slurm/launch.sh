@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# slurm/launch.sh: starts `dtrain train` on the job's tasks; run by
+# train.sbatch and ablation.sbatch inside an allocation (see slurm/README.md).
+#
+# Arguments are passed to `dtrain train` (e.g. --set key=value,
+# --check-replicas 100). Environment:
+#   DTRAIN_ROOT      repository checkout (default: the submit directory)
+#   DTRAIN_BIN       the dtrain binary (default: $DTRAIN_ROOT/build/dtrain)
+#   DTRAIN_WORKDIR   where the job runs; relative paths such as runs/<name>
+#                    resolve here (default: the job's working directory,
+#                    i.e. sbatch --chdir or the submit directory)
+#   DTRAIN_CONFIG    config file (--config)
+#   DTRAIN_SET       overrides, whitespace-separated key=value pairs
+#   DTRAIN_LAUNCHER  srun (default, PMIx) | mpirun
+#   DTRAIN_RESUME    auto (default: newest <run dir>/checkpoints/epoch-*.h5)
+#                    | none | a checkpoint file
+#   DTRAIN_SRUN_ARGS / DTRAIN_MPIRUN_ARGS  extra launcher arguments
+set -u
+
+say() { echo "[launch $(date '+%F %T')] $*"; }
+die() {
+  echo "[launch] error: $*" >&2
+  exit 2
+}
+
+root=${DTRAIN_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
+bin=${DTRAIN_BIN:-$root/build/dtrain}
+workdir=${DTRAIN_WORKDIR:-$PWD}
+launcher=${DTRAIN_LAUNCHER:-srun}
+[ -x "$bin" ] || die "dtrain binary '$bin' not found or not executable: build it (cmake --build build) or set DTRAIN_BIN"
+cd "$workdir" || die "cannot enter DTRAIN_WORKDIR '$workdir'"
+
+# ---- the configuration arguments, in order: file, job defaults, env, args ----
+cfg_args=()
+[ -n "${DTRAIN_CONFIG:-}" ] && cfg_args+=(--config "$DTRAIN_CONFIG")
+# One thread per CPU Slurm gave the task (backend.threads=0 would count the
+# whole node); later --set arguments override this.
+cfg_args+=(--set "backend.threads=${SLURM_CPUS_PER_TASK:-1}")
+for kv in ${DTRAIN_SET:-}; do cfg_args+=(--set "$kv"); done
+# Pick the configuration options out of the arguments too, so the run
+# directory below is the one the trainer will use.
+explicit_resume=
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  a=${args[i]}
+  case $a in
+    --config | -c | --set) cfg_args+=("$a" "${args[i + 1]:-}"); i=$((i + 1)) ;;
+    --config=* | --set=*) cfg_args+=("$a") ;;
+    --resume | --resume=*) explicit_resume=1 ;;
+  esac
+done
+
+# ---- resume from the newest complete epoch checkpoint ----
+merged=$("$bin" config "${cfg_args[@]}") || die "the configuration is invalid (dtrain config said why above)"
+run_field() { # run_field KEY: run.KEY of the merged configuration
+  if command -v jq >/dev/null 2>&1; then
+    jq -r ".run.$1" <<<"$merged"
+  else # cJSON's pretty print: one key per line inside the "run" object
+    awk -v k="\"$1\":" '/^\t"run":/ {r = 1; next} r && /^\t}/ {exit}
+      r && $1 == k {v = $0; sub(/^[^:]*:[ \t]*"?/, "", v); sub(/"?,?[ \t]*$/, "", v); print v; exit}' <<<"$merged"
+  fi
+}
+run_dir=$(run_field dir)
+[ -n "$run_dir" ] || run_dir=runs/$(run_field name)
+resume=()
+case ${DTRAIN_RESUME:-auto} in
+  none) ;;
+  auto)
+    if [ -z "$explicit_resume" ] && [ -d "$run_dir/checkpoints" ]; then
+      # Checkpoints are written to a temporary name and renamed, so every
+      # epoch-NNNN.h5 is complete; the newest is the highest epoch.
+      latest=$(find "$run_dir/checkpoints" -maxdepth 1 -name 'epoch-*.h5' ! -name '*.tmp*' -printf '%f\n' |
+        sort -V | tail -n 1)
+      [ -n "$latest" ] && resume=(--resume "$run_dir/checkpoints/$latest")
+    fi
+    ;;
+  *) resume=(--resume "$DTRAIN_RESUME") ;;
+esac
+
+# ---- the launcher ----
+tasks=${SLURM_NTASKS:-1}
+say "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}: $tasks tasks, ${SLURM_CPUS_PER_TASK:-1} CPUs each, launcher $launcher"
+say "run directory $run_dir${resume[*]:+, resuming from ${resume[1]}}"
+cmd=()
+case $launcher in
+  srun)
+    # --kill-on-bad-exit: one failed rank ends the step instead of leaving
+    # the others waiting (they print their rank/step line on SIGTERM).
+    # shellcheck disable=SC2206
+    cmd=(srun --mpi=pmix --kill-on-bad-exit=1 ${DTRAIN_SRUN_ARGS:-})
+    ;;
+  mpirun)
+    # Open MPI reads the allocation from Slurm; as root it needs consent.
+    # shellcheck disable=SC2206
+    cmd=(mpirun ${DTRAIN_MPIRUN_ARGS:-})
+    [ "$(id -u)" -eq 0 ] && cmd+=(--allow-run-as-root)
+    # Surviving ranks get 3 s (Open MPI's default: 1) between mpirun's
+    # SIGTERM and SIGKILL to print where they were.
+    export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-3}
+    ;;
+  *) die "DTRAIN_LAUNCHER must be srun or mpirun, not '$launcher'" ;;
+esac
+# The configuration arguments go first so the user's own ones come later
+# and win; arguments already in "$@" are not repeated.
+base_cfg=()
+[ -n "${DTRAIN_CONFIG:-}" ] && base_cfg+=(--config "$DTRAIN_CONFIG")
+base_cfg+=(--set "backend.threads=${SLURM_CPUS_PER_TASK:-1}")
+for kv in ${DTRAIN_SET:-}; do base_cfg+=(--set "$kv"); done
+say "${cmd[*]} $bin train ${base_cfg[*]} ${resume[*]} $*"
+"${cmd[@]}" "$bin" train "${base_cfg[@]}" "${resume[@]}" "$@"
+rc=$?
+say "dtrain exited with $rc"
+exit $rc
