@@ -2,6 +2,7 @@
  * per-batch placement work of sharded tables. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dtrain/error.h"
 #include "dtrain/log.h"
@@ -67,8 +68,15 @@ int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare) {
     if (failed) return rc ? rc : dt_fail(DT_EXIT_DATA, "preparing the data set failed on rank 0 (see its message)");
   }
   DT_TRY(dt_dataset_load(s->cfg.data_output, &s->ds));
-  DT_TRY(dt_backend_create(s->cfg.backend_name, (int)s->cfg.backend_threads, dt_comm_local_rank(comm),
-                           s->cfg.backend_tf32, &s->be));
+  /* backend.threads = 0: this node's cores shared among its ranks, so two
+   * ranks on one machine do not oversubscribe it */
+  int threads = (int)s->cfg.backend_threads;
+  if (threads == 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = (int)(cores > 0 ? cores : 1) / dt_comm_local_size(comm);
+    if (threads < 1) threads = 1;
+  }
+  DT_TRY(dt_backend_create(s->cfg.backend_name, threads, dt_comm_local_rank(comm), s->cfg.backend_tf32, &s->be));
   DT_TRY(dt_comm_dense_setup(comm, s->be, s->cfg.comm_dense));
   DT_TRY(dt_comm_set_timeout(comm, s->cfg.comm_timeout_s));
   DT_TRY(dt_model_create(&s->cfg, s->be, s->ds.n_users, s->ds.n_items, s->ds.vocab_size, s->ds.tfidf_indptr,
