@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A rank killed mid-training: the other stops within 60 s naming itself and
+# its step, the job exits non-zero, the last completed checkpoint stays
+# loadable, and training resumes from it.
+# args: dtrain-binary source-root shared-data-dir
+set -u
+bin=$1
+src=$2
+command -v mpirun >/dev/null || { echo "SKIP: mpirun is not installed"; exit 77; }
+if "$bin" --version | grep -q "mpi    not compiled"; then echo "SKIP: this dtrain was built without MPI"; exit 77; fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# the grace between mpirun's SIGTERM and SIGKILL (slurm/README.md, "Faults")
+export OMPI_MCA_odls_base_sigkill_timeout=2
+work=$(mktemp -d /tmp/dtrain_fault_XXXXXX)
+trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+common=(--config "$src/tests/configs/tiny_v3.json" --set data.output="$work/data.h5" --set run.dir="$work/run"
+        --set train.epochs=200 --set ckpt.keep_last=2 --no-final-eval --quiet)
+"$bin" prep --config "$src/tests/configs/tiny_v3.json" --set data.output="$work/data.h5" --quiet >/dev/null || fail prep
+
+mpirun -np 2 "$bin" train "${common[@]}" >"$work/out.txt" 2>"$work/err.txt" &
+mpi=$!
+for _ in $(seq 600); do
+  [ -f "$work/run/checkpoints/epoch-0002.h5" ] && break
+  kill -0 $mpi 2>/dev/null || fail "training ended early: $(tail -3 "$work/err.txt")"
+  sleep 0.1
+done
+[ -f "$work/run/checkpoints/epoch-0002.h5" ] || fail "no epoch-0002.h5 after 60 s"
+victim=$(pgrep -P $mpi -f dtrain | tail -n 1)
+[ -n "$victim" ] || fail "no rank process found under mpirun $mpi"
+killed_at=$(date +%s)
+kill -9 "$victim"
+wait $mpi
+rc=$?
+took=$(($(date +%s) - killed_at))
+[ $rc -ne 0 ] || fail "mpirun exited 0 after a rank was killed"
+[ $took -lt 60 ] || fail "the surviving rank took $took s to stop"
+grep -qE "rank [01] of 2 .*stopped by SIGTERM at epoch [0-9]+ step [0-9]+" "$work/err.txt" ||
+  fail "no line naming the surviving rank and its step: $(tail -5 "$work/err.txt")"
+
+newest=$(ls "$work"/run/checkpoints/epoch-*.h5 | sort | tail -n 1)
+"$bin" eval --checkpoint "$newest" --set eval.protocol=sampled --quiet >/dev/null || fail "the newest checkpoint $newest is not loadable"
+done_epochs=$(basename "$newest" .h5 | sed 's/epoch-0*//')
+mpirun -np 2 "$bin" train "${common[@]}" --resume "$newest" --set train.epochs=$((done_epochs + 2)) >/dev/null 2>"$work/err2.txt" ||
+  fail "resume after the fault: $(tail -3 "$work/err2.txt")"
+[ -f "$work/run/checkpoints/epoch-$(printf %04d $((done_epochs + 2))).h5" ] || fail "resumed training wrote no later epoch"
+grep -m1 "stopped by" "$work/err.txt"
+echo "fault: a killed rank stopped the job in $took s (exit $rc); resumed from $(basename "$newest")"
