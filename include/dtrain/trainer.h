@@ -64,6 +64,10 @@ typedef struct {
   int64_t dscore_cap, dalpha_cap;
   float *h_alpha;
   int64_t h_alpha_cap;
+  /* bytes this rank must send at the least for its sparse gradients (its
+   * unique touched rows x dim x 4), summed over steps: the benchmark's
+   * lower bound next to the module's counters */
+  uint64_t sparse_lower_bound_bytes;
 } dt_session;
 
 /* Opens a session: picks the backend (by local rank), prepares the data set

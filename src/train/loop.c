@@ -46,6 +46,21 @@ static void add_alpha(cJSON *o, const double a[3]) {
   cJSON_AddItemToObject(o, "alpha_mean", arr);
 }
 
+/* Bytes this rank has sent: the dense all-reduce, and every table's sparse
+ * exchange (lookups and gradients). */
+static void comm_bytes(dt_session *s, uint64_t *dense, uint64_t *sparse) {
+  dt_comm_stats cs;
+  dt_comm_get_stats(s->comm, &cs);
+  *dense = cs.dense_bytes;
+  *sparse = 0;
+  for (int t = 0; t < DT_MAX_TABLES; t++) {
+    if (!s->tables[t].present) continue;
+    dt_comm_table_stats ts;
+    dt_comm_get_table_stats(s->comm, s->tables[t].comm_ids.rows_id, &ts);
+    *sparse += ts.lookup_bytes + ts.grad_bytes;
+  }
+}
+
 /* ---- Checkpoints -------------------------------------------------------------------- */
 
 static char *ckpt_path(loop_ctx *L, const char *name) { return dt_path_join(L->ckpt_dir, name); }
@@ -205,7 +220,9 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
     rc = dt_comm_allreduce_max_i64(s->comm, &steps, 1);
     const double lr_d = dt_lr_at_epoch(cfg, cfg->train_lr, epoch), lr_s = dt_lr_at_epoch(cfg, base_sparse_lr, epoch);
     double loss_sum = 0, ex_sum = 0, alpha_sum[3] = {0, 0, 0}, t_epoch = dt_now_s(), t_log = t_epoch;
-    int64_t ex_log = 0;
+    int64_t ex_log = 0, steps_log = 0;
+    uint64_t log_dense0 = 0, log_sparse0 = 0, log_lb0 = s->sparse_lower_bound_bytes;
+    comm_bytes(s, &log_dense0, &log_sparse0);
     dt_progress prog;
     char label[64];
     snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch + 1, (long long)cfg->train_epochs);
@@ -222,6 +239,7 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
       loss_sum += st.loss * (double)st.examples;
       ex_sum += (double)st.examples;
       ex_log += st.examples;
+      steps_log++;
       for (int k = 0; k < 3; k++) alpha_sum[k] += st.alpha[k] * (double)st.examples;
       char extra[96];
       snprintf(extra, sizeof extra, "loss %.4f", st.loss);
@@ -244,6 +262,18 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
         cJSON_AddNumberToObject(o, "examples_per_sec", now > t_log ? (double)ex_log / (now - t_log) : 0);
         cJSON_AddNumberToObject(o, "time_s", now - L.t0);
         cJSON_AddNumberToObject(o, "peak_rss_mb", (double)dt_peak_rss_bytes() / 1048576.0);
+        /* this rank's communication per step since the last line */
+        uint64_t dense_b, sparse_b;
+        comm_bytes(s, &dense_b, &sparse_b);
+        double per = steps_log > 0 ? (double)steps_log : 1.0;
+        cJSON_AddNumberToObject(o, "comm_dense_bytes_per_step", (double)(dense_b - log_dense0) / per);
+        cJSON_AddNumberToObject(o, "comm_sparse_bytes_per_step", (double)(sparse_b - log_sparse0) / per);
+        cJSON_AddNumberToObject(o, "sparse_lower_bound_bytes_per_step",
+                                (double)(s->sparse_lower_bound_bytes - log_lb0) / per);
+        log_dense0 = dense_b;
+        log_sparse0 = sparse_b;
+        log_lb0 = s->sparse_lower_bound_bytes;
+        steps_log = 0;
         rc = write_json_line(&L, o);
         t_log = now;
         ex_log = 0;

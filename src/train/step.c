@@ -52,6 +52,7 @@ static int exchange_table(dt_session *s, int t, double *sumsq_replicated, double
     DT_TRY(be->download(be, ts->h_ids, ts->d_uniq, (size_t)m * sizeof(int32_t)));
     DT_TRY(be->download(be, ts->h_rows, ts->d_sums, (size_t)(m * dim) * sizeof(float)));
   }
+  s->sparse_lower_bound_bytes += (uint64_t)m * (uint64_t)dim * sizeof(float);
   if (ts->placement == DT_PLACEMENT_SHARDED) {
     /* view positions -> global ids (ascending: the view is sorted) */
     for (int64_t k = 0; k < m; k++) ts->h_ids[k] = ts->uniq[ts->h_ids[k]];
