@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dtrain/error.h"
+#include "dtrain/progress.h"
 #include "dtrain/rng.h"
 
 /* 2016-01-01 00:00:00 UTC, a Friday: the log starts here. */
@@ -544,7 +545,14 @@ int dt_synth_generate(const dt_synth_params *p, double min_rating, dt_interactio
   int64_t *n_events = synth_activity(&w);
   table_ctx ctx = {out, min_rating};
   int rc = DT_OK;
-  for (int64_t u = 0; u < p->users && rc == DT_OK; u++) rc = synth_user_events(&w, u, n_events[u], emit_row, &ctx);
+  dt_progress prog;
+  int show = p->interactions >= 2000000; /* a few seconds or more */
+  if (show) dt_progress_begin(&prog, "generating synthetic log", p->interactions, "rows");
+  for (int64_t u = 0; u < p->users && rc == DT_OK; u++) {
+    rc = synth_user_events(&w, u, n_events[u], emit_row, &ctx);
+    if (show && (u & 4095) == 0) dt_progress_update(&prog, out->read, NULL);
+  }
+  if (show) dt_progress_end(&prog, out->read, NULL);
   free(n_events);
   if (rc == DT_OK && item_text) {
     char **t = dt_xmalloc((size_t)p->items * sizeof(char *));
