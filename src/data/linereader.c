@@ -9,7 +9,7 @@
 #include "dtrain/error.h"
 #include "dtrain/log.h"
 
-enum { RAW_CHUNK = 1 << 18, TEXT_MIN_SPACE = 1 << 16 };
+enum { RAW_CHUNK = 1 << 18, TEXT_MIN_SPACE = 1 << 14 };
 /* Files this large get a progress line. */
 #define PROGRESS_MIN_BYTES ((int64_t)64 << 20)
 
@@ -23,7 +23,7 @@ static int raw_want(dt_linereader *lr, size_t need) {
     lr->in_pos = 0;
   }
   while (lr->in_len < need && !lr->raw_eof) {
-    size_t room = RAW_CHUNK - lr->in_len, got;
+    size_t room = lr->in_cap - lr->in_len, got;
     if (lr->f) {
       got = fread(lr->in + lr->in_len, 1, room, lr->f);
       if (got < room) {
@@ -148,8 +148,10 @@ int dt_lr_open(dt_linereader *lr, const dt_input *in, int skip_bad, int progress
     lr->file_size = (int64_t)in->size;
     if (in->size == 0) lr->raw_eof = 1;
   }
-  lr->in = dt_xmalloc(RAW_CHUNK);
-  lr->buf_cap = 1 << 20;
+  /* small in-memory inputs (tests, fuzzing) get small buffers */
+  lr->in_cap = !in->path && in->size < RAW_CHUNK ? (in->size < 64 ? 64 : in->size) : RAW_CHUNK;
+  lr->in = dt_xmalloc(lr->in_cap);
+  lr->buf_cap = in->path ? (size_t)1 << 20 : 2 * TEXT_MIN_SPACE;
   lr->buf = dt_xmalloc(lr->buf_cap);
   int rc = raw_want(lr, 2);
   if (rc != DT_OK) {

@@ -28,7 +28,7 @@ typedef struct {
   size_t mem_size, mem_pos;
   int raw_eof;
   unsigned char *in;      /* raw chunk */
-  size_t in_len, in_pos;
+  size_t in_cap, in_len, in_pos;
   int64_t raw_bytes;      /* raw bytes consumed so far */
   uint32_t raw_crc;
   int64_t file_size;      /* 0 when unknown */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dtrain/error.h"
+#include "dtrain/progress.h"
 #include "dtrain/rng.h"
 
 /* 2016-01-01 00:00:00 UTC, a Friday: the log starts here. */
@@ -383,6 +384,12 @@ static int64_t sample_item(const synth_world *w, int64_t g, int64_t m, uint32_t 
   return lo + search_cum_f(c, n, x);
 }
 
+static int already_seen(const int64_t *seen, int64_t n, int64_t item) {
+  for (int64_t j = n - 1; j >= 0; j--)
+    if (seen[j] == item) return 1;
+  return 0;
+}
+
 int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_emit_fn emit, void *ctx) {
   int64_t C = w->C, S = w->S, D = w->p.days;
   dt_rand4 r = draw(w, P_USER, (uint64_t)u, 0);
@@ -396,12 +403,17 @@ int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_e
   double hx = u01(r2.v[1]);
   double center = hx < 0.55 ? 20.5 : hx < 0.80 ? 12.5 : hx < 0.92 ? 8.0 : 1.0;
   double weekend_w = 0.5 + 2.0 * u01(r2.v[2]);
-  double start = u01(r2.v[3]) * (double)(D - 1);
+  /* active window: from a few weeks to the whole log (long for most
+   * users, as in a shop's regular customers), placed uniformly */
   dt_rand4 r3 = draw(w, P_USER, (uint64_t)u, 2);
-  double span = 14.0 - log(u01(r3.v[0])) * (double)D / 3.0;
-  if (start + span > (double)D) span = (double)D - start;
+  double span = 21.0 + ((double)D - 21.0) * pow(u01(r3.v[0]), 0.6);
+  if (span > (double)D) span = (double)D;
+  double start = u01(r2.v[3]) * ((double)D - span);
   const int64_t day0 = SYNTH_EPOCH / 86400;
   double *cw = dt_xmalloc((size_t)C * sizeof(double));
+  /* the user's items so far: a redraw avoids most repeats (reviews of the
+   * same item twice are rare in real logs; prep's dedup removes the rest) */
+  int64_t *seen = dt_xmalloc((size_t)(n_events ? n_events : 1) * sizeof(int64_t));
   int64_t k = 0, session = 0;
   while (k < n_events) {
     dt_rand4 s = draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4));
@@ -452,6 +464,11 @@ int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_e
       } else {
         item = sample_item(w, g, month, ev.v[1]);
       }
+      for (uint32_t redraw = 0; redraw < 4 && already_seen(seen, k, item); redraw++) {
+        dt_rand4 rd = draw(w, P_EVENT, (uint64_t)u, (uint32_t)k + ((redraw + 1u) << 26));
+        item = sample_item(w, g, month, rd.v[0]);
+      }
+      seen[k] = item;
       if (e > 0) ts += 20 + (int64_t)(-150.0 * log(u01(ev.v[2])));
       /* ratings: mostly positive, as in real review data */
       double rr = u01(ev.v[3]);
@@ -459,12 +476,14 @@ int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_e
       int rc = emit(ctx, u, k, item, ts, rating);
       if (rc != DT_OK) {
         free(cw);
+        free(seen);
         return rc;
       }
     }
     session++;
   }
   free(cw);
+  free(seen);
   return DT_OK;
 }
 
@@ -526,7 +545,14 @@ int dt_synth_generate(const dt_synth_params *p, double min_rating, dt_interactio
   int64_t *n_events = synth_activity(&w);
   table_ctx ctx = {out, min_rating};
   int rc = DT_OK;
-  for (int64_t u = 0; u < p->users && rc == DT_OK; u++) rc = synth_user_events(&w, u, n_events[u], emit_row, &ctx);
+  dt_progress prog;
+  int show = p->interactions >= 2000000; /* a few seconds or more */
+  if (show) dt_progress_begin(&prog, "generating synthetic log", p->interactions, "rows");
+  for (int64_t u = 0; u < p->users && rc == DT_OK; u++) {
+    rc = synth_user_events(&w, u, n_events[u], emit_row, &ctx);
+    if (show && (u & 4095) == 0) dt_progress_update(&prog, out->read, NULL);
+  }
+  if (show) dt_progress_end(&prog, out->read, NULL);
   free(n_events);
   if (rc == DT_OK && item_text) {
     char **t = dt_xmalloc((size_t)p->items * sizeof(char *));
