@@ -39,6 +39,11 @@ int dt_cli_common_option(int opt, const char *arg, dt_cli_common *common);
 void dt_cli_apply_logging(const dt_cli_common *common);
 /* Builds the configuration from --config and --set. */
 int dt_cli_build_config(const dt_cli_common *common, dt_config *cfg);
+/* The configuration of a command working from a checkpoint: --config when
+ * given, else the merged config stored in the checkpoint; then --set.
+ * *ckpt_crc (may be NULL) gets the checkpoint's data-set checksum. */
+int dt_cli_config_for_checkpoint(const dt_cli_common *common, const char *checkpoint, dt_config *cfg,
+                                 uint32_t *ckpt_crc);
 /* Prints "unexpected argument" for leftovers; returns DT_EXIT_USAGE or 0. */
 int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *command);
 void dt_cli_common_free(dt_cli_common *common);

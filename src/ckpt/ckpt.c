@@ -46,23 +46,18 @@ static int attr_str(hid_t obj, const char *name, const char *s) {
   return rc;
 }
 
-static int attr_read_i64(hid_t obj, const char *name, int64_t *v) {
+/* Reads a scalar attribute as `memtype` into v; -1 when absent or unreadable. */
+static int attr_read(hid_t obj, const char *name, hid_t memtype, void *v) {
   if (H5Aexists(obj, name) <= 0) return -1;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return -1;
-  int rc = H5Aread(a, H5T_NATIVE_INT64, v) < 0 ? -1 : 0;
+  int rc = H5Aread(a, memtype, v) < 0 ? -1 : 0;
   H5Aclose(a);
   return rc;
 }
 
-static int attr_read_f64(hid_t obj, const char *name, double *v) {
-  if (H5Aexists(obj, name) <= 0) return -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? -1 : 0;
-  H5Aclose(a);
-  return rc;
-}
+static int attr_read_i64(hid_t obj, const char *name, int64_t *v) { return attr_read(obj, name, H5T_NATIVE_INT64, v); }
+static int attr_read_f64(hid_t obj, const char *name, double *v) { return attr_read(obj, name, H5T_NATIVE_DOUBLE, v); }
 
 /* A string attribute (fixed or variable length), caller frees. */
 static char *attr_read_str(hid_t obj, const char *name) {

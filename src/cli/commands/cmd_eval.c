@@ -81,18 +81,8 @@ int dt_cmd_eval(int argc, char **argv) {
   if ((rc = dt_comm_init(NULL, NULL, &comm)) != DT_OK) goto out;
   dt_cli_apply_logging(&common);
   dt_config cfg;
-  char *stored = NULL;
   uint32_t ckpt_crc = 0;
-  rc = dt_ckpt_read_meta(ckpt, &stored, &ckpt_crc);
-  if (!rc) {
-    if (common.config_path)
-      rc = dt_cli_build_config(&common, &cfg);
-    else {
-      rc = dt_config_from_string(stored, ckpt, &cfg);
-      if (!rc) rc = dt_config_apply_sets(&cfg, common.sets, common.n_sets);
-    }
-  }
-  free(stored);
+  rc = dt_cli_config_for_checkpoint(&common, ckpt, &cfg, &ckpt_crc);
   dt_session s;
   memset(&s, 0, sizeof s);
   if (!rc) rc = dt_session_open(&s, &cfg, comm, 0);

@@ -139,18 +139,8 @@ int dt_cmd_recommend(int argc, char **argv) {
   dt_comm *comm = NULL;
   if ((rc = dt_comm_init(NULL, NULL, &comm)) != DT_OK) goto out;
   if (dt_comm_size(comm) > 1) rc = dt_fail(DT_EXIT_USAGE, "recommend runs on one process; start it without mpirun");
-  char *stored = NULL;
   dt_config cfg;
-  if (!rc) rc = dt_ckpt_read_meta(ckpt, &stored, NULL);
-  if (!rc) {
-    if (common.config_path) {
-      rc = dt_cli_build_config(&common, &cfg);
-    } else {
-      rc = dt_config_from_string(stored, ckpt, &cfg);
-      if (!rc) rc = dt_config_apply_sets(&cfg, common.sets, common.n_sets);
-    }
-  }
-  free(stored);
+  if (!rc) rc = dt_cli_config_for_checkpoint(&common, ckpt, &cfg, NULL);
   dt_session s;
   memset(&s, 0, sizeof s);
   dt_ckpt_state st;

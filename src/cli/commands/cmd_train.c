@@ -73,15 +73,10 @@ int dt_cmd_train(int argc, char **argv) {
   if ((rc = dt_comm_init(NULL, NULL, &comm)) != DT_OK) goto out;
   dt_cli_apply_logging(&common); /* the rank is known now */
   dt_config cfg;
-  if (topt.resume && !common.config_path) {
-    char *json = NULL;
-    rc = dt_ckpt_read_meta(topt.resume, &json, NULL);
-    if (!rc) rc = dt_config_from_string(json, topt.resume, &cfg);
-    if (!rc) rc = dt_config_apply_sets(&cfg, common.sets, common.n_sets);
-    free(json);
-  } else {
+  if (topt.resume)
+    rc = dt_cli_config_for_checkpoint(&common, topt.resume, &cfg, NULL);
+  else
     rc = dt_cli_build_config(&common, &cfg);
-  }
   dt_session s;
   memset(&s, 0, sizeof s);
   if (!rc) rc = dt_session_open(&s, &cfg, comm, 1);

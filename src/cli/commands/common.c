@@ -1,6 +1,9 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/ckpt.h"
 
 #include "dtrain/cli.h"
 #include "dtrain/error.h"
@@ -28,6 +31,23 @@ void dt_cli_apply_logging(const dt_cli_common *common) {
 
 int dt_cli_build_config(const dt_cli_common *common, dt_config *cfg) {
   return dt_config_build(common->config_path, common->sets, common->n_sets, cfg);
+}
+
+int dt_cli_config_for_checkpoint(const dt_cli_common *common, const char *checkpoint, dt_config *cfg,
+                                 uint32_t *ckpt_crc) {
+  char *stored = NULL;
+  int rc = dt_ckpt_read_meta(checkpoint, &stored, ckpt_crc);
+  if (!rc) {
+    if (common->config_path) {
+      rc = dt_cli_build_config(common, cfg);
+    } else {
+      rc = dt_config_from_string(stored, checkpoint, cfg);
+      if (!rc) rc = dt_config_apply_sets(cfg, common->sets, common->n_sets);
+      if (rc) memset(cfg, 0, sizeof *cfg);
+    }
+  }
+  free(stored);
+  return rc;
 }
 
 int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *command) {
