@@ -283,6 +283,34 @@ static void empty_kcore_result_is_a_data_error(void **state) {
   free(path);
 }
 
+static void delimited_without_text_and_empty_valid_round_trip(void **state) {
+  (void)state;
+  char *csv = tmp_path("d.csv"), *path = tmp_path("d.h5");
+  FILE *f = fopen(csv, "w");
+  for (int u = 0; u < 8; u++)
+    for (int i = 0; i < 8; i++) fprintf(f, "u%d,i%d,%d\n", u, i, 100 * u + 13 * i);
+  fclose(f);
+  char r[512], o[512];
+  snprintf(r, sizeof r, "data.reviews=%s", csv);
+  snprintf(o, sizeof o, "data.output=%s", path);
+  const char *sets[] = {"data.format=delimited", r, o, "data.valid_frac=0", "data.train_frac=0.9"};
+  dt_config cfg;
+  assert_int_equal(dt_config_build(NULL, sets, 5, &cfg), DT_OK);
+  assert_int_equal(dt_prep_run(&cfg, NULL), DT_OK);
+  dt_dataset ds;
+  assert_int_equal(dt_dataset_load(path, &ds), DT_OK);
+  assert_int_equal(ds.vocab_size, 0);
+  assert_int_equal(ds.tfidf_indptr[ds.n_items], 0);
+  assert_int_equal(ds.valid.n, 0);
+  assert_int_equal(ds.train.n, 57);
+  assert_int_equal(dt_dataset_load_ids(&ds), DT_OK);
+  assert_string_equal(ds.user_ids[7], "u7");
+  dt_dataset_free(&ds);
+  dt_config_free(&cfg);
+  free(csv);
+  free(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(write_then_load_round_trip),
@@ -291,6 +319,7 @@ int main(void) {
       cmocka_unit_test(is_current_follows_config_and_sources),
       cmocka_unit_test(prep_config_json_is_format_specific),
       cmocka_unit_test(empty_kcore_result_is_a_data_error),
+      cmocka_unit_test(delimited_without_text_and_empty_valid_round_trip),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,6 @@
 /* Runs each fuzz target's entry point over its corpus in the normal build
- * (tests/fuzz/corpus/<target>/: seeds and any crash reproducers), so inputs
+ * (tests/fuzz/corpus/<target>/: hand-written seeds, the libFuzzer-minimised
+ * corpus of the recorded runs, and any crash reproducers), so inputs
  * that once broke a reader stay covered without clang or libFuzzer. */
 #include <dirent.h>
 #include <setjmp.h>

@@ -217,6 +217,13 @@ static void truncated_and_corrupt_gzip(void **state) {
   assert_int_equal(dt_read_amazon_reviews(&in, &o, &x, NULL), DT_EXIT_DATA);
   assert_non_null(strstr(dt_error_message(), "after the end of the gzip stream"));
   dt_interactions_free(&x);
+  /* under skip: every line is whole (the last one has no newline but is complete) */
+  o.skip_bad = 1;
+  assert_int_equal(dt_read_amazon_reviews(&in, &o, &x, NULL), DT_OK);
+  assert_int_equal(x.n, 4);
+  assert_int_equal(x.skipped, 0);
+  dt_interactions_free(&x);
+  o.skip_bad = 0;
   free(tail);
   free(bad);
   free(gz);

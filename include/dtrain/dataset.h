@@ -59,17 +59,17 @@
 
 /* Counts reported by prep (printed and written as JSON, see prep.h). */
 typedef struct {
-  int64_t read;             /* rows read from the input */
+  int64_t read;             /* valid rows read from the input (malformed ones: skipped) */
   int64_t skipped;          /* malformed rows skipped (data.on_error = skip) */
   int64_t after_rating;     /* rows kept by the rating filter */
   int64_t after_dedup;      /* after removing duplicate (user, item) pairs */
   int64_t n_users, n_items, n_interactions; /* after k-core */
-  int64_t kcore_passes;
+  int64_t kcore_passes;     /* k-core passes that removed rows (0: already a k-core) */
   int64_t train, valid, test;
   int64_t dropped_valid, dropped_test; /* held-out rows of users without train rows */
   int64_t eval_users_valid, eval_users_test;
   int64_t vocab_size, tfidf_nnz;
-  int64_t n_chunks;
+  int64_t n_chunks;         /* rows of /train_chunks */
 } dt_prep_summary;
 
 /* One split's interactions, in global order. */

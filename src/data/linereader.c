@@ -44,9 +44,11 @@ static int raw_want(dt_linereader *lr, size_t need) {
   return DT_OK;
 }
 
-/* A broken stream (truncated or corrupt): an error, or under skip_bad a
- * warning after which the text simply ends. */
-static int stream_broken(dt_linereader *lr, const char *what) {
+/* A broken stream: an error, or under skip_bad a warning after which the
+ * text simply ends. `partial`: the break is inside the data (truncated or
+ * corrupt), so a last line without its newline is incomplete; after a
+ * complete gzip member (trailing garbage) it is a whole line. */
+static int stream_broken(dt_linereader *lr, const char *what, int partial) {
   /* the line being assembled is the one after the last complete one */
   int64_t at = lr->line_no + 1;
   for (size_t p = lr->buf_pos; p < lr->buf_len; p++)
@@ -56,7 +58,7 @@ static int stream_broken(dt_linereader *lr, const char *what) {
                    "data.on_error=skip to use the lines before this point)",
                    lr->name, (long long)at, what);
   dt_log_warn("%s:%lld: %s; using the lines before it (data.on_error=skip)", lr->name, (long long)at, what);
-  lr->broken = 1;
+  lr->broken = partial;
   lr->text_eof = 1;
   return DT_OK;
 }
@@ -95,7 +97,7 @@ static int fill_text(dt_linereader *lr) {
       }
       size_t z = 0;
       while (z < n && p[z] == 0) z++;
-      if (z == 0) return stream_broken(lr, "unexpected bytes after the end of the gzip stream");
+      if (z == 0) return stream_broken(lr, "unexpected bytes after the end of the gzip stream", 0);
       lr->in_pos += z; /* zero padding some tools append: ignored */
       continue;
     }
@@ -112,11 +114,11 @@ static int fill_text(dt_linereader *lr) {
     } else if (ret == Z_BUF_ERROR || (ret == Z_OK && lr->zs.avail_in == 0)) {
       /* inflate wants more input */
       if (lr->in_pos == lr->in_len && lr->raw_eof && lr->buf_len == start)
-        return stream_broken(lr, "the gzip stream is truncated");
+        return stream_broken(lr, "the gzip stream is truncated", 1);
     } else if (ret != Z_OK) {
       char what[256];
       snprintf(what, sizeof what, "corrupt gzip data (zlib: %s)", lr->zs.msg ? lr->zs.msg : "error");
-      return stream_broken(lr, what);
+      return stream_broken(lr, what, 1);
     }
   }
   return DT_OK;

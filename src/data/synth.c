@@ -139,6 +139,10 @@ int synth_world_build(const dt_synth_params *p, synth_world *w) {
   if (w->M < 1) w->M = 1;
   if (I > INT32_MAX || p->users > INT32_MAX)
     return dt_fail(DT_EXIT_USAGE, "data.synthetic.users and .items must be below 2^31");
+  if (w->G > 10000000 || w->G > 100 * (I + 1))
+    return dt_fail(DT_EXIT_USAGE, "data.synthetic.categories x .subcategories = %lld groups is too many for %lld items "
+                   "(at most 100 per item and 10^7 in all)",
+                   (long long)w->G, (long long)I);
   /* category and subcategory popularity: Zipf-like */
   w->cat_w = dt_xmalloc((size_t)C * sizeof(double));
   w->cat_cum = dt_xmalloc((size_t)C * sizeof(double));

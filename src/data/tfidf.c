@@ -94,7 +94,7 @@ void dt_prep_tfidf(char *const *docs, int64_t n_items, int64_t max_terms, int64_
       memset(df + df_cap, 0, (size_t)(cap - df_cap) * sizeof(int64_t));
       df_cap = cap;
     }
-    qsort(d.ids, (size_t)d.n, sizeof(int32_t), cmp_i32);
+    if (d.n > 1) qsort(d.ids, (size_t)d.n, sizeof(int32_t), cmp_i32);
     for (int64_t j = 0; j < d.n;) {
       int64_t k = j;
       while (k < d.n && d.ids[k] == d.ids[j]) k++;
@@ -160,7 +160,7 @@ void dt_prep_tfidf(char *const *docs, int64_t n_items, int64_t max_terms, int64_
       row[m].tf = pair_tf[p];
       m++;
     }
-    qsort(row, (size_t)m, sizeof(entry), cmp_entry);
+    if (m > 1) qsort(row, (size_t)m, sizeof(entry), cmp_entry);
     double norm2 = 0;
     for (int64_t j = 0; j < m; j++) {
       double v = (double)row[j].tf * idf[row[j].col];
