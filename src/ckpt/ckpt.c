@@ -107,31 +107,28 @@ static hid_t make_dataset(hid_t parent, const char *name, hid_t type, int ndim, 
   return ds;
 }
 
-/* Writes rows [row0, row0 + n) of a 1-D or 2-D dataset from host memory. */
-static int write_rows(hid_t ds, hid_t memtype, int64_t row0, int64_t n, int64_t cols, const void *buf) {
+/* Writes (or reads) rows [row0, row0 + n) of a 1-D or 2-D dataset from (into)
+ * host memory. */
+static int transfer_rows(hid_t ds, hid_t memtype, int64_t row0, int64_t n, int64_t cols, void *buf, int write) {
   if (n == 0) return 0;
   hid_t fs = H5Dget_space(ds);
   int ndim = H5Sget_simple_extent_ndims(fs);
   hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)cols};
   int ok = fs >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
   hid_t ms = H5Screate_simple(ndim, count, NULL);
-  ok = ok && ms >= 0 && H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, buf) >= 0;
+  ok = ok && ms >= 0 &&
+       (write ? H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, buf) : H5Dread(ds, memtype, ms, fs, H5P_DEFAULT, buf)) >= 0;
   if (ms >= 0) H5Sclose(ms);
   if (fs >= 0) H5Sclose(fs);
   return ok ? 0 : -1;
 }
 
+static int write_rows(hid_t ds, hid_t memtype, int64_t row0, int64_t n, int64_t cols, const void *buf) {
+  return transfer_rows(ds, memtype, row0, n, cols, (void *)buf, 1);
+}
+
 static int read_rows(hid_t ds, hid_t memtype, int64_t row0, int64_t n, int64_t cols, void *buf) {
-  if (n == 0) return 0;
-  hid_t fs = H5Dget_space(ds);
-  int ndim = H5Sget_simple_extent_ndims(fs);
-  hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)cols};
-  int ok = fs >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
-  hid_t ms = H5Screate_simple(ndim, count, NULL);
-  ok = ok && ms >= 0 && H5Dread(ds, memtype, ms, fs, H5P_DEFAULT, buf) >= 0;
-  if (ms >= 0) H5Sclose(ms);
-  if (fs >= 0) H5Sclose(fs);
-  return ok ? 0 : -1;
+  return transfer_rows(ds, memtype, row0, n, cols, buf, 0);
 }
 
 /* ---- Writing -------------------------------------------------------------------- */

@@ -486,21 +486,26 @@ static int apply_sets(cJSON *tree, cJSON *origins, const char *const *sets, int 
   return DT_OK;
 }
 
-int dt_config_build(const char *path, const char *const *sets, int n_sets, dt_config *out) {
-  memset(out, 0, sizeof *out);
-  layers acc = {cJSON_CreateObject(), cJSON_CreateObject()};
-  int rc = DT_OK;
-  if (path) rc = load_layer(&acc, path, 0);
-  if (rc == DT_OK) rc = apply_sets(acc.tree, acc.origins, sets, n_sets);
-  if (rc == DT_OK) rc = rebuild(out, acc.tree, acc.origins);
-  cJSON_Delete(acc.origins);
+/* Finishes a configuration from merged layers (rc: the merge's result);
+ * takes ownership of acc either way. */
+static int take_layers(layers *acc, int rc, dt_config *out) {
+  if (rc == DT_OK) rc = rebuild(out, acc->tree, acc->origins);
+  cJSON_Delete(acc->origins);
   if (rc != DT_OK) {
-    cJSON_Delete(acc.tree);
+    cJSON_Delete(acc->tree);
     memset(out, 0, sizeof *out);
     return rc;
   }
-  out->tree = acc.tree;
+  out->tree = acc->tree;
   return DT_OK;
+}
+
+int dt_config_build(const char *path, const char *const *sets, int n_sets, dt_config *out) {
+  memset(out, 0, sizeof *out);
+  layers acc = {cJSON_CreateObject(), cJSON_CreateObject()};
+  int rc = path ? load_layer(&acc, path, 0) : DT_OK;
+  if (rc == DT_OK) rc = apply_sets(acc.tree, acc.origins, sets, n_sets);
+  return take_layers(&acc, rc, out);
 }
 
 int dt_config_from_string(const char *json, const char *origin, dt_config *out) {
@@ -513,15 +518,7 @@ int dt_config_from_string(const char *json, const char *origin, dt_config *out) 
   layers acc = {cJSON_CreateObject(), cJSON_CreateObject()};
   int rc = merge_object(&acc, root, NULL, origin, 1);
   cJSON_Delete(root);
-  if (rc == DT_OK) rc = rebuild(out, acc.tree, acc.origins);
-  cJSON_Delete(acc.origins);
-  if (rc != DT_OK) {
-    cJSON_Delete(acc.tree);
-    memset(out, 0, sizeof *out);
-    return rc;
-  }
-  out->tree = acc.tree;
-  return DT_OK;
+  return take_layers(&acc, rc, out);
 }
 
 int dt_config_apply_sets(dt_config *cfg, const char *const *sets, int n_sets) {
