@@ -62,7 +62,8 @@ for name in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
   found=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda*/targets/*/lib /usr/lib/x86_64-linux-gnu \
     /opt /usr/local/lib -name "$name" 2>/dev/null | head -n 1)
   [ -n "$found" ] || found=$(pyfind "$name")
-  [ -n "$found" ] && libdirs=$libdirs:$(dirname "$found")
+  [ -n "$found" ] || continue
+  case ":$libdirs:" in *":$(dirname "$found"):"*) ;; *) libdirs=$libdirs:$(dirname "$found") ;; esac
 done
 export LD_LIBRARY_PATH=$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
@@ -116,7 +117,12 @@ print("fp32 %.1f TF/s, tf32 %.1f TF/s, copy %.2f TB/s; floor/step v2 %.3f ms, v3
     f["v2_prefix"]["floor_ms_fp32"], f["v3_chunk"]["floor_ms_fp32"]))
 PY
 )
-    row bench_cuda PASS "${secs}s" "$summary"
+    if grep -q '"skipped"' "$out/bench_cuda.json"; then
+      row bench_cuda SKIP "${secs}s" "no usable device; floor only: $summary"
+      status=1
+    else
+      row bench_cuda PASS "${secs}s" "$summary"
+    fi
   else
     row bench_cuda FAIL "${secs}s" "exit $rc (see $out/bench_cuda.json)"
     status=1

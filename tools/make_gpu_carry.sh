@@ -42,8 +42,10 @@ tests=$(cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: *//p')
 for t in $tests; do cp "$build/tests/$t" "$pkg/tests/"; done
 cp "$build/bench/bench_cuda" "$build/dtrain" "$pkg/bin/"
 
-# Shared libraries: all that ldd resolves, minus the C runtime (present on
-# any Linux) and CUDA's own (the machine's match its driver).
+# Shared libraries: all that ldd resolves, minus glibc's (present on any
+# Linux, and tied to its own version: a carried libresolv would break the
+# machine's glibc), the compiler runtime and CUDA's own (the machine's match
+# its driver).
 missing=0
 for b in "$pkg"/bin/* "$pkg"/tests/*; do
   if ldd "$b" | grep -q 'not found'; then
@@ -57,7 +59,8 @@ for b in "$pkg"/bin/* "$pkg"/tests/*; do
   ldd "$b" | awk '/=> \// { print $3 }'
 done | sort -u | while read -r lib; do
   case $(basename "$lib") in
-    libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | librt.so.* | ld-linux* | libgcc_s.so.* | libstdc++.so.* | \
+    libc.so.* | libm.so.* | libmvec.so.* | libpthread.so.* | libdl.so.* | librt.so.* | libresolv.so.* | libnsl.so.* | \
+      libnss_* | libanl.so.* | libutil.so.* | ld-linux* | libgcc_s.so.* | libstdc++.so.* | \
       libcuda.so.* | libcudart.so.* | libcublas.so.* | libcublasLt.so.* | libnccl.so.* | libnvidia-*) ;;
     *) cp -L "$lib" "$pkg/lib/" ;;
   esac
@@ -68,7 +71,7 @@ done
   echo "git: $(git -C "$root" rev-parse --short=12 HEAD)$(git -C "$root" diff --quiet HEAD || echo ' (with uncommitted changes)')"
   echo "made: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(uname -n)"
   echo "CUDA architectures: $archs"
-  echo "tests: $tests"
+  echo "tests: $(tr '\n' ' ' <<<"$tests")"
   echo "libraries:"
   find "$pkg/lib" -type f -printf '  %f %s\n' | sort
 } >"$pkg/MANIFEST"

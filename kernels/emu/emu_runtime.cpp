@@ -13,7 +13,8 @@
 // rounded to TF32 when the handle's math mode asks for it.
 //
 // DTK_EMU_NO_DEVICE=1 in the environment makes cudaGetDeviceCount fail as
-// it does on a machine without a driver.
+// it does on a machine without a driver; DTK_EMU_SCHEDULE (forward, reverse,
+// shuffle) picks the order in which a block's threads run between barriers.
 #include <cblas.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -116,6 +117,33 @@ void fiber_main() {
   yield();
 }
 
+// The order in which runnable threads get to run between two barriers:
+// any order is a valid CUDA schedule, and a kernel that misses a barrier
+// gives different results under different orders. DTK_EMU_SCHEDULE =
+// forward (the default), reverse, or shuffle (a new permutation per pass).
+int schedule_order(int i) {
+  static int mode = -1;
+  static uint64_t lcg = 0x9e3779b97f4a7c15ull;
+  static int perm[kMaxThreads];
+  if (mode < 0) {
+    const char *m = getenv("DTK_EMU_SCHEDULE");
+    mode = !m ? 0 : !strcmp(m, "reverse") ? 1 : !strcmp(m, "shuffle") ? 2 : 0;
+  }
+  if (mode == 0) return i;
+  if (mode == 1) return g_nthreads - 1 - i;
+  if (i == 0) {
+    for (int t = 0; t < g_nthreads; t++) perm[t] = t;
+    for (int t = g_nthreads - 1; t > 0; t--) {
+      lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+      const int j = (int)((lcg >> 33) % (uint64_t)(t + 1));
+      const int tmp = perm[t];
+      perm[t] = perm[j];
+      perm[j] = tmp;
+    }
+  }
+  return perm[i];
+}
+
 // A fresh context for thread t of the block (getcontext returns "twice",
 // hence a function of its own).
 __attribute__((noinline)) void init_fiber(int t) {
@@ -139,11 +167,13 @@ void run_block() {
   for (int t = 0; t < g_nthreads; t++) init_fiber(t);
   for (;;) {
     bool ran = false;
-    for (int t = 0; t < g_nthreads; t++)
+    for (int i = 0; i < g_nthreads; i++) {
+      const int t = schedule_order(i);
       if (g_fibers[t].state == RUNNABLE) {
         resume(t);
         ran = true;
       }
+    }
     int live = 0, at_block = 0;
     for (int t = 0; t < g_nthreads; t++) {
       live += g_fibers[t].state != DONE;
