@@ -31,6 +31,19 @@ __global__ void gather_rows4_kernel(float4 *out, const float4 *table, const int3
   }
 }
 
+// dst[ids[r]] += src[r] for in-range ids; in-range ids are unique (backend.h),
+// so no two threads add into one element and no atomics are needed.
+__global__ void scatter_add_rows_kernel(float *dst, int64_t dst_rows, const int32_t *ids, const float *src, int64_t n,
+                                        int dim) {
+  const int64_t total = n * dim;
+  for (int64_t i = dtk::global_thread(); i < total; i += dtk::grid_threads()) {
+    const int64_t r = i / dim;
+    const int64_t row = ids[r];
+    if (row < 0 || row >= dst_rows) continue;
+    dst[row * dim + (i - r * dim)] += src[i];
+  }
+}
+
 __global__ void iota_kernel(int32_t *out, int64_t n) {
   for (int64_t i = dtk::global_thread(); i < n; i += dtk::grid_threads()) out[i] = (int32_t)i;
 }
@@ -79,6 +92,12 @@ cudaError_t dtk_gather_rows(cudaStream_t s, float *out, const float *table, cons
   } else {
     DTK_LAUNCH(dtk::grid_for(n * dim), dtk::kThreads, s, gather_rows_kernel)(out, table, ids, n, dim);
   }
+  return dtk::after_launch(s);
+}
+
+cudaError_t dtk_scatter_add_rows(cudaStream_t s, float *dst, int64_t dst_rows, const int32_t *ids, const float *src,
+                                 int64_t n, int dim) {
+  DTK_LAUNCH(dtk::grid_for(n * dim), dtk::kThreads, s, scatter_add_rows_kernel)(dst, dst_rows, ids, src, n, dim);
   return dtk::after_launch(s);
 }
 

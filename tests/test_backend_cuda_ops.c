@@ -421,6 +421,34 @@ static void test_gather_rows(void **state) {
   }
 }
 
+/* scatter_add_rows: a permutation of distinct rows plus out-of-range ids
+ * (skipped), added into a NaN-free destination. */
+static void test_scatter_add_rows(void **state) {
+  (void)state;
+  const int dims[] = {128, 61};
+  for (int t = 0; t < 2; t++) {
+    const int dim = dims[t];
+    const int64_t rows = 900, n = 700;
+    float *dst = fnew((size_t)(rows * dim)), *src = fnew((size_t)(n * dim));
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    fill_uniform(dst, (size_t)(rows * dim), -1.0f, 1.0f);
+    fill_uniform(src, (size_t)(n * dim), -1.0f, 1.0f);
+    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)((i * 7919) % (rows + 50)); /* distinct; some >= rows */
+    ids[3] = -1;
+    pair pd = pair_new(dst, (size_t)(rows * dim) * 4), ps = pair_new(src, (size_t)(n * dim) * 4),
+         pi = pair_new(ids, (size_t)n * 4);
+    OK(g_cpu->scatter_add_rows(g_cpu, pd.a, rows, pi.a, ps.a, n, dim));
+    OK(g_gpu->scatter_add_rows(g_gpu, pd.b, rows, pi.b, ps.b, n, dim));
+    check_pair("scatter_add_rows", pd, 0.0);
+    pair_free(&pd);
+    pair_free(&ps);
+    pair_free(&pi);
+    free(dst);
+    free(src);
+    free(ids);
+  }
+}
+
 static void coalesce_case(int64_t n, int64_t id_range, int dim) {
   float *grads = fnew((size_t)(n * dim)), *sums = fnew((size_t)(n * dim));
   int32_t *ids = malloc((size_t)n * sizeof *ids), *uniq = malloc((size_t)n * sizeof *uniq);
@@ -993,6 +1021,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gemm),         cmocka_unit_test(test_bias),        cmocka_unit_test(test_axpy_scale_sumsq),
       cmocka_unit_test(test_relu_dropout), cmocka_unit_test(test_gather_rows), cmocka_unit_test(test_coalesce_rows),
+      cmocka_unit_test(test_scatter_add_rows),
       cmocka_unit_test(test_csr_matmul),   cmocka_unit_test(test_gru_step),    cmocka_unit_test(test_gate),
       cmocka_unit_test(test_bpr),          cmocka_unit_test(test_rowdot),      cmocka_unit_test(test_mix3),
       cmocka_unit_test(test_score_mix),    cmocka_unit_test(test_adam),        cmocka_unit_test(test_row_optimizers),

@@ -69,6 +69,8 @@ cudaError_t dtk_sum_partials(cudaStream_t s, const double *partials, int count, 
 
 /* ---- embedding rows (kernels/embed.cu) ---- */
 cudaError_t dtk_gather_rows(cudaStream_t s, float *out, const float *table, const int32_t *ids, int64_t n, int dim);
+cudaError_t dtk_scatter_add_rows(cudaStream_t s, float *dst, int64_t dst_rows, const int32_t *ids, const float *src,
+                                 int64_t n, int dim);
 cudaError_t dtk_iota_i32(cudaStream_t s, int32_t *out, int64_t n);
 /* Stable radix sort of (key, value) pairs by the full 32-bit signed key. */
 cudaError_t dtk_sort_pairs_i32(cudaStream_t s, void *temp, size_t *temp_bytes, const int32_t *keys_in,

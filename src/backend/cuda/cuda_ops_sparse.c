@@ -15,6 +15,16 @@ static int cu_gather_rows(dt_backend *be, float *out, const float *table, const 
   return 0;
 }
 
+static int cu_scatter_add_rows(dt_backend *be, float *dst, int64_t dst_rows, const int32_t *ids, const float *src,
+                               int64_t n, int dim) {
+  dt_cuda *c;
+  DT_TRY(dt_cuda_enter(be, &c));
+  if (n < 0 || dim < 0) return dt_cuda_bad_call("scatter_add_rows", "n=%lld dim=%d", (long long)n, dim);
+  if (n == 0 || dim == 0) return 0;
+  DT_KERNEL(dtk_scatter_add_rows, (c->stream, dst, dst_rows, ids, src, n, dim));
+  return 0;
+}
+
 /* Sort (id, input index) pairs by id (stable: equal ids keep input order),
  * mark where runs of equal ids start, number the runs with a scan, then sum
  * each run's rows in input order. One synchronisation, for m. */
@@ -114,6 +124,7 @@ static int cu_csr_matmul_grad(dt_backend *be, float *dwt, const int64_t *indptr,
 
 void dt_cuda_fill_sparse_ops(dt_backend *be) {
   be->gather_rows = cu_gather_rows;
+  be->scatter_add_rows = cu_scatter_add_rows;
   be->coalesce_rows = cu_coalesce_rows;
   be->csr_matmul = cu_csr_matmul;
   be->csr_matmul_grad = cu_csr_matmul_grad;
