@@ -20,11 +20,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLES = ("user_emb", "item_emb", "item_bias", "dyn_item_emb")
 
 
+def data_sets():
+    """The Electronics-scale generator's sizes: train checks the prepared
+    file's recorded config against its own data keys."""
+    e = json.load(open(os.path.join(ROOT, "configs", "data_synthetic_electronics.json")))["data"]["synthetic"]
+    return [f"data.synthetic.{k}={e[k]}" for k in ("users", "items", "interactions")]
+
+
 def run(args, data, n, placement, run_dir):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1")
     sets = [f"data.output={data}", f"run.dir={run_dir}", "run.log_every=1", "backend.threads=1", "backend.name=cpu",
-            "train.eval_every=0", "ckpt.every=0"] + [f"comm.placement.{t}={placement}" for t in TABLES]
+            "train.eval_every=0", "ckpt.every=0"] + [f"comm.placement.{t}={placement}" for t in TABLES] + data_sets()
     cmd = ["mpirun", "-np", str(n), "--bind-to", "none", args.dtrain, "train", "--config",
            os.path.join(ROOT, args.config), "--max-steps", str(args.steps + args.warmup), "--no-final-eval", "--quiet"]
     cmd += sum([["--set", s] for s in sets], [])

@@ -46,17 +46,18 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of Electronics' users/items/interactions")
-    ap.add_argument("--data", help="prepared data set to use (default: prepared here once)")
+    ap.add_argument("--data", help="prepared data set to use (default: prepared here once); it must have been "
+                    "prepared from configs/data_synthetic_electronics.json at this --scale")
     ap.add_argument("--configs", nargs="*", default=["configs/hybrid_v3.json", "configs/hybrid_v2.json"])
     args = ap.parse_args()
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     work = tempfile.mkdtemp(prefix="dtrain_bench_train_")
     elec = os.path.join(ROOT, "configs", "data_synthetic_electronics.json")
     data = args.data or os.path.join(ROOT, "data", "prepared", f"bench_electronics_{args.scale:g}.h5")
-    scale_sets = []
-    if args.scale != 1.0:
-        e = json.load(open(elec))["data"]["synthetic"]
-        scale_sets = [f"data.synthetic.{k}={max(10, int(e[k] * args.scale))}" for k in ("users", "items", "interactions")]
+    # the data set's recorded config must match what train is given, or train
+    # would prepare it again from its own config's data keys
+    e = json.load(open(elec))["data"]["synthetic"]
+    scale_sets = [f"data.synthetic.{k}={max(10, int(e[k] * args.scale))}" for k in ("users", "items", "interactions")]
     if not args.data:
         sh([args.dtrain, "prep", "--config", elec, "--set", f"data.output={data}", "--quiet"] +
            sum([["--set", s] for s in scale_sets], []))
@@ -66,7 +67,7 @@ def main():
         merged = os.path.join(work, os.path.basename(cfg))
         with open(merged, "w") as f:
             f.write(sh([args.dtrain, "config", "--config", cfg_path, "--set", f"data.output={data}"]).stdout)
-        d = dtrain_run(args, cfg_path, [], data, os.path.join(work, "run_" + os.path.basename(cfg)))
+        d = dtrain_run(args, cfg_path, scale_sets, data, os.path.join(work, "run_" + os.path.basename(cfg)))
         t = json.loads(sh([py, os.path.join(ROOT, "bench", "torch_reference.py"), "--config", merged, "--dataset", data,
                            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]).stdout)
         row = {"config": cfg, "dtrain": d, "pytorch": t, "ratio": d["examples_per_sec"] / t["examples_per_sec"]}

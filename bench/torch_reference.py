@@ -203,6 +203,12 @@ def main():
     tfidf = dtrain_torch.load_tfidf(args.dataset)
     n_users = len(d["ptr"]) - 1
     model = dtrain_torch.HybridModel(cfg, n_users, d["n_items"], tfidf.shape[1])
+    with torch.no_grad():  # MODEL.md's initialisation of the tables (speed does not depend on it)
+        for name, p in model.named_parameters():
+            if name.endswith("_emb.weight"):
+                p.normal_(0.0, 0.01)
+        if hasattr(model, "dynamic"):
+            model.dynamic.item_emb.weight[0].zero_()
     for name in ("static", "dynamic"):  # sparse gradients for the tables, as a careful user would
         mod = getattr(model, name, None)
         for emb in ("user_emb", "item_emb"):

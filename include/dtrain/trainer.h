@@ -88,6 +88,10 @@ typedef struct {
   double alpha[3];                    /* global batch mean of alpha */
   double grad_norm, clip;             /* before clipping, and the factor used */
   int64_t examples, pairs;            /* global */
+  /* where this rank's time went (seconds): batch building and sharded
+   * lookups, forward + loss, backward, dense all-reduce, sparse exchange
+   * (with the norm), parameter updates */
+  double t_batch, t_forward, t_backward, t_dense, t_sparse, t_update;
 } dt_step_stats;
 
 /* One optimizer step on the global batch whose local part is `units`.

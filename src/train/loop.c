@@ -221,6 +221,7 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
     const double lr_d = dt_lr_at_epoch(cfg, cfg->train_lr, epoch), lr_s = dt_lr_at_epoch(cfg, base_sparse_lr, epoch);
     double loss_sum = 0, ex_sum = 0, alpha_sum[3] = {0, 0, 0}, t_epoch = dt_now_s(), t_log = t_epoch;
     int64_t ex_log = 0, steps_log = 0;
+    double phase[6] = {0, 0, 0, 0, 0, 0};
     uint64_t log_dense0 = 0, log_sparse0 = 0, log_lb0 = s->sparse_lower_bound_bytes;
     comm_bytes(s, &log_dense0, &log_sparse0);
     dt_progress prog;
@@ -240,6 +241,8 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
       ex_sum += (double)st.examples;
       ex_log += st.examples;
       steps_log++;
+      const double ph[6] = {st.t_batch, st.t_forward, st.t_backward, st.t_dense, st.t_sparse, st.t_update};
+      for (int k = 0; k < 6; k++) phase[k] += ph[k];
       for (int k = 0; k < 3; k++) alpha_sum[k] += st.alpha[k] * (double)st.examples;
       char extra[96];
       snprintf(extra, sizeof extra, "loss %.4f", st.loss);
@@ -270,6 +273,14 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
         cJSON_AddNumberToObject(o, "comm_sparse_bytes_per_step", (double)(sparse_b - log_sparse0) / per);
         cJSON_AddNumberToObject(o, "sparse_lower_bound_bytes_per_step",
                                 (double)(s->sparse_lower_bound_bytes - log_lb0) / per);
+        /* this rank's time per step, by phase (ms) */
+        static const char *phase_names[6] = {"batch", "forward", "backward", "dense_comm", "sparse_comm", "update"};
+        cJSON *tm = cJSON_CreateObject();
+        for (int k = 0; k < 6; k++) {
+          cJSON_AddNumberToObject(tm, phase_names[k], 1e3 * phase[k] / per);
+          phase[k] = 0;
+        }
+        cJSON_AddItemToObject(o, "time_ms", tm);
         log_dense0 = dense_b;
         log_sparse0 = sparse_b;
         log_lb0 = s->sparse_lower_bound_bytes;

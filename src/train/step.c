@@ -16,6 +16,7 @@
 #include "dtrain/error.h"
 #include "dtrain/log.h"
 #include "dtrain/optim.h"
+#include "dtrain/timer.h"
 #include "dtrain/trainer.h"
 
 static int grow_dev(dt_backend *be, void **p, int64_t *cap, int64_t need, size_t elem) {
@@ -96,11 +97,15 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   dt_backend *be = s->be;
   dt_model *m = s->model;
   memset(out, 0, sizeof *out);
+  double t0 = dt_now_s(), t1;
 
   DT_TRY(dt_batch_build_train(s->bb, units, n_units, epoch, (uint32_t)global_step, (uint64_t)cfg->run_seed,
                               (int)cfg->train_n_neg, (int)cfg->train_neg_tries));
   const dt_batch *b = dt_batch_get(s->bb);
   DT_TRY(dt_session_prepare_batch(s));
+  t1 = dt_now_s();
+  out->t_batch = t1 - t0;
+  t0 = t1;
   const float *scores, *alpha;
   DT_TRY(dt_model_forward(m, b, &scores, &alpha));
 
@@ -135,8 +140,16 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
     DT_TRY(be->gate_reg(be, alpha, n, (float)cfg->model_lambda_ent, (float)cfg->model_lambda_bal, mean,
                         (int64_t)n_global, s->d_dalpha, &parts[1]));
   }
+  DT_TRY(be->sync(be));
+  t1 = dt_now_s();
+  out->t_forward = t1 - t0;
+  t0 = t1;
   DT_TRY(dt_model_zero_grad(m));
   DT_TRY(dt_model_backward(m, b, s->d_dscores, m->use_gate ? s->d_dalpha : NULL));
+  DT_TRY(be->sync(be));
+  t1 = dt_now_s();
+  out->t_backward = t1 - t0;
+  t0 = t1;
   DT_TRY(dt_comm_allreduce_sum_f64(s->comm, parts, 2));
   out->bpr = parts[0] / pairs_global;
   out->entropy = parts[1] / n_global;
@@ -147,6 +160,9 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   /* gradients of the global batch: every loss term is already divided by
    * the global counts, so the all-reduce sums */
   DT_TRY(dt_comm_dense_allreduce(s->comm, m->g, m->n_dense, 0));
+  t1 = dt_now_s();
+  out->t_dense = t1 - t0;
+  t0 = t1;
   double ss_rep = 0, ss_shard = 0;
   for (int t = 0; t < DT_MAX_TABLES; t++)
     if (s->tables[t].present) DT_TRY(exchange_table(s, t, &ss_rep, &ss_shard));
@@ -161,9 +177,14 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
                    !isfinite(out->loss) ? "loss" : "gradient", (long long)epoch, (long long)global_step, out->loss,
                    out->grad_norm);
   out->clip = dt_clip_factor(out->grad_norm, cfg->optim_clip_norm);
+  t1 = dt_now_s();
+  out->t_sparse = t1 - t0;
+  t0 = t1;
 
   DT_TRY(dt_optim_dense_step(m, lr_dense, out->clip));
   for (int t = 0; t < DT_MAX_TABLES; t++)
     if (s->tables[t].present) DT_TRY(apply_table(s, t, lr_sparse, out->clip));
+  DT_TRY(be->sync(be));
+  out->t_update = dt_now_s() - t0;
   return DT_OK;
 }
