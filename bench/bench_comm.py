@@ -32,7 +32,7 @@ def run(args, data, n, placement, run_dir):
                OMPI_MCA_rmaps_base_oversubscribe="1")
     sets = [f"data.output={data}", f"run.dir={run_dir}", "run.log_every=1", "backend.threads=1", "backend.name=cpu",
             "train.eval_every=0", "ckpt.every=0"] + [f"comm.placement.{t}={placement}" for t in TABLES] + data_sets()
-    cmd = ["mpirun", "-np", str(n), "--bind-to", "none", args.dtrain, "train", "--config",
+    cmd = ["mpirun", "-np", str(n), "--bind-to", "core", args.dtrain, "train", "--config",
            os.path.join(ROOT, args.config), "--max-steps", str(args.steps + args.warmup), "--no-final-eval", "--quiet"]
     cmd += sum([["--set", s] for s in sets], [])
     subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
@@ -55,6 +55,9 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "prepared", "bench_electronics_1.h5"))
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="runs of each (ranks, placement), interleaved; the median examples/s is reported "
+                         "(a shared machine's speed drifts by tens of percent)")
     args = ap.parse_args()
     if not os.path.exists(args.data):
         subprocess.run([args.dtrain, "prep", "--config", os.path.join(ROOT, "configs", "data_synthetic_electronics.json"),
@@ -62,10 +65,17 @@ def main():
     work = tempfile.mkdtemp(prefix="dtrain_bench_comm_")
     rows = []
     for placement in ("replicated", "sharded"):
+        runs = {1: [], 2: []}
+        for rep in range(args.repeats):
+            for n in (1, 2):
+                r = run(args, args.data, n, placement, os.path.join(work, f"{placement}-{n}-{rep}"))
+                print(json.dumps(r), flush=True)
+                runs[n].append(r)
         for n in (1, 2):
-            r = run(args, args.data, n, placement, os.path.join(work, f"{placement}-{n}"))
-            print(json.dumps(r), flush=True)
-            rows.append(r)
+            ordered = sorted(runs[n], key=lambda r: r["examples_per_sec"])
+            med = dict(ordered[len(ordered) // 2])
+            med["examples_per_sec_runs"] = [round(r["examples_per_sec"]) for r in runs[n]]
+            rows.append(med)
     summary = []
     for placement in ("replicated", "sharded"):
         one, two = [r for r in rows if r["placement"] == placement]

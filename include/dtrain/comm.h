@@ -139,6 +139,23 @@ const char *dt_comm_dense_transport(const dt_comm *c);
  * the backend's stream. COLLECTIVE. */
 int dt_comm_dense_allreduce(dt_comm *c, float *buf, int64_t n, int average);
 
+/* Sharded dense update (ZeRO stage 1 for the dense buffer): instead of one
+ * all-reduce and every rank running the same Adam over the whole buffer,
+ * each rank receives the sum of its own block only (reduce-scatter), updates
+ * that block, and the blocks are all-gathered back. The same bytes travel;
+ * the optimizer's work and memory traffic are divided by the rank count.
+ * Available when dt_comm_dense_can_shard() says so (several ranks, MPI on
+ * host memory); otherwise use dt_comm_dense_allreduce. */
+int dt_comm_dense_can_shard(const dt_comm *c);
+/* This rank's block [lo, hi) of a dense buffer of n floats (blocks are
+ * multiples of 16 floats, in rank order). */
+void dt_comm_dense_shard(const dt_comm *c, int64_t n, int64_t *lo, int64_t *hi);
+/* Sums buf[n] over ranks into this rank's block; the rest of buf is left
+ * unspecified. COLLECTIVE. */
+int dt_comm_dense_reduce_scatter(dt_comm *c, float *buf, int64_t n);
+/* Gives every rank every rank's block of buf[n] (in place). COLLECTIVE. */
+int dt_comm_dense_allgather(dt_comm *c, float *buf, int64_t n);
+
 /* ------------------------------------------------------------------------ */
 /* Embedding tables: placement and sparse exchange                           */
 /* ------------------------------------------------------------------------ */

@@ -16,6 +16,7 @@
  * here until that header lands.
  */
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,6 +368,86 @@ static int dense_nccl(dt_comm *c, dtc_dense *d, float *buf, int64_t n, int avera
   return DT_OK;
 }
 #endif
+
+int dt_comm_dense_can_shard(const dt_comm *c) {
+  return c->dense && c->dense->transport == DTC_MPI && c->dense->host_direct && c->size > 1;
+}
+
+/* Block r of n floats over `size` ranks, rounded to multiples of 16 floats. */
+static void shard_of(int64_t n, int r, int size, int64_t *lo, int64_t *hi) {
+  int64_t blocks = (n + 15) / 16;
+  int64_t b0 = blocks * r / size, b1 = blocks * (r + 1) / size;
+  *lo = b0 * 16 < n ? b0 * 16 : n;
+  *hi = b1 * 16 < n ? b1 * 16 : n;
+}
+
+void dt_comm_dense_shard(const dt_comm *c, int64_t n, int64_t *lo, int64_t *hi) {
+  shard_of(n, c->rank, c->size, lo, hi);
+}
+
+#ifdef DTRAIN_HAVE_MPI
+/* Counts and displacements of every rank's block (ints: MPI's limit). */
+static int shard_counts(dt_comm *c, int64_t n, int *counts, int *displs) {
+  for (int r = 0; r < c->size; r++) {
+    int64_t lo, hi;
+    shard_of(n, r, c->size, &lo, &hi);
+    if (hi - lo > INT32_MAX || lo > INT32_MAX)
+      return dt_fail(DT_EXIT_RUNTIME, "sharded dense update: %lld floats is more than MPI's int counts allow",
+                     (long long)n);
+    counts[r] = (int)(hi - lo);
+    displs[r] = (int)lo;
+  }
+  return DT_OK;
+}
+#endif
+
+int dt_comm_dense_reduce_scatter(dt_comm *c, float *buf, int64_t n) {
+  if (!dt_comm_dense_can_shard(c))
+    return dt_fail(DT_EXIT_RUNTIME, "sharded dense update without the MPI host transport (internal error)");
+#ifdef DTRAIN_HAVE_MPI
+  c->stats.dense_calls++;
+  c->stats.dense_bytes += (uint64_t)((double)(c->size - 1) / c->size * 4.0 * (double)n);
+  int *counts = dt_xmalloc(2 * (size_t)c->size * sizeof(int)), *displs = counts + c->size;
+  int rc = shard_counts(c, n, counts, displs);
+  if (!rc) {
+    dtc_dense *d = c->dense;
+    staging_reserve(d, (size_t)counts[c->rank] + 1);
+    dtc_enter("MPI_Reduce_scatter(dense gradients)");
+    int e = MPI_Reduce_scatter(buf, d->staging, counts, MPI_FLOAT, MPI_SUM, c->world);
+    dtc_leave();
+    if (e != MPI_SUCCESS)
+      rc = dtc_mpi_fail(c, e, "MPI_Reduce_scatter", "dense gradients");
+    else
+      memcpy(buf + displs[c->rank], d->staging, (size_t)counts[c->rank] * sizeof(float));
+  }
+  free(counts);
+  return rc;
+#else
+  (void)buf, (void)n;
+  return DT_OK;
+#endif
+}
+
+int dt_comm_dense_allgather(dt_comm *c, float *buf, int64_t n) {
+  if (!dt_comm_dense_can_shard(c))
+    return dt_fail(DT_EXIT_RUNTIME, "sharded dense update without the MPI host transport (internal error)");
+#ifdef DTRAIN_HAVE_MPI
+  c->stats.dense_bytes += (uint64_t)((double)(c->size - 1) / c->size * 4.0 * (double)n);
+  int *counts = dt_xmalloc(2 * (size_t)c->size * sizeof(int)), *displs = counts + c->size;
+  int rc = shard_counts(c, n, counts, displs);
+  if (!rc) {
+    dtc_enter("MPI_Allgatherv(dense parameters)");
+    int e = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, c->world);
+    dtc_leave();
+    if (e != MPI_SUCCESS) rc = dtc_mpi_fail(c, e, "MPI_Allgatherv", "dense parameters");
+  }
+  free(counts);
+  return rc;
+#else
+  (void)buf, (void)n;
+  return DT_OK;
+#endif
+}
 
 int dt_comm_dense_allreduce(dt_comm *c, float *buf, int64_t n, int average) {
   dtc_dense *d = c->dense;

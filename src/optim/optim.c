@@ -20,12 +20,16 @@ double dt_clip_factor(double norm, double clip) {
   return f < 1.0 ? f : 1.0;
 }
 
-int dt_optim_dense_step(dt_model *m, double lr, double grad_scale) {
+int dt_optim_dense_step(dt_model *m, double lr, double grad_scale, int64_t lo, int64_t hi) {
   const dt_config *cfg = m->cfg;
   m->adam_step++;
   dt_adam_hyper h = {(float)lr, (float)cfg->optim_beta1, (float)cfg->optim_beta2, (float)cfg->optim_eps,
                      (float)cfg->optim_weight_decay, (float)grad_scale, m->adam_step};
-  return m->be->adam(m->be, m->w, m->g, m->m, m->v, m->n_dense, h);
+  if (lo >= hi) {
+    lo = 0;
+    hi = m->n_dense;
+  }
+  return m->be->adam(m->be, m->w + lo, m->g + lo, m->m + lo, m->v + lo, hi - lo, h);
 }
 
 int dt_optim_table_step(dt_model *m, int t, const int32_t *local_ids, const float *grads, int64_t rows, double lr,

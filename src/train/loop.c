@@ -66,6 +66,13 @@ static void comm_bytes(dt_session *s, uint64_t *dense, uint64_t *sparse) {
 static char *ckpt_path(loop_ctx *L, const char *name) { return dt_path_join(L->ckpt_dir, name); }
 
 static int save(loop_ctx *L, const char *name) {
+  /* with the sharded dense update each rank's Adam moments are current in
+   * its own block only: gather them so the file holds all of them */
+  dt_session *s = L->s;
+  if (dt_comm_dense_can_shard(s->comm)) {
+    DT_TRY(dt_comm_dense_allgather(s->comm, s->model->m, s->model->n_dense));
+    DT_TRY(dt_comm_dense_allgather(s->comm, s->model->v, s->model->n_dense));
+  }
   char *path = ckpt_path(L, name);
   int rc = dt_ckpt_save(path, L->s->model, &L->st, L->config_json, L->s->ds.file_crc32, L->s->cfg.data_output,
                         (const dt_ckpt_table_comm[]){L->s->tables[0].comm_ids, L->s->tables[1].comm_ids,

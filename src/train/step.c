@@ -159,16 +159,29 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
 
   /* gradients of the global batch: every loss term is already divided by
    * the global counts, so the all-reduce sums */
-  DT_TRY(dt_comm_dense_allreduce(s->comm, m->g, m->n_dense, 0));
+  /* several ranks on host memory: each reduces and updates its own block
+   * of the dense buffer (same bytes, 1/N of the optimizer's work) */
+  const int shard = dt_comm_dense_can_shard(s->comm);
+  int64_t lo = 0, hi = m->n_dense;
+  if (shard) {
+    dt_comm_dense_shard(s->comm, m->n_dense, &lo, &hi);
+    DT_TRY(dt_comm_dense_reduce_scatter(s->comm, m->g, m->n_dense));
+  } else {
+    DT_TRY(dt_comm_dense_allreduce(s->comm, m->g, m->n_dense, 0));
+  }
   t1 = dt_now_s();
   out->t_dense = t1 - t0;
   t0 = t1;
   double ss_rep = 0, ss_shard = 0;
   for (int t = 0; t < DT_MAX_TABLES; t++)
     if (s->tables[t].present) DT_TRY(exchange_table(s, t, &ss_rep, &ss_shard));
-  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, &ss_shard, 1));
   double ss_dense = 0;
-  DT_TRY(be->sumsq(be, m->g, m->n_dense, &ss_dense));
+  DT_TRY(be->sumsq(be, m->g + lo, hi - lo, &ss_dense));
+  if (shard) { /* blocks of the dense gradient sum like the sharded tables' rows */
+    ss_shard += ss_dense;
+    ss_dense = 0;
+  }
+  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, &ss_shard, 1));
   out->grad_norm = sqrt(ss_dense + ss_rep + ss_shard);
   if (!isfinite(out->loss) || !isfinite(out->grad_norm))
     return dt_fail(DT_EXIT_RUNTIME,
@@ -181,7 +194,8 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   out->t_sparse = t1 - t0;
   t0 = t1;
 
-  DT_TRY(dt_optim_dense_step(m, lr_dense, out->clip));
+  DT_TRY(dt_optim_dense_step(m, lr_dense, out->clip, shard ? lo : 0, shard ? hi : 0));
+  if (shard) DT_TRY(dt_comm_dense_allgather(s->comm, m->w, m->n_dense));
   for (int t = 0; t < DT_MAX_TABLES; t++)
     if (s->tables[t].present) DT_TRY(apply_table(s, t, lr_sparse, out->clip));
   DT_TRY(be->sync(be));
