@@ -401,15 +401,23 @@ static int shard_counts(dt_comm *c, int64_t n, int *counts, int *displs) {
 }
 #endif
 
-int dt_comm_dense_reduce_scatter(dt_comm *c, float *buf, int64_t n) {
+/* One half of the sharded dense update: reduce-scatter (gather = 0) or
+ * all-gather (gather = 1) of buf[n] over every rank's block. */
+static int dense_shard_collective(dt_comm *c, float *buf, int64_t n, int gather) {
   if (!dt_comm_dense_can_shard(c))
     return dt_fail(DT_EXIT_RUNTIME, "sharded dense update without the MPI host transport (internal error)");
 #ifdef DTRAIN_HAVE_MPI
-  c->stats.dense_calls++;
+  if (!gather) c->stats.dense_calls++;
   c->stats.dense_bytes += (uint64_t)((double)(c->size - 1) / c->size * 4.0 * (double)n);
   int *counts = dt_xmalloc(2 * (size_t)c->size * sizeof(int)), *displs = counts + c->size;
   int rc = shard_counts(c, n, counts, displs);
-  if (!rc) {
+  if (!rc && gather) {
+    dtc_enter("MPI_Allgatherv(dense parameters)");
+    int e = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, c->world);
+    dtc_leave();
+    if (e != MPI_SUCCESS) rc = dtc_mpi_fail(c, e, "MPI_Allgatherv", "dense parameters");
+  } else if (!rc) {
+    /* MPI_Reduce_scatter puts the block at the start of its receive buffer */
     dtc_dense *d = c->dense;
     staging_reserve(d, (size_t)counts[c->rank] + 1);
     dtc_enter("MPI_Reduce_scatter(dense gradients)");
@@ -423,31 +431,14 @@ int dt_comm_dense_reduce_scatter(dt_comm *c, float *buf, int64_t n) {
   free(counts);
   return rc;
 #else
-  (void)buf, (void)n;
+  (void)buf, (void)n, (void)gather;
   return DT_OK;
 #endif
 }
 
-int dt_comm_dense_allgather(dt_comm *c, float *buf, int64_t n) {
-  if (!dt_comm_dense_can_shard(c))
-    return dt_fail(DT_EXIT_RUNTIME, "sharded dense update without the MPI host transport (internal error)");
-#ifdef DTRAIN_HAVE_MPI
-  c->stats.dense_bytes += (uint64_t)((double)(c->size - 1) / c->size * 4.0 * (double)n);
-  int *counts = dt_xmalloc(2 * (size_t)c->size * sizeof(int)), *displs = counts + c->size;
-  int rc = shard_counts(c, n, counts, displs);
-  if (!rc) {
-    dtc_enter("MPI_Allgatherv(dense parameters)");
-    int e = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, c->world);
-    dtc_leave();
-    if (e != MPI_SUCCESS) rc = dtc_mpi_fail(c, e, "MPI_Allgatherv", "dense parameters");
-  }
-  free(counts);
-  return rc;
-#else
-  (void)buf, (void)n;
-  return DT_OK;
-#endif
-}
+int dt_comm_dense_reduce_scatter(dt_comm *c, float *buf, int64_t n) { return dense_shard_collective(c, buf, n, 0); }
+
+int dt_comm_dense_allgather(dt_comm *c, float *buf, int64_t n) { return dense_shard_collective(c, buf, n, 1); }
 
 int dt_comm_dense_allreduce(dt_comm *c, float *buf, int64_t n, int average) {
   dtc_dense *d = c->dense;
