@@ -182,6 +182,16 @@ int dt_model_zero_grad(dt_model *model);
 int dt_model_build_item_cache(dt_model *model);
 void dt_model_drop_item_cache(dt_model *model);
 
+/* A table of a model, for callbacks. */
+typedef struct {
+  dt_model *model;
+  int table;
+} dt_table_ref;
+/* Copies rows local_ids[0..n) of the rows this rank stores of a table
+ * (indices relative to its first stored row) into rows_host [n, dim]. Has
+ * the shape of comm.h's dt_comm_fetch_fn (ctx = a dt_table_ref). */
+int dt_model_fetch_rows(void *ref, const int32_t *local_ids, int64_t n, int dim, float *rows_host);
+
 /* Whether the gate exists (v1/v2/v3 full, no_dynamic, no_content). */
 static inline int dt_model_has_gate(const dt_model *m) { return m->use_gate; }
 

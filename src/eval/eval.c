@@ -193,13 +193,24 @@ static void full_state_free(dt_backend *be, full_state *st) {
   memset(st, 0, sizeof *st);
 }
 
-/* Every table row of the item side of v3 on the host: [n_items, dim]. */
+/* Rows [first, first + n) of a table on the host, [n, dim]; a sharded
+ * table's rows come from their owners in chunks. COLLECTIVE when sharded. */
 static int table_rows_host(dt_eval_ctx *ctx, int t, int64_t first, int64_t n, float *out) {
   dt_model *m = ctx->model;
   dt_table *tb = &m->tables[t];
   if (!tb->sharded) return m->be->download(m->be, out, tb->data + first * tb->dim, (size_t)(n * tb->dim) * sizeof(float));
-  return dt_fail(DT_EXIT_RUNTIME, "full-ranking evaluation of v3 with a sharded %s is not supported yet; use "
-                                  "comm.placement.*=replicated or eval.protocol=sampled", tb->name);
+  const int64_t chunk = 65536;
+  int32_t *ids = dt_xmalloc((size_t)chunk * sizeof(int32_t));
+  dt_table_ref ref = {m, t};
+  int rc = DT_OK;
+  for (int64_t lo = 0; lo < n && !rc; lo += chunk) {
+    int64_t k = n - lo < chunk ? n - lo : chunk;
+    for (int64_t i = 0; i < k; i++) ids[i] = (int32_t)(first + lo + i);
+    rc = dt_comm_sharded_lookup(ctx->comm, ctx->table_comm_id[t], ids, k, dt_model_fetch_rows, &ref,
+                                out + lo * tb->dim);
+  }
+  free(ids);
+  return rc;
 }
 
 /* v3's item side as one matrix [e_i ; d_{i+1} ; h_c(i)] and the biases. */

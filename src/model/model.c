@@ -523,6 +523,28 @@ int dt_model_backward(dt_model *m, const dt_batch *b, const float *dscores, cons
   return DT_OK;
 }
 
+int dt_model_fetch_rows(void *ref, const int32_t *local_ids, int64_t n, int dim, float *rows_host) {
+  dt_table_ref *r = ref;
+  dt_backend *be = r->model->be;
+  const dt_table *tb = &r->model->tables[r->table];
+  if (n == 0) return DT_OK;
+  if (!strcmp(be->name, "cpu")) { /* backend memory is host memory */
+    for (int64_t k = 0; k < n; k++)
+      memcpy(rows_host + k * dim, tb->data + (int64_t)local_ids[k] * dim, (size_t)dim * sizeof(float));
+    return DT_OK;
+  }
+  int32_t *d_ids = NULL;
+  float *d_rows = NULL;
+  int rc = dt_backend_alloc(be, (size_t)n * sizeof(int32_t), (void **)&d_ids);
+  if (!rc) rc = dt_backend_alloc(be, (size_t)(n * dim) * sizeof(float), (void **)&d_rows);
+  if (!rc) rc = be->upload(be, d_ids, local_ids, (size_t)n * sizeof(int32_t));
+  if (!rc) rc = be->gather_rows(be, d_rows, tb->data, d_ids, n, dim);
+  if (!rc) rc = be->download(be, rows_host, d_rows, (size_t)(n * dim) * sizeof(float));
+  if (d_ids) be->free(be, d_ids);
+  if (d_rows) be->free(be, d_rows);
+  return rc;
+}
+
 /* ---- Evaluation cache ------------------------------------------------------------------ */
 
 int dt_model_build_item_cache(dt_model *m) {

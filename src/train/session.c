@@ -125,6 +125,9 @@ void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx) {
   for (int t = 0; t < DT_MAX_TABLES; t++) any_sharded |= s->tables[t].present && s->tables[t].placement == DT_PLACEMENT_SHARDED;
   ctx->prepare_batch = any_sharded ? dt_session_prepare_batch : NULL;
   ctx->prepare_ctx = s;
+  for (int t = 0; t < DT_MAX_TABLES; t++)
+    ctx->table_comm_id[t] =
+        s->tables[t].present && s->tables[t].placement == DT_PLACEMENT_SHARDED ? s->tables[t].comm_ids.rows_id : -1;
 }
 
 /* ---- Sharded lookups ------------------------------------------------------------- */
@@ -132,34 +135,6 @@ void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx) {
 static int cmp_i32(const void *a, const void *b) {
   int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
   return (x > y) - (x < y);
-}
-
-typedef struct {
-  dt_model *m;
-  int t;
-} fetch_ctx;
-
-/* dt_comm_fetch_fn: rows of this rank's block of table t, from the backend. */
-static int fetch_rows(void *ctx, const int32_t *local_ids, int64_t n, int dim, float *rows_host) {
-  fetch_ctx *fc = ctx;
-  dt_backend *be = fc->m->be;
-  const dt_table *tb = &fc->m->tables[fc->t];
-  if (n == 0) return DT_OK;
-  if (!strcmp(be->name, "cpu")) { /* backend memory is host memory */
-    for (int64_t k = 0; k < n; k++)
-      memcpy(rows_host + k * dim, tb->data + (int64_t)local_ids[k] * dim, (size_t)dim * sizeof(float));
-    return DT_OK;
-  }
-  int32_t *d_ids = NULL;
-  float *d_rows = NULL;
-  int rc = dt_backend_alloc(be, (size_t)n * sizeof(int32_t), (void **)&d_ids);
-  if (!rc) rc = dt_backend_alloc(be, (size_t)(n * dim) * sizeof(float), (void **)&d_rows);
-  if (!rc) rc = be->upload(be, d_ids, local_ids, (size_t)n * sizeof(int32_t));
-  if (!rc) rc = be->gather_rows(be, d_rows, tb->data, d_ids, n, dim);
-  if (!rc) rc = be->download(be, rows_host, d_rows, (size_t)(n * dim) * sizeof(float));
-  if (d_ids) be->free(be, d_ids);
-  if (d_rows) be->free(be, d_rows);
-  return rc;
 }
 
 int dt_session_prepare_batch(void *session) {
@@ -194,8 +169,9 @@ int dt_session_prepare_batch(void *session) {
     ts->n_uniq = u;
     /* fetch the rows from their owners, into the table's view */
     ts->rows_host = dt_xrealloc(ts->rows_host, (size_t)((u > 0 ? u : 1) * tb->dim) * sizeof(float));
-    fetch_ctx fc = {m, t};
-    DT_TRY(dt_comm_sharded_lookup(s->comm, ts->comm_ids.rows_id, ts->uniq, u, fetch_rows, &fc, ts->rows_host));
+    dt_table_ref ref = {m, t};
+    DT_TRY(dt_comm_sharded_lookup(s->comm, ts->comm_ids.rows_id, ts->uniq, u, dt_model_fetch_rows, &ref,
+                                  ts->rows_host));
     if (u > ts->cache_cap) {
       if (ts->d_cache) be->free(be, ts->d_cache);
       ts->d_cache = NULL;

@@ -65,8 +65,8 @@ ck="$work/replicated-np1/checkpoints/last.h5"
 mpirun -np 3 "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval3.json" --quiet >/dev/null || fail "eval np3"
 cmp -s "$work/eval1.json" "$work/eval3.json" || fail "evaluation with 3 ranks differs: $(diff "$work/eval1.json" "$work/eval3.json" | head -8)"
 ck="$work/sharded-np3/checkpoints/last.h5"
-mpirun -np 3 "$bin" eval --checkpoint "$ck" --set eval.protocol=sampled --json "$work/eval_s3.json" --quiet >/dev/null || fail "eval of a sharded model, np3"
-"$bin" eval --checkpoint "$ck" --set eval.protocol=sampled --json "$work/eval_s1.json" --quiet >/dev/null || fail "eval of a sharded model, np1"
+mpirun -np 3 "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval_s3.json" --quiet >/dev/null || fail "eval of a sharded model, np3"
+"$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval_s1.json" --quiet >/dev/null || fail "eval of a sharded model, np1"
 cmp -s "$work/eval_s1.json" "$work/eval_s3.json" || fail "sharded evaluation with 3 ranks differs from 1 rank"
 
 # a checkpoint written by 3 sharded ranks resumes on 2
