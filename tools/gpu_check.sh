@@ -66,6 +66,8 @@ for name in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
   case ":$libdirs:" in *":$(dirname "$found"):"*) ;; *) libdirs=$libdirs:$(dirname "$found") ;; esac
 done
 export LD_LIBRARY_PATH=$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# tests that read the repository's files (test_model_cuda's configs) find it here
+export DTRAIN_SOURCE_ROOT=$root
 say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 for b in "$pkg"/bin/* "$pkg"/tests/*; do
   if ldd "$b" | grep -q 'not found'; then
