@@ -344,8 +344,7 @@ static int full_batch(dt_eval_ctx *ctx, full_state *st, dt_split_kind split, con
     st->top_val = dt_xrealloc(st->top_val, (size_t)st->top_cap * sizeof(float));
   }
   DT_TRY(be->topk(be, st->d_scores, n, ctx->model->n_items, (int)k_ask, st->top_idx, st->top_val));
-  int32_t top[64], held_buf[1];
-  (void)held_buf;
+  int32_t top[64]; /* K = 20 at most */
   for (int64_t e = 0; e < n; e++) {
     int32_t u = users[e];
     const int32_t *list = ds->user_items + ds->user_ptr[u];

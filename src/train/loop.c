@@ -391,12 +391,8 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
   if (!rc && !(stop && L.st.step_in_epoch > 0)) rc = save(&L, "last.h5");
   if (!rc && !opt->skip_final_eval) rc = final_test(&L);
 out:
-  if (rc) {
-    /* say where the last good state is */
-    char *best = L.ckpt_dir ? ckpt_path(&L, "last.h5") : NULL;
-    if (best && rank == 0) dt_log_error("training stopped; checkpoints in %s are intact", L.ckpt_dir);
-    free(best);
-  }
+  if (rc && L.ckpt_dir && rank == 0) /* say where the last good state is */
+    dt_log_error("training stopped; the checkpoints in %s are intact", L.ckpt_dir);
   free(units);
   dt_shard_free(&shard);
   if (L.metrics) fclose(L.metrics);
