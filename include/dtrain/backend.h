@@ -218,5 +218,8 @@ int dt_backend_create(const char *name, int threads, int local_rank, int tf32, d
 
 /* Convenience wrappers that check the result of alloc. */
 int dt_backend_alloc(dt_backend *be, size_t bytes, void **out);
+/* Frees *p (if set) and allocates `bytes` in its place (contents are not
+ * kept); bytes == 0 leaves *p NULL. For grow-only work buffers. */
+int dt_backend_replace(dt_backend *be, void **p, size_t bytes);
 
 #endif

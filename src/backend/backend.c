@@ -52,3 +52,9 @@ int dt_backend_alloc(dt_backend *be, size_t bytes, void **out) {
   if (!*out) return dt_fail_context(DT_EXIT_RUNTIME, "backend %s: allocating %zu bytes", be->name, bytes);
   return 0;
 }
+
+int dt_backend_replace(dt_backend *be, void **p, size_t bytes) {
+  if (*p) be->free(be, *p);
+  *p = NULL;
+  return bytes ? dt_backend_alloc(be, bytes, p) : 0;
+}

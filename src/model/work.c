@@ -7,10 +7,7 @@
 
 /* Reallocates *p to hold `count` floats (contents are not kept). */
 static int regrow(dt_backend *be, float **p, int64_t count) {
-  if (*p) be->free(be, *p);
-  *p = NULL;
-  if (count <= 0) return DT_OK;
-  return dt_backend_alloc(be, (size_t)count * sizeof(float), (void **)p);
+  return dt_backend_replace(be, (void **)p, count > 0 ? (size_t)count * sizeof(float) : 0);
 }
 
 static int64_t grown(int64_t need, int64_t cap) {
@@ -132,13 +129,9 @@ int dt_table_grad_reserve(dt_model *m, dt_table *tb, int64_t rows) {
   if (rows <= tb->grad_cap) return DT_OK;
   dt_backend *be = m->be;
   int64_t c = grown(rows, tb->grad_cap);
-  if (tb->grad_ids) be->free(be, tb->grad_ids);
-  if (tb->grad_rows) be->free(be, tb->grad_rows);
-  tb->grad_ids = NULL;
-  tb->grad_rows = NULL;
   tb->grad_cap = 0;
-  DT_TRY(dt_backend_alloc(be, (size_t)c * sizeof(int32_t), (void **)&tb->grad_ids));
-  DT_TRY(dt_backend_alloc(be, (size_t)(c * tb->dim) * sizeof(float), (void **)&tb->grad_rows));
+  DT_TRY(dt_backend_replace(be, (void **)&tb->grad_ids, (size_t)c * sizeof(int32_t)));
+  DT_TRY(dt_backend_replace(be, (void **)&tb->grad_rows, (size_t)(c * tb->dim) * sizeof(float)));
   tb->grad_cap = c;
   return DT_OK;
 }

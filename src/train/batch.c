@@ -146,37 +146,31 @@ static void reserve_host(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t,
   }
 }
 
-static int dev_grow(dt_backend *be, void **p, size_t bytes) {
-  if (*p) be->free(be, *p);
-  *p = NULL;
-  return dt_backend_alloc(be, bytes ? bytes : 1, p);
-}
-
 static int reserve_dev(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t) {
   dt_backend *be = bb->be;
   if (n > bb->dev_n) {
     int64_t c = grow_to(n);
     bb->dev_n = c;
-    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_user, (size_t)c * sizeof(int32_t)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.readout, (size_t)c * sizeof(int32_t)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.ctx, (size_t)c * 7 * sizeof(float)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.row_key, (size_t)c * sizeof(int64_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.ids_user, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.readout, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.ctx, (size_t)c * 7 * sizeof(float)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.row_key, (size_t)c * sizeof(int64_t)));
   }
   if (nc > bb->dev_nc) {
     int64_t c = grow_to(nc);
     bb->dev_nc = c;
-    DT_TRY(dev_grow(be, (void **)&bb->dev.cand, (size_t)c * sizeof(int32_t)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_user_rep, (size_t)c * sizeof(int32_t)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_item, (size_t)c * sizeof(int32_t)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_bias, (size_t)c * sizeof(int32_t)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_dyn_cand, (size_t)c * sizeof(int32_t)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.cand_key, (size_t)c * sizeof(int64_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.cand, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.ids_user_rep, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.ids_item, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.ids_bias, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.ids_dyn_cand, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.cand_key, (size_t)c * sizeof(int64_t)));
   }
   if (t > bb->dev_t) {
     int64_t c = grow_to(t);
     bb->dev_t = c;
-    DT_TRY(dev_grow(be, (void **)&bb->dev.ids_dyn_tok, (size_t)c * sizeof(int32_t)));
-    DT_TRY(dev_grow(be, (void **)&bb->dev.tok_key, (size_t)c * sizeof(int64_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.ids_dyn_tok, (size_t)c * sizeof(int32_t)));
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.tok_key, (size_t)c * sizeof(int64_t)));
   }
   return DT_OK;
 }

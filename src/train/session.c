@@ -173,10 +173,8 @@ int dt_session_prepare_batch(void *session) {
     DT_TRY(dt_comm_sharded_lookup(s->comm, ts->comm_ids.rows_id, ts->uniq, u, dt_model_fetch_rows, &ref,
                                   ts->rows_host));
     if (u > ts->cache_cap) {
-      if (ts->d_cache) be->free(be, ts->d_cache);
-      ts->d_cache = NULL;
       ts->cache_cap = u + u / 4 + 16;
-      DT_TRY(dt_backend_alloc(be, (size_t)(ts->cache_cap * tb->dim) * sizeof(float), (void **)&ts->d_cache));
+      DT_TRY(dt_backend_replace(be, (void **)&ts->d_cache, (size_t)(ts->cache_cap * tb->dim) * sizeof(float)));
     }
     if (u > 0) DT_TRY(be->upload(be, ts->d_cache, ts->rows_host, (size_t)(u * tb->dim) * sizeof(float)));
     tb->view = ts->d_cache;

@@ -21,10 +21,16 @@
 
 static int grow_dev(dt_backend *be, void **p, int64_t *cap, int64_t need, size_t elem) {
   if (need <= *cap && *p) return DT_OK;
-  if (*p) be->free(be, *p);
-  *p = NULL;
   *cap = need + need / 4 + 16;
-  return dt_backend_alloc(be, (size_t)*cap * elem, p);
+  return dt_backend_replace(be, p, (size_t)*cap * elem);
+}
+
+/* Grows a pair of buffers to `need` ids (int32) and `need` rows of dim floats. */
+static int grow_rows(dt_backend *be, int32_t **ids, float **rows, int64_t *cap, int64_t need, int dim) {
+  if (need <= *cap && *ids) return DT_OK;
+  *cap = need + need / 4 + 16;
+  DT_TRY(dt_backend_replace(be, (void **)ids, (size_t)*cap * sizeof(int32_t)));
+  return dt_backend_replace(be, (void **)rows, (size_t)(*cap * dim) * sizeof(float));
 }
 
 /* Coalesces table t's gradient rows locally, maps them to global ids and
@@ -37,12 +43,7 @@ static int exchange_table(dt_session *s, int t, double *sumsq_replicated, double
   dt_table_sync *ts = &s->tables[t];
   const int dim = tb->dim;
   int64_t n = tb->grad_n, m = 0;
-  if (n > ts->dsum_cap || !ts->d_uniq) {
-    int64_t cap = ts->dsum_cap;
-    DT_TRY(grow_dev(be, (void **)&ts->d_uniq, &cap, n, sizeof(int32_t)));
-    DT_TRY(grow_dev(be, (void **)&ts->d_sums, &ts->dsum_cap, n, (size_t)dim * sizeof(float)));
-    if (cap > ts->dsum_cap) ts->dsum_cap = cap;
-  }
+  DT_TRY(grow_rows(be, &ts->d_uniq, &ts->d_sums, &ts->dsum_cap, n, dim));
   if (n > 0) DT_TRY(be->coalesce_rows(be, tb->grad_ids, tb->grad_rows, n, dim, ts->d_uniq, ts->d_sums, &m));
   if (m > ts->h_cap) {
     ts->h_cap = m + m / 4 + 16;
@@ -77,12 +78,7 @@ static int apply_table(dt_session *s, int t, double lr, double scale) {
   dt_table_sync *ts = &s->tables[t];
   int64_t r = ts->global.n;
   if (r == 0) return DT_OK;
-  if (r > ts->upd_cap || !ts->d_upd_ids) {
-    int64_t cap = ts->upd_cap;
-    DT_TRY(grow_dev(be, (void **)&ts->d_upd_ids, &cap, r, sizeof(int32_t)));
-    DT_TRY(grow_dev(be, (void **)&ts->d_upd_rows, &ts->upd_cap, r, (size_t)tb->dim * sizeof(float)));
-    if (cap > ts->upd_cap) ts->upd_cap = cap;
-  }
+  DT_TRY(grow_rows(be, &ts->d_upd_ids, &ts->d_upd_rows, &ts->upd_cap, r, tb->dim));
   /* global ids -> rows of this rank's storage */
   if (tb->row_lo != 0)
     for (int64_t k = 0; k < r; k++) ts->global.ids[k] -= (int32_t)tb->row_lo;
