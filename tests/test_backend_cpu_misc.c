@@ -4,6 +4,31 @@
 #include "dtrain/log.h"
 #include "test_backend_cpu_util.h"
 
+/* ----------------------------------------------------- OpenBLAS's core */
+
+static void test_blas_core_choice(void **state) {
+  (void)state;
+  const char *dyn = "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY USE_OPENMP Prescott MAX_THREADS=64";
+  /* the user's OPENBLAS_CORETYPE, a recognised core, or a library built for
+   * one core: nothing to change */
+  assert_null(dt_blas_core_choice("Prescott", dyn, "Prescott"));
+  assert_null(dt_blas_core_choice("SkylakeX", dyn, NULL));
+  assert_null(dt_blas_core_choice("Haswell", dyn, NULL));
+  assert_null(dt_blas_core_choice("Prescott", "OpenBLAS 0.3.21 USE_OPENMP Prescott MAX_THREADS=64", NULL));
+  assert_null(dt_blas_core_choice(NULL, dyn, NULL));
+#if defined(__x86_64__) && defined(__GNUC__)
+  /* the fallback core on a CPU with AVX2 or AVX-512 gets a real one */
+  __builtin_cpu_init();
+  const char *want = dt_blas_core_choice("Prescott", dyn, NULL);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd"))
+    assert_string_equal(want, "SkylakeX");
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    assert_string_equal(want, "Haswell");
+  if (__builtin_cpu_supports("avx")) assert_non_null(dt_blas_core_choice("Nehalem", dyn, "")); /* "" is unset */
+#endif
+}
+
 /* ---------------------------------------------------------------- top-k */
 
 static void test_topk_ties_and_infinity(void **state) {
@@ -332,6 +357,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_topk_ties_and_infinity),
       cmocka_unit_test(test_topk_matches_full_sort),
+      cmocka_unit_test(test_blas_core_choice),
       cmocka_unit_test(test_coalesce_duplicates_unsorted),
       cmocka_unit_test(test_determinism),
       cmocka_unit_test(test_memory_ops),

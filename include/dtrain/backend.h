@@ -206,6 +206,18 @@ enum { DT_SITE_STATIC = 1, DT_SITE_GRU = 2, DT_SITE_CONTENT = 3, DT_SITE_HEAD = 
 
 /* Creates the CPU backend with `threads` threads (0 = all cores). */
 int dt_backend_cpu_create(int threads, dt_backend **out);
+
+/* OpenBLAS's kernels for this CPU (cpu_blas_core.c). dt_blas_core_check runs
+ * first thing in main(): when OpenBLAS fell back to generic kernels on a CPU
+ * that runs faster ones and OPENBLAS_CORETYPE is unset, it restarts the
+ * binary (execv of /proc/self/exe) with OPENBLAS_CORETYPE set. */
+void dt_blas_core_check(char **argv);
+/* Logs (once, at info level) that the restart happened; the CPU backend
+ * calls it when it starts. */
+void dt_blas_core_note(void);
+/* The core to restart with for OpenBLAS core name `core`, its config string
+ * and the user's OPENBLAS_CORETYPE (NULL if unset), or NULL to keep it. */
+const char *dt_blas_core_choice(const char *core, const char *config, const char *user_setting);
 /* Creates the CUDA backend on device `device` (DT_EXIT_RUNTIME with a clear
  * message when CUDA is not compiled in or no usable device exists). */
 int dt_backend_cuda_create(int device, int tf32, dt_backend **out);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dtrain/backend.h"
 #include "dtrain/cli.h"
 #include "dtrain/error.h"
 
@@ -28,6 +29,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+  dt_blas_core_check(argv);
   if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
     usage();
     return DT_OK;

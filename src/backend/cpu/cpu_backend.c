@@ -152,6 +152,7 @@ int dt_backend_cpu_create(int threads, dt_backend **out) {
    * splits C among them): one pool, no oversubscription. The setting is
    * process-wide and the same for every backend. */
   openblas_set_num_threads(1);
+  dt_blas_core_note();
   dt_log_debug("backend cpu: %d thread%s (%d cores visible), %s kernels, OpenBLAS %s", threads,
                threads == 1 ? "" : "s", cores, impl->kern->name, openblas_get_config());
   *out = be;
