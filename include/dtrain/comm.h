@@ -156,6 +156,40 @@ int dt_comm_dense_reduce_scatter(dt_comm *c, float *buf, int64_t n);
 /* Gives every rank every rank's block of buf[n] (in place). COLLECTIVE. */
 int dt_comm_dense_allgather(dt_comm *c, float *buf, int64_t n);
 
+/* Who updates the dense parameters (comm.dense_update; comm_dense_shared.c):
+ * every rank everything after an all-reduce; each rank a block after a
+ * reduce-scatter, then an all-gather (sharded); or each rank a block of one
+ * node-shared copy, summed straight from its peers' gradient buffers
+ * (shared_memory: every rank on one machine, host memory). */
+typedef enum { DT_DENSE_ALLREDUCE = 0, DT_DENSE_SHARDED = 1, DT_DENSE_SHARED = 2 } dt_dense_update;
+
+/* The storage of DT_DENSE_SHARED: w, m, v one copy per machine (every rank
+ * reads them, each writes its block); g this rank's gradient buffer, which
+ * its peers read and zero. n floats each, 64-byte aligned, zeroed. */
+typedef struct {
+  float *w, *m, *v, *g;
+} dt_dense_storage;
+
+/* Chooses the dense update for a buffer of n floats, after
+ * dt_comm_dense_setup: mode "auto" (shared_memory when every rank is on one
+ * machine and the backend's memory is host memory, sharded when they are
+ * not, allreduce otherwise), "allreduce", "sharded" or "shared_memory" (an
+ * error, exit 2, where it cannot work). With one rank every mode is the
+ * local update. For DT_DENSE_SHARED it fills *storage (the model adopts it:
+ * dt_model_adopt_dense); otherwise *storage is zeroed. COLLECTIVE. */
+int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense_storage *storage);
+dt_dense_update dt_comm_dense_update(const dt_comm *c);
+const char *dt_comm_dense_update_name(dt_dense_update u);
+/* DT_DENSE_SHARED, once every rank's backward pass is done: the sum over the
+ * machine's ranks of this rank's block (dt_comm_dense_shard) lands in its own
+ * gradient buffer, summed in rank order; the block is zeroed in the other
+ * ranks' buffers. COLLECTIVE. */
+int dt_comm_dense_shared_reduce(dt_comm *c);
+/* DT_DENSE_SHARED, after this rank updated its block of the weights and
+ * zeroed its block of its own gradient: returns when every rank has (the
+ * weights are whole again and every gradient buffer is zero). COLLECTIVE. */
+int dt_comm_dense_shared_wait(dt_comm *c);
+
 /* ------------------------------------------------------------------------ */
 /* Embedding tables: placement and sparse exchange                           */
 /* ------------------------------------------------------------------------ */

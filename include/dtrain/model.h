@@ -129,6 +129,7 @@ typedef struct dt_model {
   dt_param params[DT_MAX_PARAMS];
   int64_t n_dense;          /* floats */
   float *w, *g, *m, *v;     /* [n_dense] each (backend memory) */
+  int dense_adopted;        /* w, g, m, v belong to someone else (dt_model_adopt_dense) */
   int64_t adam_step;        /* dense Adam steps taken */
   /* tables */
   dt_table tables[DT_MAX_TABLES];
@@ -168,6 +169,12 @@ const dt_param *dt_model_param(const dt_model *model, const char *name);
 /* Forward pass. On return *scores is [n, c] and *alpha [n, 3] (backend
  * memory owned by the model, valid until the next forward). */
 int dt_model_forward(dt_model *model, const dt_batch *batch, const float **scores, const float **alpha);
+
+/* Moves the dense buffers into host memory the caller owns (the node-shared
+ * storage of comm.dense_update=shared_memory, n_dense floats each, zeroed):
+ * the model's own buffers are freed and these are never freed by it.
+ * CPU backend only. */
+int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g);
 
 /* Backward pass of the last forward (same batch): dscores [n, c], dalpha
  * [n, 3] (backend memory; dalpha may be NULL when the gate is unused).

@@ -20,9 +20,9 @@ double dt_lr_at_epoch(const dt_config *cfg, double base_lr, int64_t epoch);
  * clipping is off (clip <= 0). */
 double dt_clip_factor(double norm, double clip);
 
-/* One Adam step of the dense buffer (increments model->adam_step); with
- * lo < hi only elements [lo, hi) are updated (a rank's block in the sharded
- * dense update), with lo = hi = 0 all of them. */
+/* One Adam step of elements [lo, hi) of the dense buffer: all of them is
+ * [0, n_dense), a rank's block in the sharded / shared-memory dense update
+ * less. Increments model->adam_step even for an empty block. */
 int dt_optim_dense_step(dt_model *model, double lr, double grad_scale, int64_t lo, int64_t hi);
 
 /* One update of table t's rows: local_ids [m] (backend memory, indices into

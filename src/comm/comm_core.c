@@ -124,6 +124,7 @@ int dt_comm_finalize(dt_comm *c) {
   if (!c) return DT_OK;
   int rc = DT_OK;
   dtc_watchdog_stop();
+  dtc_dense_shared_free(c);
   dtc_dense_free(c);
 #ifdef DTRAIN_HAVE_MPI
   int e;

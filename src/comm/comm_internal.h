@@ -4,10 +4,13 @@
  * comm_faults.c    watchdog thread, SIGTERM/SIGINT line, progress
  * comm_host.c      host-memory collectives (MPI or single-process copies)
  * comm_dense.c     dense gradient all-reduce (MPI staging or NCCL)
+ * comm_dense_shared.c  who updates the dense parameters; the node-shared
+ *                  windows of comm.dense_update=shared_memory
  * comm_sparse.c    replicated / sharded exchanges, replica check, checksum
  * comm_chunked.c   bounded-chunk gather/scatter of sharded tables
  *
- * Only comm_core, comm_faults, comm_host and comm_dense contain MPI calls;
+ * Only comm_core, comm_faults, comm_host, comm_dense and comm_dense_shared
+ * contain MPI calls;
  * comm_sparse and comm_chunked are written over the host collectives, so
  * they work unchanged without MPI.
  */
@@ -32,7 +35,8 @@ typedef struct {
   dt_comm_table_stats stats;
 } dtc_table;
 
-typedef struct dtc_dense dtc_dense; /* comm_dense.c */
+typedef struct dtc_dense dtc_dense;               /* comm_dense.c */
+typedef struct dtc_dense_shared dtc_dense_shared; /* comm_dense_shared.c */
 
 struct dt_comm {
   int rank, size, local_rank, local_size;
@@ -48,6 +52,8 @@ struct dt_comm {
   dt_comm_buffer scratch_send, scratch_recv, scratch_aux;
   size_t *scratch_counts; /* [4 * size] */
   dtc_dense *dense;
+  int dense_update; /* dt_dense_update */
+  dtc_dense_shared *dshared;
 };
 
 /* ---- faults (comm_faults.c) ---- */
@@ -99,5 +105,9 @@ dtc_table *dtc_table_get(const dt_comm *c, int id);
 
 /* ---- dense (comm_dense.c) ---- */
 void dtc_dense_free(dt_comm *c);
+/* The name of the backend dt_comm_dense_setup was given ("none" before). */
+const char *dtc_dense_backend_name(const dt_comm *c);
+/* Frees the shared-memory windows of comm.dense_update=shared_memory. COLLECTIVE. */
+void dtc_dense_shared_free(dt_comm *c);
 
 #endif

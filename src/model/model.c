@@ -130,10 +130,28 @@ void dt_model_free(dt_model *m) {
   dt_backend *be = m->be;
   dt_model_work_free(m);
   for (int t = 0; t < DT_MAX_TABLES; t++) free_table(be, &m->tables[t]);
+  if (m->dense_adopted) m->w = m->g = m->m = m->v = NULL;
   void *ps[] = {m->w, m->g, m->m, m->v, m->tfidf_indptr, m->tfidf_indices, m->tfidf_values, m->item_hc};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
     if (ps[i]) be->free(be, ps[i]);
   free(m);
+}
+
+int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g) {
+  if (strcmp(m->be->name, "cpu"))
+    return dt_fail(DT_EXIT_RUNTIME, "node-shared dense parameters need the CPU backend, not %s (internal error)",
+                   m->be->name);
+  if (!m->dense_adopted) {
+    float *own[] = {m->w, m->g, m->m, m->v};
+    for (int i = 0; i < 4; i++)
+      if (own[i]) m->be->free(m->be, own[i]);
+  }
+  m->w = w;
+  m->m = mo;
+  m->v = v;
+  m->g = g;
+  m->dense_adopted = 1;
+  return DT_OK;
 }
 
 int dt_model_shard_table(dt_model *m, int t, int64_t lo, int64_t hi) {

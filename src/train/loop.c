@@ -67,9 +67,10 @@ static char *ckpt_path(loop_ctx *L, const char *name) { return dt_path_join(L->c
 
 static int save(loop_ctx *L, const char *name) {
   /* with the sharded dense update each rank's Adam moments are current in
-   * its own block only: gather them so the file holds all of them */
+   * its own block only: gather them so the file holds all of them (the
+   * shared-memory update keeps one copy, always whole) */
   dt_session *s = L->s;
-  if (dt_comm_dense_can_shard(s->comm)) {
+  if (dt_comm_dense_update(s->comm) == DT_DENSE_SHARDED) {
     DT_TRY(dt_comm_dense_allgather(s->comm, s->model->m, s->model->n_dense));
     DT_TRY(dt_comm_dense_allgather(s->comm, s->model->v, s->model->n_dense));
   }
@@ -205,6 +206,9 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
   } else {
     rc = dt_model_init(s->model, (uint64_t)cfg->run_seed);
   }
+  /* shared_memory: every rank wrote the same values into the one copy of
+   * the dense parameters; nobody updates it before all are done */
+  if (!rc && dt_comm_dense_update(s->comm) == DT_DENSE_SHARED) rc = dt_comm_barrier(s->comm);
   if (!rc) rc = open_run_dir(&L, opt->resume != NULL);
   const int chunk = s->model->history == DT_HISTORY_CHUNK;
   if (!rc) rc = dt_shard_load(cfg->data_output, rank, size, chunk, cfg->train_batch_size, s->ds.history_len, &shard);

@@ -81,6 +81,9 @@ int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare) {
   DT_TRY(dt_comm_set_timeout(comm, s->cfg.comm_timeout_s));
   DT_TRY(dt_model_create(&s->cfg, s->be, s->ds.n_users, s->ds.n_items, s->ds.vocab_size, s->ds.tfidf_indptr,
                          s->ds.tfidf_indices, s->ds.tfidf_values, &s->model));
+  dt_dense_storage shared;
+  DT_TRY(dt_comm_dense_update_setup(comm, s->cfg.comm_dense_update, s->model->n_dense, &shared));
+  if (shared.w) DT_TRY(dt_model_adopt_dense(s->model, shared.w, shared.m, shared.v, shared.g));
   DT_TRY(place_tables(s));
   DT_TRY(dt_batch_builder_create(s->model, &s->ds, s->be, &s->bb));
   return DT_OK;

@@ -140,7 +140,9 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   t1 = dt_now_s();
   out->t_forward = t1 - t0;
   t0 = t1;
-  DT_TRY(dt_model_zero_grad(m));
+  /* shared_memory: the last update left every gradient buffer zero */
+  const dt_dense_update upd = dt_comm_dense_update(s->comm);
+  if (upd != DT_DENSE_SHARED) DT_TRY(dt_model_zero_grad(m));
   DT_TRY(dt_model_backward(m, b, s->d_dscores, m->use_gate ? s->d_dalpha : NULL));
   DT_TRY(be->sync(be));
   t1 = dt_now_s();
@@ -154,17 +156,16 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   out->loss = out->bpr + cfg->model_lambda_ent * out->entropy + cfg->model_lambda_bal * out->balance;
 
   /* gradients of the global batch: every loss term is already divided by
-   * the global counts, so the all-reduce sums */
-  /* several ranks on host memory: each reduces and updates its own block
-   * of the dense buffer (same bytes, 1/N of the optimizer's work) */
-  const int shard = dt_comm_dense_can_shard(s->comm);
+   * the global counts, so the exchange sums. sharded / shared_memory: each
+   * rank ends with the sum of its own block [lo, hi) only and updates it */
   int64_t lo = 0, hi = m->n_dense;
-  if (shard) {
-    dt_comm_dense_shard(s->comm, m->n_dense, &lo, &hi);
+  if (upd != DT_DENSE_ALLREDUCE) dt_comm_dense_shard(s->comm, m->n_dense, &lo, &hi);
+  if (upd == DT_DENSE_SHARDED)
     DT_TRY(dt_comm_dense_reduce_scatter(s->comm, m->g, m->n_dense));
-  } else {
+  else if (upd == DT_DENSE_SHARED)
+    DT_TRY(dt_comm_dense_shared_reduce(s->comm));
+  else
     DT_TRY(dt_comm_dense_allreduce(s->comm, m->g, m->n_dense, 0));
-  }
   t1 = dt_now_s();
   out->t_dense = t1 - t0;
   t0 = t1;
@@ -173,7 +174,7 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
     if (s->tables[t].present) DT_TRY(exchange_table(s, t, &ss_rep, &ss_shard));
   double ss_dense = 0;
   DT_TRY(be->sumsq(be, m->g + lo, hi - lo, &ss_dense));
-  if (shard) { /* blocks of the dense gradient sum like the sharded tables' rows */
+  if (upd != DT_DENSE_ALLREDUCE) { /* blocks of the dense gradient sum like the sharded tables' rows */
     ss_shard += ss_dense;
     ss_dense = 0;
   }
@@ -190,10 +191,14 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   out->t_sparse = t1 - t0;
   t0 = t1;
 
-  DT_TRY(dt_optim_dense_step(m, lr_dense, out->clip, shard ? lo : 0, shard ? hi : 0));
-  if (shard) DT_TRY(dt_comm_dense_allgather(s->comm, m->w, m->n_dense));
+  DT_TRY(dt_optim_dense_step(m, lr_dense, out->clip, lo, hi));
+  if (upd == DT_DENSE_SHARDED) DT_TRY(dt_comm_dense_allgather(s->comm, m->w, m->n_dense));
   for (int t = 0; t < DT_MAX_TABLES; t++)
     if (s->tables[t].present) DT_TRY(apply_table(s, t, lr_sparse, out->clip));
+  if (upd == DT_DENSE_SHARED) { /* the other blocks of this buffer were zeroed by their owners */
+    DT_TRY(be->zero(be, m->g + lo, (size_t)(hi - lo) * sizeof(float)));
+    DT_TRY(dt_comm_dense_shared_wait(s->comm));
+  }
   DT_TRY(be->sync(be));
   out->t_update = dt_now_s() - t0;
   return DT_OK;

@@ -5,7 +5,7 @@
 # 1e-5 relative for 100 steps and the final parameters to 1e-4, for both
 # table placements; evaluation with 3 ranks returns exactly the 1-rank
 # metrics for the same checkpoint; a checkpoint written by 3 ranks resumes
-# on 2.
+# on 2. The three dense updates (comm.dense_update) all pass.
 # args: dtrain-binary source-root shared-data-dir
 set -u
 # Debian's python3 (h5py, numpy, torch come from Debian packages)
@@ -63,6 +63,14 @@ for placement in replicated sharded; do
   done
   compare "$work/$placement-np1" "$work/$placement-np2" "$placement np2" || fail "$placement np2 differs from np1"
   compare "$work/$placement-np1" "$work/$placement-np3" "$placement np3" || fail "$placement np3 differs from np1"
+done
+
+# the dense update: shared_memory (auto on one machine, above), sharded
+# (reduce-scatter / all-gather, the multi-machine road) and allreduce
+for upd in sharded allreduce; do
+  mpirun -np 3 "$bin" train "${common[@]}" --set comm.dense_update=$upd --set run.dir="$work/dense-$upd-np3" ||
+    fail "training with 3 ranks and comm.dense_update=$upd"
+  compare "$work/replicated-np1" "$work/dense-$upd-np3" "dense_update=$upd np3" || fail "dense_update=$upd np3 differs from np1"
 done
 
 # evaluation: exactly the same numbers with 1 and 3 ranks

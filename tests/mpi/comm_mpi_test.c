@@ -272,6 +272,69 @@ static void test_dense(dt_comm *c) {
   }
 }
 
+/* ---- who updates the dense parameters (comm.dense_update) ---- */
+
+static void test_dense_update(dt_comm *c) {
+  dt_backend be;
+  memset(&be, 0, sizeof be);
+  be.name = "cpu";
+  be.download = fake_download;
+  be.upload = fake_upload;
+  OK(dt_comm_dense_setup(c, &be, "auto"));
+  dt_dense_storage st;
+  CHECK(dt_comm_dense_update_setup(c, "bogus", 10, &st) == DT_EXIT_USAGE, "comm.dense_update=bogus accepted");
+  /* ranks started by one mpirun on this machine: auto is shared_memory */
+  enum { N = 4099 * 3 };
+  OK(dt_comm_dense_update_setup(c, "auto", N, &st));
+  dt_dense_update u = dt_comm_dense_update(c);
+  CHECK(u == (g_size > 1 ? DT_DENSE_SHARED : DT_DENSE_ALLREDUCE), "auto chose %s", dt_comm_dense_update_name(u));
+  if (u != DT_DENSE_SHARED) return;
+  CHECK(st.w && st.m && st.v && st.g && ((uintptr_t)st.w | (uintptr_t)st.g) % 64 == 0, "shared storage not set up");
+  int bad = 0;
+  for (int i = 0; i < N; i++) bad += st.g[i] != 0 || st.w[i] != 0 || st.m[i] != 0 || st.v[i] != 0;
+  CHECK(!bad, "shared storage: %d elements not zeroed", bad);
+  int64_t lo, hi;
+  dt_comm_dense_shard(c, N, &lo, &hi);
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < N; i++) st.g[i] = noisy(7 + (uint64_t)round, (uint64_t)g_rank, (uint64_t)i);
+    OK(dt_comm_dense_shared_reduce(c));
+    /* this rank's block: the sum in rank order, bit for bit */
+    bad = 0;
+    for (int64_t i = lo; i < hi; i++) {
+      float e = noisy(7 + (uint64_t)round, 0, (uint64_t)i);
+      for (int r = 1; r < g_size; r++) e += noisy(7 + (uint64_t)round, (uint64_t)r, (uint64_t)i);
+      bad += st.g[i] != e;
+    }
+    CHECK(!bad, "shared reduce round %d: %d elements of [%lld, %lld) off", round, bad, (long long)lo, (long long)hi);
+    /* the "update": this rank writes its block of the one shared copy */
+    for (int64_t i = lo; i < hi; i++) st.w[i] = st.g[i] * 2.0f + (float)round;
+    memset(st.g + lo, 0, (size_t)(hi - lo) * sizeof(float));
+    OK(dt_comm_dense_shared_wait(c));
+    /* every rank sees every block of the weights, and a zero gradient */
+    bad = 0;
+    for (int i = 0; i < N; i++) {
+      float e = noisy(7 + (uint64_t)round, 0, (uint64_t)i);
+      for (int r = 1; r < g_size; r++) e += noisy(7 + (uint64_t)round, (uint64_t)r, (uint64_t)i);
+      bad += st.w[i] != e * 2.0f + (float)round || st.g[i] != 0;
+    }
+    CHECK(!bad, "after the shared update, round %d: %d elements wrong", round, bad);
+  }
+  /* the other modes; shared_memory again replaces the windows */
+  OK(dt_comm_dense_update_setup(c, "sharded", N, &st));
+  CHECK(dt_comm_dense_update(c) == DT_DENSE_SHARDED && !st.w, "sharded not chosen");
+  OK(dt_comm_dense_update_setup(c, "allreduce", N, &st));
+  CHECK(dt_comm_dense_update(c) == DT_DENSE_ALLREDUCE && !st.w, "allreduce not chosen");
+  OK(dt_comm_dense_update_setup(c, "shared_memory", 64, &st));
+  CHECK(dt_comm_dense_update(c) == DT_DENSE_SHARED && st.w, "shared_memory not chosen");
+  /* a backend on device memory cannot share its parameters */
+  be.name = "staged-test";
+  OK(dt_comm_dense_setup(c, &be, "mpi"));
+  CHECK(dt_comm_dense_update_setup(c, "shared_memory", 64, &st) == DT_EXIT_USAGE, "shared_memory on a device backend");
+  CHECK(dt_comm_dense_update_setup(c, "sharded", 64, &st) == DT_EXIT_USAGE, "sharded on a device backend");
+  OK(dt_comm_dense_update_setup(c, "auto", 64, &st));
+  CHECK(dt_comm_dense_update(c) == DT_DENSE_ALLREDUCE, "auto on a device backend is not allreduce");
+}
+
 /* ---- sparse exchanges ---- */
 
 /* Rank r's touched rows of a table with R rows: a deterministic subset;
@@ -553,6 +616,7 @@ static int run_collectives(dt_comm *c) {
   test_allgatherv_gatherv(c);
   test_alltoallv(c);
   test_dense(c);
+  test_dense_update(c);
   test_replicated(c);
   test_replica_check(c);
   test_sharded(c, 37, 3);  /* uneven blocks */
