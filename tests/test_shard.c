@@ -19,6 +19,7 @@
 #include "dtrain/log.h"
 #include "dtrain/prep.h"
 #include "dtrain/shard.h"
+#include "dtrain/trainer.h"
 
 enum { L = 5 };
 static char g_path[128];
@@ -199,8 +200,51 @@ static void more_ranks_than_lanes_and_bad_arguments(void **state) {
   assert_int_equal(dt_shard_load("/nonexistent.h5", 0, 1, 0, 64, L, &sh), DT_EXIT_DATA);
 }
 
+/* comm.balance_steps: each rank's part of a step (dt_balance_units) */
+static void balanced_split_is_a_partition_by_work(void **state) {
+  (void)state;
+  enum { N = 257 };
+  dt_unit all[N], part[N];
+  int64_t weight[N];
+  uint32_t x = 12345;
+  for (int i = 0; i < N; i++) {
+    x = x * 1664525u + 1013904223u;
+    all[i] = (dt_unit){i, (int32_t)(x >> 8) % 40, 1 + (int32_t)(x >> 20) % 50};
+    weight[i] = dt_unit_weight(&all[i], 1, 50);
+    assert_true(weight[i] >= all[i].count);
+  }
+  for (int size = 1; size <= 4; size++) {
+    int seen[N] = {0};
+    int64_t lo = INT64_MAX, hi = 0, heaviest = 0;
+    for (int i = 0; i < N; i++) heaviest = weight[i] > heaviest ? weight[i] : heaviest;
+    for (int r = 0; r < size; r++) {
+      int64_t m = dt_balance_units(all, weight, N, r, size, part);
+      int64_t load = 0, prev = -1;
+      for (int64_t k = 0; k < m; k++) {
+        int i = part[k].user; /* user = the unit's position in all[] */
+        assert_true(i > prev); /* the step's order is kept */
+        prev = i;
+        seen[i]++;
+        load += weight[i];
+        assert_int_equal(part[k].count, all[i].count);
+      }
+      lo = load < lo ? load : lo;
+      hi = load > hi ? load : hi;
+      /* the same split every time it is asked for */
+      dt_unit again[N];
+      assert_int_equal(dt_balance_units(all, weight, N, r, size, again), m);
+      assert_memory_equal(again, part, (size_t)m * sizeof(dt_unit));
+    }
+    for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1); /* every unit on exactly one rank */
+    assert_true(hi - lo <= heaviest);                          /* LPT: within one unit's work */
+  }
+  /* an empty step: every part empty */
+  assert_int_equal(dt_balance_units(all, weight, 0, 1, 2, part), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(balanced_split_is_a_partition_by_work),
       cmocka_unit_test(row_mode_ranks_see_the_one_rank_batches),
       cmocka_unit_test(chunk_mode_ranks_see_the_one_rank_batches),
       cmocka_unit_test(units_are_the_files_rows),

@@ -16,7 +16,8 @@
  * Epochs. In epoch e every lane shuffles its units (Philox keyed by
  * (seed, epoch, lane)) and packs them, in that order, into bins of at most
  * cap interactions. Global batch s is bin s of every lane; rank r's part of
- * it is bin s of each of its lanes. Lane contents and shuffles depend only
+ * it is bin s of each of its lanes (the trainer re-splits each step's units
+ * by work when comm.balance_steps is on: src/train/balance.c). Lane contents and shuffles depend only
  * on (seed, B, L), never on N, so N ranks train on exactly the global
  * batches one rank does, and a batch's composition changes every epoch.
  * The number of steps in an epoch is the largest number of bins of any

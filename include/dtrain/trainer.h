@@ -92,7 +92,17 @@ typedef struct {
    * lookups, forward + loss, backward, dense all-reduce, sparse exchange
    * (with the norm), parameter updates */
   double t_batch, t_forward, t_backward, t_dense, t_sparse, t_update;
+  double t_wait; /* in the two small all-reduces after forward and backward: waiting for the slowest rank */
 } dt_step_stats;
+
+/* The work of a training unit, in examples plus (chunk history) the GRU
+ * tokens of its chunk: the measure comm.balance_steps evens out. */
+int64_t dt_unit_weight(const dt_unit *u, int chunk_history, int L);
+/* Rank `rank` of `size`'s part of one global step's units all[n] (every
+ * rank passes the same list): a longest-processing-time split by weight[],
+ * the same on every rank, each part in the order of all[]. Writes the part
+ * to out (room for n) and returns its length. */
+int64_t dt_balance_units(const dt_unit *all, const int64_t *weight, int64_t n, int rank, int size, dt_unit *out);
 
 /* One optimizer step on the global batch whose local part is `units`.
  * COLLECTIVE. Returns DT_EXIT_RUNTIME (parameters untouched) when the loss

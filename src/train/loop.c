@@ -131,6 +131,32 @@ static int open_run_dir(loop_ctx *L, int resumed) {
   return rc;
 }
 
+/* comm.balance_steps: the whole step's units from every rank, then this
+ * rank's part of a split by work (dt_balance_units). */
+typedef struct {
+  dt_comm_buffer all;
+  int64_t *weight;
+  int64_t weight_cap;
+} balancer;
+
+static int balance_step(dt_session *s, balancer *bal, dt_unit **units, int64_t *n, int64_t *cap) {
+  DT_TRY(dt_comm_allgatherv(s->comm, *units, (size_t)*n * sizeof(dt_unit), &bal->all, NULL));
+  const int64_t total = (int64_t)(bal->all.size / sizeof(dt_unit));
+  if (total > *cap) {
+    *cap = total + 64;
+    *units = dt_xrealloc(*units, (size_t)*cap * sizeof(dt_unit));
+  }
+  if (total > bal->weight_cap) {
+    bal->weight_cap = total + 64;
+    bal->weight = dt_xrealloc(bal->weight, (size_t)bal->weight_cap * sizeof(int64_t));
+  }
+  const dt_unit *all = bal->all.data;
+  const int chunk = s->model->history == DT_HISTORY_CHUNK;
+  for (int64_t i = 0; i < total; i++) bal->weight[i] = dt_unit_weight(&all[i], chunk, s->ds.history_len);
+  *n = dt_balance_units(all, bal->weight, total, dt_comm_rank(s->comm), dt_comm_size(s->comm), *units);
+  return DT_OK;
+}
+
 /* Units of local step `step` of a plan (empty past the plan's end). */
 static int64_t step_units(const dt_shard *sh, const dt_epoch_plan *plan, int64_t step, dt_unit **buf, int64_t *cap) {
   if (step >= plan->n_steps) return 0;
@@ -195,6 +221,8 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
   memset(&shard, 0, sizeof shard);
   dt_unit *units = NULL;
   int64_t units_cap = 0;
+  balancer bal;
+  memset(&bal, 0, sizeof bal);
 
   /* state: fresh or resumed */
   L.st.best_metric = -1;
@@ -232,7 +260,7 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
     const double lr_d = dt_lr_at_epoch(cfg, cfg->train_lr, epoch), lr_s = dt_lr_at_epoch(cfg, base_sparse_lr, epoch);
     double loss_sum = 0, ex_sum = 0, alpha_sum[3] = {0, 0, 0}, t_epoch = dt_now_s(), t_log = t_epoch;
     int64_t ex_log = 0, steps_log = 0;
-    double phase[6] = {0, 0, 0, 0, 0, 0};
+    double phase[7] = {0, 0, 0, 0, 0, 0, 0};
     uint64_t log_dense0 = 0, log_sparse0 = 0, log_lb0 = s->sparse_lower_bound_bytes;
     comm_bytes(s, &log_dense0, &log_sparse0);
     dt_progress prog;
@@ -243,6 +271,10 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
     for (int64_t step = step0; step < steps && !rc; step++) {
       dt_comm_set_progress(s->comm, epoch, L.st.global_step);
       int64_t nu = step_units(&shard, &plan, step, &units, &units_cap);
+      if (size > 1 && cfg->comm_balance_steps) {
+        rc = balance_step(s, &bal, &units, &nu, &units_cap);
+        if (rc) break;
+      }
       dt_step_stats st;
       rc = dt_train_step(s, units, nu, epoch, L.st.global_step, lr_d, lr_s, &st);
       if (rc) break;
@@ -252,8 +284,8 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
       ex_sum += (double)st.examples;
       ex_log += st.examples;
       steps_log++;
-      const double ph[6] = {st.t_batch, st.t_forward, st.t_backward, st.t_dense, st.t_sparse, st.t_update};
-      for (int k = 0; k < 6; k++) phase[k] += ph[k];
+      const double ph[7] = {st.t_batch, st.t_forward, st.t_backward, st.t_wait, st.t_dense, st.t_sparse, st.t_update};
+      for (int k = 0; k < 7; k++) phase[k] += ph[k];
       for (int k = 0; k < 3; k++) alpha_sum[k] += st.alpha[k] * (double)st.examples;
       char extra[96];
       snprintf(extra, sizeof extra, "loss %.4f", st.loss);
@@ -285,9 +317,10 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
         cJSON_AddNumberToObject(o, "sparse_lower_bound_bytes_per_step",
                                 (double)(s->sparse_lower_bound_bytes - log_lb0) / per);
         /* this rank's time per step, by phase (ms) */
-        static const char *phase_names[6] = {"batch", "forward", "backward", "dense_comm", "sparse_comm", "update"};
+        static const char *phase_names[7] = {"batch",      "forward",     "backward", "wait",
+                                             "dense_comm", "sparse_comm", "update"};
         cJSON *tm = cJSON_CreateObject();
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < 7; k++) {
           cJSON_AddNumberToObject(tm, phase_names[k], 1e3 * phase[k] / per);
           phase[k] = 0;
         }
@@ -398,6 +431,8 @@ out:
   if (rc && L.ckpt_dir && rank == 0) /* say where the last good state is */
     dt_log_error("training stopped; the checkpoints in %s are intact", L.ckpt_dir);
   free(units);
+  dt_comm_buffer_free(&bal.all);
+  free(bal.weight);
   dt_shard_free(&shard);
   if (L.metrics) fclose(L.metrics);
   free(L.ckpt_dir);

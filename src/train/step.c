@@ -115,7 +115,9 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   double stats[5] = {0, 0, 0, (double)n, (double)(n * (b->c - 1))};
   for (int64_t i = 0; i < n; i++)
     for (int k = 0; k < 3; k++) stats[k] += s->h_alpha[i * 3 + k];
+  double tw = dt_now_s();
   DT_TRY(dt_comm_allreduce_sum_f64(s->comm, stats, 5));
+  out->t_wait = dt_now_s() - tw;
   const double n_global = stats[3], pairs_global = stats[4];
   out->examples = (int64_t)n_global;
   out->pairs = (int64_t)pairs_global;
@@ -138,7 +140,7 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   }
   DT_TRY(be->sync(be));
   t1 = dt_now_s();
-  out->t_forward = t1 - t0;
+  out->t_forward = t1 - t0 - out->t_wait;
   t0 = t1;
   /* shared_memory: the last update left every gradient buffer zero */
   const dt_dense_update upd = dt_comm_dense_update(s->comm);
@@ -149,6 +151,9 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   out->t_backward = t1 - t0;
   t0 = t1;
   DT_TRY(dt_comm_allreduce_sum_f64(s->comm, parts, 2));
+  t1 = dt_now_s();
+  out->t_wait += t1 - t0;
+  t0 = t1;
   out->bpr = parts[0] / pairs_global;
   out->entropy = parts[1] / n_global;
   out->balance = 0;

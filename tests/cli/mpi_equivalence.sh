@@ -73,6 +73,11 @@ for upd in sharded allreduce; do
   compare "$work/replicated-np1" "$work/dense-$upd-np3" "dense_update=$upd np3" || fail "dense_update=$upd np3 differs from np1"
 done
 
+# each rank's part of a step by lane instead of by work (comm.balance_steps)
+mpirun -np 2 "$bin" train "${common[@]}" --set comm.balance_steps=false --set run.dir="$work/lanes-np2" ||
+  fail "training with 2 ranks and comm.balance_steps=false"
+compare "$work/replicated-np1" "$work/lanes-np2" "balance_steps=false np2" || fail "balance_steps=false np2 differs from np1"
+
 # evaluation: exactly the same numbers with 1 and 3 ranks
 ck="$work/replicated-np1/checkpoints/last.h5"
 "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval1.json" --quiet >/dev/null || fail "eval np1"
