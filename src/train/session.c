@@ -35,6 +35,8 @@ static int place_tables(dt_session *s) {
     if (!tb->present) continue;
     int rc = dt_placement_parse(placement_value(&s->cfg, t), &ts->placement);
     if (rc) return dt_fail_context(rc, "config key 'comm.placement.%s'", placement_key(t));
+    /* one rank holds every row either way: skip the owner machinery */
+    if (dt_comm_size(s->comm) == 1) ts->placement = DT_PLACEMENT_REPLICATED;
     char name[96];
     DT_TRY(dt_comm_table_add(s->comm, tb->name, tb->rows, tb->dim, ts->placement, &ts->comm_ids.rows_id));
     snprintf(name, sizeof name, "%s/acc", tb->name);
