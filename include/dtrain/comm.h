@@ -183,8 +183,9 @@ const char *dt_comm_dense_update_name(dt_dense_update u);
 /* DT_DENSE_SHARED, once every rank's backward pass is done: the sum over the
  * machine's ranks of this rank's block (dt_comm_dense_shard) lands in its own
  * gradient buffer, summed in rank order; the block is zeroed in the other
- * ranks' buffers. COLLECTIVE. */
-int dt_comm_dense_shared_reduce(dt_comm *c);
+ * ranks' buffers. *sumsq receives the block's sum of squares (for the
+ * gradient norm; the same bits every run). COLLECTIVE. */
+int dt_comm_dense_shared_reduce(dt_comm *c, double *sumsq);
 /* DT_DENSE_SHARED, after this rank updated its block of the weights and
  * zeroed its block of its own gradient: returns when every rank has (the
  * weights are whole again and every gradient buffer is zero). COLLECTIVE. */

@@ -176,7 +176,7 @@ int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense
   return DT_OK;
 }
 
-int dt_comm_dense_shared_reduce(dt_comm *c) {
+int dt_comm_dense_shared_reduce(dt_comm *c, double *sumsq) {
   dtc_dense_shared *s = c->dshared;
   if (!s || c->dense_update != DT_DENSE_SHARED)
     return dt_fail(DT_EXIT_RUNTIME, "shared dense reduce outside comm.dense_update=shared_memory (internal error)");
@@ -189,6 +189,7 @@ int dt_comm_dense_shared_reduce(dt_comm *c) {
   float *restrict own = s->g[me];
   enum { CHUNK = 2048 }; /* floats: the partial sums stay in L1 */
   float acc[CHUNK];
+  double ss = 0.0;
   for (int64_t i0 = s->lo; i0 < s->hi; i0 += CHUNK) {
     const int64_t k = s->hi - i0 < CHUNK ? s->hi - i0 : CHUNK;
     const float *restrict g0 = s->g[0] + i0;
@@ -198,9 +199,16 @@ int dt_comm_dense_shared_reduce(dt_comm *c) {
       for (int64_t i = 0; i < k; i++) acc[i] += gp[i];
     }
     memcpy(own + i0, acc, (size_t)k * sizeof(float));
+    double part = 0.0; /* per chunk, then in chunk order: the same bits every run */
+#pragma omp simd reduction(+ : part)
+    for (int64_t i = 0; i < k; i++) part += (double)acc[i] * (double)acc[i];
+    ss += part;
     for (int p = 0; p < P; p++)
       if (p != me) memset(s->g[p] + i0, 0, (size_t)k * sizeof(float));
   }
+  *sumsq = ss;
+#else
+  *sumsq = 0.0;
 #endif
   return DT_OK;
 }

@@ -165,10 +165,11 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
    * rank ends with the sum of its own block [lo, hi) only and updates it */
   int64_t lo = 0, hi = m->n_dense;
   if (upd != DT_DENSE_ALLREDUCE) dt_comm_dense_shard(s->comm, m->n_dense, &lo, &hi);
+  double ss_dense = 0;
   if (upd == DT_DENSE_SHARDED)
     DT_TRY(dt_comm_dense_reduce_scatter(s->comm, m->g, m->n_dense));
-  else if (upd == DT_DENSE_SHARED)
-    DT_TRY(dt_comm_dense_shared_reduce(s->comm));
+  else if (upd == DT_DENSE_SHARED) /* the block's sum of squares comes with it */
+    DT_TRY(dt_comm_dense_shared_reduce(s->comm, &ss_dense));
   else
     DT_TRY(dt_comm_dense_allreduce(s->comm, m->g, m->n_dense, 0));
   t1 = dt_now_s();
@@ -177,8 +178,7 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   double ss_rep = 0, ss_shard = 0;
   for (int t = 0; t < DT_MAX_TABLES; t++)
     if (s->tables[t].present) DT_TRY(exchange_table(s, t, &ss_rep, &ss_shard));
-  double ss_dense = 0;
-  DT_TRY(be->sumsq(be, m->g + lo, hi - lo, &ss_dense));
+  if (upd != DT_DENSE_SHARED) DT_TRY(be->sumsq(be, m->g + lo, hi - lo, &ss_dense));
   if (upd != DT_DENSE_ALLREDUCE) { /* blocks of the dense gradient sum like the sharded tables' rows */
     ss_shard += ss_dense;
     ss_dense = 0;

@@ -297,7 +297,11 @@ static void test_dense_update(dt_comm *c) {
   dt_comm_dense_shard(c, N, &lo, &hi);
   for (int round = 0; round < 3; round++) {
     for (int i = 0; i < N; i++) st.g[i] = noisy(7 + (uint64_t)round, (uint64_t)g_rank, (uint64_t)i);
-    OK(dt_comm_dense_shared_reduce(c));
+    double ss = -1;
+    OK(dt_comm_dense_shared_reduce(c, &ss));
+    double ss_want = 0;
+    for (int64_t i = lo; i < hi; i++) ss_want += (double)st.g[i] * (double)st.g[i];
+    CHECK(fabs(ss - ss_want) <= 1e-9 * ss_want, "shared reduce round %d: sum of squares %g, expected %g", round, ss, ss_want);
     /* this rank's block: the sum in rank order, bit for bit */
     bad = 0;
     for (int64_t i = lo; i < hi; i++) {
