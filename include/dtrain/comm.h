@@ -191,6 +191,16 @@ int dt_comm_dense_shared_reduce(dt_comm *c, double *sumsq);
  * weights are whole again and every gradient buffer is zero). COLLECTIVE. */
 int dt_comm_dense_shared_wait(dt_comm *c);
 
+/* With DT_DENSE_SHARED (one machine, host memory, a barrier at the end of
+ * every step), the rows of sharded table `id` (dim floats each) in one
+ * shared-memory window: *mine is this rank's block [lo, hi) (uninitialised),
+ * *whole row 0 of the whole table as seen from this process, so lookups
+ * read any owner's rows directly. Owners still apply their rows' updates.
+ * Both NULL when that is not available (another dense update, or an MPI
+ * library that does not place the blocks contiguously); the same answer on
+ * every rank. The windows are freed by dt_comm_finalize. COLLECTIVE. */
+int dt_comm_table_shared(dt_comm *c, int id, int dim, float **mine, float **whole);
+
 /* ------------------------------------------------------------------------ */
 /* Embedding tables: placement and sparse exchange                           */
 /* ------------------------------------------------------------------------ */

@@ -75,9 +75,11 @@ typedef struct {
   float *data, *m, *v;      /* [local rows, dim]; m, v for lazy Adam */
   float *acc;               /* [local rows] for row-wise Adagrad */
   int64_t *row_step;        /* [local rows] lazy Adam per-row steps */
-  /* The rows the current batch reads: `data` itself (replicated) or a
-   * gathered cache of the batch's unique rows (sharded; set by the trainer). */
+  /* The rows the current batch reads: `data` itself (replicated), a
+   * gathered cache of the batch's unique rows (sharded; set by the trainer),
+   * or the whole node-shared table, read by global id (shared_rows). */
   const float *view;
+  int shared_rows; /* data is this rank's block of a node-shared table (dt_model_adopt_shared_rows) */
   /* Sparse gradient of the last backward: grad_n rows (ids in the batch's
    * id space for this table, grad_rows [grad_n, dim]), not yet coalesced. */
   int64_t grad_n, grad_cap;
@@ -175,6 +177,11 @@ int dt_model_forward(dt_model *model, const dt_batch *batch, const float **score
  * the model's own buffers are freed and these are never freed by it.
  * CPU backend only. */
 int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g);
+/* A sharded table whose rows live in node-shared memory
+ * (dt_comm_table_shared): `mine` replaces this rank's block (its current
+ * contents are copied over), `whole` is row 0 of the whole table and becomes
+ * the view, read by global id. The model never frees them. */
+int dt_model_adopt_shared_rows(dt_model *m, int t, float *mine, const float *whole);
 
 /* Backward pass of the last forward (same batch): dscores [n, c], dalpha
  * [n, 3] (backend memory; dalpha may be NULL when the gate is unused).

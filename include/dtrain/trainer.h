@@ -82,6 +82,10 @@ int dt_session_prepare_batch(void *session);
 
 /* The evaluation context of a session. */
 void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx);
+/* dt_ckpt_load into the session's model; with node-shared parameters
+ * (comm.dense_update=shared_memory) it returns once every rank has loaded,
+ * and fails on all of them if one failed. COLLECTIVE. */
+int dt_session_load(dt_session *s, const char *path, dt_ckpt_state *st);
 
 typedef struct {
   double loss, bpr, entropy, balance; /* global means (entropy: mean of -H(alpha)) */

@@ -27,7 +27,9 @@
 struct dtc_dense_shared {
 #ifdef DTRAIN_HAVE_MPI
   MPI_Win win_wmv, win_g;
+  MPI_Win win_tables[8]; /* sharded tables' rows (dt_comm_table_shared) */
 #endif
+  int n_tables;
   float **g; /* [local_size]: every rank's gradient buffer, in this address space */
   int64_t n, lo, hi;
 };
@@ -47,6 +49,10 @@ void dtc_dense_shared_free(dt_comm *c) {
   dtc_dense_shared *s = c->dshared;
   if (!s) return;
 #ifdef DTRAIN_HAVE_MPI
+  for (int i = 0; i < s->n_tables; i++) {
+    MPI_Win_unlock_all(s->win_tables[i]);
+    if (MPI_Win_free(&s->win_tables[i]) != MPI_SUCCESS) dt_log_warn("MPI_Win_free of a shared table failed");
+  }
   MPI_Win_unlock_all(s->win_g);
   MPI_Win_unlock_all(s->win_wmv);
   int e1 = MPI_Win_free(&s->win_g), e2 = MPI_Win_free(&s->win_wmv);
@@ -67,12 +73,14 @@ static int shared_sync(dt_comm *c, const char *what) {
   dtc_dense_shared *s = c->dshared;
   MPI_Win_sync(s->win_g);
   MPI_Win_sync(s->win_wmv);
+  for (int i = 0; i < s->n_tables; i++) MPI_Win_sync(s->win_tables[i]);
   dtc_enter(what);
   int e = MPI_Barrier(c->local);
   dtc_leave();
   if (e != MPI_SUCCESS) return dtc_mpi_fail(c, e, "MPI_Barrier", what);
   MPI_Win_sync(s->win_g);
   MPI_Win_sync(s->win_wmv);
+  for (int i = 0; i < s->n_tables; i++) MPI_Win_sync(s->win_tables[i]);
   return DT_OK;
 }
 
@@ -219,6 +227,58 @@ int dt_comm_dense_shared_wait(dt_comm *c) {
 #ifdef DTRAIN_HAVE_MPI
   return shared_sync(c, "MPI_Barrier(dense parameters updated)");
 #else
+  return DT_OK;
+#endif
+}
+
+int dt_comm_table_shared(dt_comm *c, int id, int dim, float **mine, float **whole) {
+  *mine = *whole = NULL;
+  dtc_dense_shared *s = c->dshared;
+  if (!s || c->dense_update != DT_DENSE_SHARED) return DT_OK;
+#ifdef DTRAIN_HAVE_MPI
+  if (s->n_tables == (int)(sizeof s->win_tables / sizeof s->win_tables[0])) return DT_OK;
+  int64_t lo, hi;
+  dt_comm_table_range(c, id, &lo, &hi);
+  /* contiguous across ranks (the default): rank r's rows follow rank r-1's,
+   * so the whole table is one array in every process */
+  MPI_Win win;
+  void *base = NULL;
+  int e = MPI_Win_allocate_shared((MPI_Aint)((hi - lo) * (int64_t)dim * (int64_t)sizeof(float)), sizeof(float),
+                                  MPI_INFO_NULL, c->local, &base, &win);
+  if (e != MPI_SUCCESS) return dtc_mpi_fail(c, e, "MPI_Win_allocate_shared", dt_comm_table_name(c, id));
+  MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
+  MPI_Aint size;
+  int disp, contiguous = 1;
+  void *first = NULL, *p = NULL;
+  int rc = DT_OK;
+  for (int r = 0; r < c->local_size && !rc; r++) {
+    if ((e = MPI_Win_shared_query(win, r, &size, &disp, &p)) != MPI_SUCCESS) {
+      rc = dtc_mpi_fail(c, e, "MPI_Win_shared_query", dt_comm_table_name(c, id));
+      break;
+    }
+    if (r == 0) first = p;
+    /* rank r's block starts at its first row (one machine: local rank = rank) */
+    const int64_t rlo = dt_comm_block_lo(dtc_table_get(c, id)->n_rows, r, c->size);
+    if ((char *)p != (char *)first + rlo * (int64_t)dim * (int64_t)sizeof(float)) contiguous = 0;
+  }
+  /* every rank must take the same road */
+  int64_t flag[2] = {rc != DT_OK, !contiguous};
+  int arc = dt_comm_allreduce_max_i64(c, flag, 2);
+  if (rc || arc || flag[0] || flag[1]) {
+    MPI_Win_unlock_all(win);
+    MPI_Win_free(&win);
+    if (rc || arc) return rc ? rc : arc;
+    if (flag[0]) return dt_fail(DT_EXIT_RUNTIME, "shared table %s: set-up failed on another rank", dt_comm_table_name(c, id));
+    dt_log_debug("table %s: the MPI library did not place the shared blocks contiguously; owners serve lookups",
+                 dt_comm_table_name(c, id));
+    return DT_OK;
+  }
+  s->win_tables[s->n_tables++] = win;
+  *mine = base;
+  *whole = first;
+  return DT_OK;
+#else
+  (void)id, (void)dim;
   return DT_OK;
 #endif
 }

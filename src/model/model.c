@@ -116,6 +116,7 @@ int dt_model_create(const dt_config *cfg, dt_backend *be, int64_t n_users, int64
 }
 
 static void free_table(dt_backend *be, dt_table *tb) {
+  if (tb->shared_rows) tb->data = NULL;
   void *ps[] = {tb->data, tb->m, tb->v, tb->acc, tb->row_step, tb->grad_ids, tb->grad_rows};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
     if (ps[i]) be->free(be, ps[i]);
@@ -135,6 +136,18 @@ void dt_model_free(dt_model *m) {
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
     if (ps[i]) be->free(be, ps[i]);
   free(m);
+}
+
+int dt_model_adopt_shared_rows(dt_model *m, int t, float *mine, const float *whole) {
+  dt_table *tb = &m->tables[t];
+  if (strcmp(m->be->name, "cpu") || !tb->sharded)
+    return dt_fail(DT_EXIT_RUNTIME, "node-shared rows need a sharded table on the CPU backend (internal error)");
+  memcpy(mine, tb->data, (size_t)((tb->row_hi - tb->row_lo) * tb->dim) * sizeof(float));
+  if (!tb->shared_rows) m->be->free(m->be, tb->data);
+  tb->data = mine;
+  tb->view = whole;
+  tb->shared_rows = 1;
+  return DT_OK;
 }
 
 int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g) {

@@ -178,7 +178,7 @@ static int final_test(loop_ctx *L) {
   int rc = DT_OK;
   if (dt_path_exists(best)) {
     dt_ckpt_state st;
-    rc = dt_ckpt_load(best, s->model, &st);
+    rc = dt_session_load(s, best, &st);
     if (!rc) dt_log_info("final evaluation with the best model (epoch %lld, valid NDCG@10 %.4f)", (long long)st.best_epoch, st.best_metric);
   }
   free(best);
@@ -228,7 +228,7 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
   L.st.best_metric = -1;
   L.st.seed = (uint64_t)cfg->run_seed;
   if (opt->resume) {
-    rc = dt_ckpt_load(opt->resume, s->model, &L.st);
+    rc = dt_session_load(s, opt->resume, &L.st);
     if (!rc) dt_log_info("resuming from %s: %lld epochs and %lld steps done", opt->resume, (long long)L.st.epoch,
                          (long long)L.st.global_step);
   } else {

@@ -47,8 +47,12 @@ static int place_tables(dt_session *s) {
       int64_t lo, hi;
       dt_comm_table_range(s->comm, ts->comm_ids.rows_id, &lo, &hi);
       DT_TRY(dt_model_shard_table(m, t, lo, hi));
-      dt_log_info("table %s: sharded, this rank holds rows [%lld, %lld) of %lld", tb->name, (long long)lo,
-                  (long long)hi, (long long)tb->rows);
+      /* one machine: the blocks in shared memory, lookups read the owners' rows */
+      float *mine, *whole;
+      DT_TRY(dt_comm_table_shared(s->comm, ts->comm_ids.rows_id, tb->dim, &mine, &whole));
+      if (mine) DT_TRY(dt_model_adopt_shared_rows(m, t, mine, whole));
+      dt_log_info("table %s: sharded, this rank holds rows [%lld, %lld) of %lld%s", tb->name, (long long)lo,
+                  (long long)hi, (long long)tb->rows, mine ? " in shared memory (lookups read the owners' rows)" : "");
     }
   }
   return DT_OK;
@@ -119,6 +123,18 @@ void dt_session_close(dt_session *s) {
   memset(s, 0, sizeof *s);
 }
 
+int dt_session_load(dt_session *s, const char *path, dt_ckpt_state *st) {
+  int rc = dt_ckpt_load(path, s->model, st);
+  /* node-shared parameters: nobody reads another rank's rows (or updates the
+   * shared weights) before every rank has loaded its part */
+  if (dt_comm_dense_update(s->comm) == DT_DENSE_SHARED) {
+    int64_t failed = rc != DT_OK;
+    DT_TRY(dt_comm_allreduce_max_i64(s->comm, &failed, 1));
+    if (failed && !rc) return dt_fail(DT_EXIT_DATA, "loading %s failed on another rank (see its message)", path);
+  }
+  return rc;
+}
+
 void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx) {
   memset(ctx, 0, sizeof *ctx);
   ctx->cfg = &s->cfg;
@@ -126,8 +142,10 @@ void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx) {
   ctx->model = s->model;
   ctx->ds = &s->ds;
   ctx->bb = s->bb;
-  int any_sharded = 0;
-  for (int t = 0; t < DT_MAX_TABLES; t++) any_sharded |= s->tables[t].present && s->tables[t].placement == DT_PLACEMENT_SHARDED;
+  int any_sharded = 0; /* whose lookups go through the owners */
+  for (int t = 0; t < DT_MAX_TABLES; t++)
+    any_sharded |= s->tables[t].present && s->tables[t].placement == DT_PLACEMENT_SHARDED &&
+                   !s->model->tables[t].shared_rows;
   ctx->prepare_batch = any_sharded ? dt_session_prepare_batch : NULL;
   ctx->prepare_ctx = s;
   for (int t = 0; t < DT_MAX_TABLES; t++)
@@ -149,8 +167,8 @@ int dt_session_prepare_batch(void *session) {
   int changed = 0;
   for (int t = 0; t < DT_MAX_TABLES; t++) {
     dt_table_sync *ts = &s->tables[t];
-    if (!ts->present || ts->placement != DT_PLACEMENT_SHARDED) continue;
     dt_table *tb = &m->tables[t];
+    if (!ts->present || ts->placement != DT_PLACEMENT_SHARDED || tb->shared_rows) continue;
     /* the batch's ids for this table, all parts */
     int64_t total = 0, cnt;
     for (int part = 0; part < 2; part++)

@@ -56,8 +56,10 @@ static int exchange_table(dt_session *s, int t, double *sumsq_replicated, double
   }
   s->sparse_lower_bound_bytes += (uint64_t)m * (uint64_t)dim * sizeof(float);
   if (ts->placement == DT_PLACEMENT_SHARDED) {
-    /* view positions -> global ids (ascending: the view is sorted) */
-    for (int64_t k = 0; k < m; k++) ts->h_ids[k] = ts->uniq[ts->h_ids[k]];
+    /* view positions -> global ids (ascending: the view is sorted); a
+     * node-shared table is read by global id already */
+    if (!tb->shared_rows)
+      for (int64_t k = 0; k < m; k++) ts->h_ids[k] = ts->uniq[ts->h_ids[k]];
     DT_TRY(dt_comm_sharded_exchange(s->comm, ts->comm_ids.rows_id, ts->h_ids, ts->h_rows, m, &ts->global));
   } else {
     DT_TRY(dt_comm_replicated_exchange(s->comm, ts->comm_ids.rows_id, ts->h_ids, ts->h_rows, m, &ts->global));

@@ -73,6 +73,15 @@ for upd in sharded allreduce; do
   compare "$work/replicated-np1" "$work/dense-$upd-np3" "dense_update=$upd np3" || fail "dense_update=$upd np3 differs from np1"
 done
 
+# sharded tables whose lookups go through their owners (all-to-all): with
+# the shared-memory dense update (above) a machine's ranks read each
+# other's rows directly, so this is the road between machines
+sets=()
+for t in user_emb item_emb item_bias dyn_item_emb; do sets+=(--set comm.placement.$t=sharded); done
+mpirun -np 3 "$bin" train "${common[@]}" "${sets[@]}" --set comm.dense_update=sharded --set run.dir="$work/owners-np3" ||
+  fail "training with 3 ranks, sharded tables served by their owners"
+compare "$work/sharded-np1" "$work/owners-np3" "owner-served lookups np3" || fail "owner-served lookups np3 differ from np1"
+
 # each rank's part of a step by lane instead of by work (comm.balance_steps)
 mpirun -np 2 "$bin" train "${common[@]}" --set comm.balance_steps=false --set run.dir="$work/lanes-np2" ||
   fail "training with 2 ranks and comm.balance_steps=false"

@@ -90,7 +90,7 @@ int dt_cmd_eval(int argc, char **argv) {
     dt_log_warn("the data set %s differs from the one the checkpoint was trained on (CRC-32 %08x vs %08x)",
                 s.cfg.data_output, s.ds.file_crc32, ckpt_crc);
   dt_ckpt_state st;
-  if (!rc) rc = dt_ckpt_load(ckpt, s.model, &st);
+  if (!rc) rc = dt_session_load(&s, ckpt, &st);
   dt_eval_result r;
   if (!rc) {
     dt_eval_ctx ctx;

@@ -145,7 +145,7 @@ int dt_cmd_recommend(int argc, char **argv) {
   memset(&s, 0, sizeof s);
   dt_ckpt_state st;
   if (!rc) rc = dt_session_open(&s, &cfg, comm, 0);
-  if (!rc) rc = dt_ckpt_load(ckpt, s.model, &st);
+  if (!rc) rc = dt_session_load(&s, ckpt, &st);
   if (!rc) rc = dt_dataset_load_ids(&s.ds);
   if (!rc) rc = dt_model_build_item_cache(s.model);
   if (!rc && user) rc = recommend_one(&s, user, k, when, json);
