@@ -83,7 +83,11 @@ void *dt_cpu_scratch(dt_backend *be, size_t bytes, const char *op) {
 static void cpu_destroy(dt_backend *be) {
   if (!be) return;
   dt_cpu_impl *impl = dt_cpu(be);
-  if (impl) free(impl->scratch);
+  if (impl) {
+    free(impl->scratch);
+    free(impl->bc1);
+    free(impl->bc2);
+  }
   free(impl);
   free(be);
 }

@@ -32,6 +32,11 @@ typedef struct {
   const dt_cpu_kernels *kern; /* inner loops for this processor (SSE2 or AVX2) */
   void *scratch;              /* grow-only work space, owned here */
   size_t scratch_bytes;
+  /* lazy Adam's bias corrections 1 - beta^t for t = 1..bc_n (index t - 1),
+   * computed once each instead of two pow() per row and step */
+  float *bc1, *bc2;
+  int64_t bc_n, bc_cap;
+  float bc_beta1, bc_beta2;
 } dt_cpu_impl;
 
 static inline dt_cpu_impl *dt_cpu(dt_backend *be) { return (dt_cpu_impl *)be->impl; }

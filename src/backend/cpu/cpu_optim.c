@@ -42,7 +42,34 @@ int dt_cpu_adam_rows(dt_backend *be, float *table, float *m_table, float *v_tabl
   DT_CPU_REQUIRE(m >= 0 && dim >= 0, "adam_rows", "negative shape m=%lld dim=%d", (long long)m, dim);
   DT_TRY(check_hyper("adam_rows", &hyper));
   /* ids are unique, so rows (and their step counters) never collide */
-  const dt_cpu_kernels *kern = dt_cpu(be)->kern;
+  dt_cpu_impl *impl = dt_cpu(be);
+  const dt_cpu_kernels *kern = impl->kern;
+  /* the bias corrections of every step count this call reaches, from a
+   * table filled once per t (the same values pow() gives: the same bits) */
+  int64_t t_max = 0;
+  for (int64_t k = 0; k < m; k++)
+    if (row_step[ids[k]] + 1 > t_max) t_max = row_step[ids[k]] + 1;
+  if (impl->bc_beta1 != hyper.beta1 || impl->bc_beta2 != hyper.beta2) {
+    impl->bc_n = 0;
+    impl->bc_beta1 = hyper.beta1;
+    impl->bc_beta2 = hyper.beta2;
+  }
+  enum { BC_TABLE_MAX = 1 << 22 }; /* 32 MB; later steps call pow() */
+  const int64_t want = t_max < BC_TABLE_MAX ? t_max : BC_TABLE_MAX;
+  if (want > impl->bc_cap) {
+    int64_t cap = impl->bc_cap ? impl->bc_cap : 4096;
+    while (cap < want) cap *= 2;
+    impl->bc1 = dt_xrealloc(impl->bc1, (size_t)cap * sizeof(float));
+    impl->bc2 = dt_xrealloc(impl->bc2, (size_t)cap * sizeof(float));
+    impl->bc_cap = cap;
+  }
+  for (int64_t t = impl->bc_n + 1; t <= want; t++) {
+    impl->bc1[t - 1] = dt_adam_bias_correction(hyper.beta1, t);
+    impl->bc2[t - 1] = dt_adam_bias_correction(hyper.beta2, t);
+  }
+  if (want > impl->bc_n) impl->bc_n = want;
+  const float *bc1_tab = impl->bc1, *bc2_tab = impl->bc2;
+  const int64_t bc_n = impl->bc_n;
   int nt = dt_cpu_threads_for(be, m * dim * 8);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < m; k++) {
@@ -54,8 +81,8 @@ int dt_cpu_adam_rows(dt_backend *be, float *table, float *m_table, float *v_tabl
     }
     int64_t row = ids[k];
     int64_t t = ++row_step[row];
-    float bc1 = dt_adam_bias_correction(hyper.beta1, t);
-    float bc2 = dt_adam_bias_correction(hyper.beta2, t);
+    float bc1 = t <= bc_n ? bc1_tab[t - 1] : dt_adam_bias_correction(hyper.beta1, t);
+    float bc2 = t <= bc_n ? bc2_tab[t - 1] : dt_adam_bias_correction(hyper.beta2, t);
     int64_t off = row * dim;
     kern->adam_span(table + off, grads + k * dim, m_table + off, v_table + off, dim, &hyper, bc1, bc2);
   }
