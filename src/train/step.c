@@ -25,6 +25,9 @@ static int grow_dev(dt_backend *be, void **p, int64_t *cap, int64_t need, size_t
   return dt_backend_replace(be, p, (size_t)*cap * elem);
 }
 
+/* The CPU backend's memory is host memory: no staging copies for it. */
+static int host_memory(const dt_backend *be) { return !strcmp(be->name, "cpu"); }
+
 /* Grows a pair of buffers to `need` ids (int32) and `need` rows of dim floats. */
 static int grow_rows(dt_backend *be, int32_t **ids, float **rows, int64_t *cap, int64_t need, int dim) {
   if (need <= *cap && *ids) return DT_OK;
@@ -45,24 +48,31 @@ static int exchange_table(dt_session *s, int t, double *sumsq_replicated, double
   int64_t n = tb->grad_n, m = 0;
   DT_TRY(grow_rows(be, &ts->d_uniq, &ts->d_sums, &ts->dsum_cap, n, dim));
   if (n > 0) DT_TRY(be->coalesce_rows(be, tb->grad_ids, tb->grad_rows, n, dim, ts->d_uniq, ts->d_sums, &m));
-  if (m > ts->h_cap) {
-    ts->h_cap = m + m / 4 + 16;
-    ts->h_ids = dt_xrealloc(ts->h_ids, (size_t)ts->h_cap * sizeof(int32_t));
-    ts->h_rows = dt_xrealloc(ts->h_rows, (size_t)(ts->h_cap * dim) * sizeof(float));
-  }
-  if (m > 0) {
-    DT_TRY(be->download(be, ts->h_ids, ts->d_uniq, (size_t)m * sizeof(int32_t)));
-    DT_TRY(be->download(be, ts->h_rows, ts->d_sums, (size_t)(m * dim) * sizeof(float)));
+  /* the coalesced rows in host memory: the backend's own on the CPU */
+  int32_t *ids = ts->d_uniq;
+  float *rows_h = ts->d_sums;
+  if (!host_memory(be)) {
+    if (m > ts->h_cap) {
+      ts->h_cap = m + m / 4 + 16;
+      ts->h_ids = dt_xrealloc(ts->h_ids, (size_t)ts->h_cap * sizeof(int32_t));
+      ts->h_rows = dt_xrealloc(ts->h_rows, (size_t)(ts->h_cap * dim) * sizeof(float));
+    }
+    if (m > 0) {
+      DT_TRY(be->download(be, ts->h_ids, ts->d_uniq, (size_t)m * sizeof(int32_t)));
+      DT_TRY(be->download(be, ts->h_rows, ts->d_sums, (size_t)(m * dim) * sizeof(float)));
+    }
+    ids = ts->h_ids;
+    rows_h = ts->h_rows;
   }
   s->sparse_lower_bound_bytes += (uint64_t)m * (uint64_t)dim * sizeof(float);
   if (ts->placement == DT_PLACEMENT_SHARDED) {
     /* view positions -> global ids (ascending: the view is sorted); a
      * node-shared table is read by global id already */
     if (!tb->shared_rows)
-      for (int64_t k = 0; k < m; k++) ts->h_ids[k] = ts->uniq[ts->h_ids[k]];
-    DT_TRY(dt_comm_sharded_exchange(s->comm, ts->comm_ids.rows_id, ts->h_ids, ts->h_rows, m, &ts->global));
+      for (int64_t k = 0; k < m; k++) ids[k] = ts->uniq[ids[k]];
+    DT_TRY(dt_comm_sharded_exchange(s->comm, ts->comm_ids.rows_id, ids, rows_h, m, &ts->global));
   } else {
-    DT_TRY(dt_comm_replicated_exchange(s->comm, ts->comm_ids.rows_id, ts->h_ids, ts->h_rows, m, &ts->global));
+    DT_TRY(dt_comm_replicated_exchange(s->comm, ts->comm_ids.rows_id, ids, rows_h, m, &ts->global));
   }
   double ss = 0;
   const float *restrict rows = ts->global.rows;
@@ -83,10 +93,11 @@ static int apply_table(dt_session *s, int t, double lr, double scale) {
   dt_table_sync *ts = &s->tables[t];
   int64_t r = ts->global.n;
   if (r == 0) return DT_OK;
-  DT_TRY(grow_rows(be, &ts->d_upd_ids, &ts->d_upd_rows, &ts->upd_cap, r, tb->dim));
   /* global ids -> rows of this rank's storage */
   if (tb->row_lo != 0)
     for (int64_t k = 0; k < r; k++) ts->global.ids[k] -= (int32_t)tb->row_lo;
+  if (host_memory(be)) return dt_optim_table_step(s->model, t, ts->global.ids, ts->global.rows, r, lr, scale);
+  DT_TRY(grow_rows(be, &ts->d_upd_ids, &ts->d_upd_rows, &ts->upd_cap, r, tb->dim));
   DT_TRY(be->upload(be, ts->d_upd_ids, ts->global.ids, (size_t)r * sizeof(int32_t)));
   DT_TRY(be->upload(be, ts->d_upd_rows, ts->global.rows, (size_t)(r * tb->dim) * sizeof(float)));
   return dt_optim_table_step(s->model, t, ts->d_upd_ids, ts->d_upd_rows, r, lr, scale);
