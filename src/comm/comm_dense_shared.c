@@ -19,10 +19,34 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "comm/comm_internal.h"
 #include "dtrain/error.h"
 #include "dtrain/log.h"
+
+/* Shared windows are files in Open MPI's osc/sm backing directory (a tmpfs,
+ * /dev/shm by default): a container's 64 MB /dev/shm cannot hold the
+ * Electronics-scale tables. Before each window the bytes it needs are
+ * checked against what that directory had free when the dense windows were
+ * set up, less what earlier windows took; auto falls back to the copying
+ * roads (sharded dense update, owner-served lookups) with a warning. */
+static const char *shm_dir(void) {
+  const char *d = getenv("OMPI_MCA_osc_sm_backing_directory");
+  return d && d[0] ? d : "/dev/shm";
+}
+
+/* Free bytes in the backing directory, the same on every rank (the least
+ * any rank sees); INT64_MAX when it cannot be told. COLLECTIVE. */
+static int shm_free_bytes(dt_comm *c, int64_t *out) {
+  struct statvfs st;
+  int64_t v[1] = {INT64_MAX};
+  if (statvfs(shm_dir(), &st) == 0) v[0] = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
+  v[0] = -v[0]; /* the minimum through the max all-reduce */
+  DT_TRY(dt_comm_allreduce_max_i64(c, v, 1));
+  *out = -v[0];
+  return DT_OK;
+}
 
 struct dtc_dense_shared {
 #ifdef DTRAIN_HAVE_MPI
@@ -30,6 +54,7 @@ struct dtc_dense_shared {
   MPI_Win win_tables[8]; /* sharded tables' rows (dt_comm_table_shared) */
 #endif
   int n_tables;
+  int64_t shm_free, shm_taken; /* bytes: free at set-up, taken by our windows since */
   float **g; /* [local_size]: every rank's gradient buffer, in this address space */
   int64_t n, lo, hi;
 };
@@ -143,6 +168,12 @@ static int shared_alloc(dt_comm *c, int64_t n, dt_dense_storage *st) {
 }
 #endif
 
+/* Bytes of the dense windows on one machine: w, m, v once, a gradient per rank
+ * (plus alignment slack and a page of Open MPI's bookkeeping per window). */
+static int64_t shared_bytes(int64_t n, int ranks) {
+  return ((3 * n + 16) + (int64_t)ranks * (n + 16)) * (int64_t)sizeof(float) + 2 * 65536;
+}
+
 int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense_storage *storage) {
   memset(storage, 0, sizeof *storage);
   static const char *modes[] = {"auto", "allreduce", "sharded", "shared_memory"};
@@ -171,7 +202,28 @@ int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense
   if (want == 2) u = DT_DENSE_SHARDED;
   if (want == 3) u = DT_DENSE_SHARED;
 #ifdef DTRAIN_HAVE_MPI
-  if (u == DT_DENSE_SHARED) DT_TRY(shared_alloc(c, n, storage));
+  int64_t shm_free = INT64_MAX;
+  if (u == DT_DENSE_SHARED) {
+    DT_TRY(shm_free_bytes(c, &shm_free));
+    const int64_t need = shared_bytes(n, c->local_size);
+    if (need > shm_free) {
+      if (want == 3)
+        return dt_fail(DT_EXIT_RUNTIME, "comm.dense_update=shared_memory needs %.1f MB in %s, which has %.1f MB free: "
+                       "enlarge it (docker run --shm-size), point OMPI_MCA_osc_sm_backing_directory at a larger "
+                       "local directory, or use comm.dense_update=sharded",
+                       need / 1e6, shm_dir(), shm_free / 1e6);
+      if (c->rank == 0)
+        dt_log_warn("dense update: sharded, not shared_memory: it needs %.1f MB in %s, which has %.1f MB free "
+                    "(enlarge it, e.g. docker run --shm-size, or set OMPI_MCA_osc_sm_backing_directory)",
+                    need / 1e6, shm_dir(), shm_free / 1e6);
+      u = DT_DENSE_SHARDED;
+    }
+  }
+  if (u == DT_DENSE_SHARED) {
+    DT_TRY(shared_alloc(c, n, storage));
+    c->dshared->shm_free = shm_free;
+    c->dshared->shm_taken = shared_bytes(n, c->local_size);
+  }
 #else
   (void)n;
 #endif
@@ -239,6 +291,14 @@ int dt_comm_table_shared(dt_comm *c, int id, int dim, float **mine, float **whol
   if (s->n_tables == (int)(sizeof s->win_tables / sizeof s->win_tables[0])) return DT_OK;
   int64_t lo, hi;
   dt_comm_table_range(c, id, &lo, &hi);
+  const int64_t need = dtc_table_get(c, id)->n_rows * (int64_t)dim * (int64_t)sizeof(float) + 65536;
+  if (s->shm_free != INT64_MAX && s->shm_taken + need > s->shm_free) { /* the same numbers on every rank */
+    if (c->rank == 0)
+      dt_log_warn("table %s: lookups go to the owners: its rows need %.1f MB more in %s, which had %.1f MB free "
+                  "(%.1f MB taken); enlarge it (docker run --shm-size) or set OMPI_MCA_osc_sm_backing_directory",
+                  dt_comm_table_name(c, id), need / 1e6, shm_dir(), s->shm_free / 1e6, s->shm_taken / 1e6);
+    return DT_OK;
+  }
   /* contiguous across ranks (the default): rank r's rows follow rank r-1's,
    * so the whole table is one array in every process */
   MPI_Win win;
@@ -274,6 +334,7 @@ int dt_comm_table_shared(dt_comm *c, int id, int dim, float **mine, float **whol
     return DT_OK;
   }
   s->win_tables[s->n_tables++] = win;
+  s->shm_taken += need;
   *mine = base;
   *whole = first;
   return DT_OK;
