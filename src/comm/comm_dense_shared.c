@@ -31,6 +31,7 @@
  * checked against what that directory had free when the dense windows were
  * set up, less what earlier windows took; auto falls back to the copying
  * roads (sharded dense update, owner-served lookups) with a warning. */
+#ifdef DTRAIN_HAVE_MPI
 static const char *shm_dir(void) {
   const char *d = getenv("OMPI_MCA_osc_sm_backing_directory");
   return d && d[0] ? d : "/dev/shm";
@@ -47,6 +48,7 @@ static int shm_free_bytes(dt_comm *c, int64_t *out) {
   *out = -v[0];
   return DT_OK;
 }
+#endif
 
 struct dtc_dense_shared {
 #ifdef DTRAIN_HAVE_MPI
@@ -168,11 +170,13 @@ static int shared_alloc(dt_comm *c, int64_t n, dt_dense_storage *st) {
 }
 #endif
 
+#ifdef DTRAIN_HAVE_MPI
 /* Bytes of the dense windows on one machine: w, m, v once, a gradient per rank
  * (plus alignment slack and a page of Open MPI's bookkeeping per window). */
 static int64_t shared_bytes(int64_t n, int ranks) {
   return ((3 * n + 16) + (int64_t)ranks * (n + 16)) * (int64_t)sizeof(float) + 2 * 65536;
 }
+#endif
 
 int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense_storage *storage) {
   memset(storage, 0, sizeof *storage);
