@@ -12,10 +12,10 @@ set -u
 py=$(command -v /usr/bin/python3 || command -v python3)
 bin=$1
 src=$2
-command -v mpirun >/dev/null || { echo "SKIP: mpirun is not installed"; exit 77; }
-if "$bin" --version | grep -q "mpi    not compiled"; then echo "SKIP: this dtrain was built without MPI"; exit 77; fi
+# shellcheck source=lib/mpi_env.sh
+. "$src/tests/cli/lib/mpi_env.sh"
+mpi_test_env "$bin"
 "$py" -c "import h5py, numpy" 2>/dev/null || { echo "SKIP: python3-h5py/numpy not installed"; exit 77; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 work=$(mktemp -d /tmp/dtrain_mpi_eq_XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

@@ -6,9 +6,9 @@
 set -u
 bin=$1
 src=$2
-command -v mpirun >/dev/null || { echo "SKIP: mpirun is not installed"; exit 77; }
-if "$bin" --version | grep -q "mpi    not compiled"; then echo "SKIP: this dtrain was built without MPI"; exit 77; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# shellcheck source=lib/mpi_env.sh
+. "$src/tests/cli/lib/mpi_env.sh"
+mpi_test_env "$bin"
 # the grace between mpirun's SIGTERM and SIGKILL (slurm/README.md, "Faults")
 export OMPI_MCA_odls_base_sigkill_timeout=2
 work=$(mktemp -d /tmp/dtrain_fault_XXXXXX)
