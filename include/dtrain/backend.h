@@ -228,6 +228,10 @@ int dt_backend_cuda_device_count(char *why, int why_size);
  * CUDA when a device is usable and says which it picked. */
 int dt_backend_create(const char *name, int threads, int local_rank, int tf32, dt_backend **out);
 
+/* Whether the backend's memory is the host's (the CPU backend): host code may
+ * then read and write its buffers directly, with no upload or download. */
+int dt_backend_host_memory(const dt_backend *be);
+
 /* Convenience wrappers that check the result of alloc. */
 int dt_backend_alloc(dt_backend *be, size_t bytes, void **out);
 /* Frees *p (if set) and allocates `bytes` in its place (contents are not

@@ -47,6 +47,8 @@ int dt_backend_create(const char *name, int threads, int local_rank, int tf32, d
   return dt_fail(DT_EXIT_USAGE, "backend.name = \"%s\": expected \"auto\", \"cpu\" or \"cuda\"", name);
 }
 
+int dt_backend_host_memory(const dt_backend *be) { return !strcmp(be->name, "cpu"); }
+
 int dt_backend_alloc(dt_backend *be, size_t bytes, void **out) {
   *out = be->alloc(be, bytes);
   if (!*out) return dt_fail_context(DT_EXIT_RUNTIME, "backend %s: allocating %zu bytes", be->name, bytes);

@@ -237,7 +237,7 @@ int dt_comm_dense_setup(dt_comm *c, dt_backend *be, const char *mode) {
   dtc_dense_free(c);
   dtc_dense *d = dt_xcalloc(1, sizeof *d);
   d->be = be;
-  d->host_direct = !strcmp(be->name, "cpu");
+  d->host_direct = dt_backend_host_memory(be);
   int rc = dense_choose(c, d, mode);
   if (rc) {
     /* No half-made transport is left behind: a later all-reduce says

@@ -140,7 +140,7 @@ void dt_model_free(dt_model *m) {
 
 int dt_model_adopt_shared_rows(dt_model *m, int t, float *mine, const float *whole) {
   dt_table *tb = &m->tables[t];
-  if (strcmp(m->be->name, "cpu") || !tb->sharded)
+  if (!dt_backend_host_memory(m->be) || !tb->sharded)
     return dt_fail(DT_EXIT_RUNTIME, "node-shared rows need a sharded table on the CPU backend (internal error)");
   memcpy(mine, tb->data, (size_t)((tb->row_hi - tb->row_lo) * tb->dim) * sizeof(float));
   if (!tb->shared_rows) m->be->free(m->be, tb->data);
@@ -151,7 +151,7 @@ int dt_model_adopt_shared_rows(dt_model *m, int t, float *mine, const float *who
 }
 
 int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g) {
-  if (strcmp(m->be->name, "cpu"))
+  if (!dt_backend_host_memory(m->be))
     return dt_fail(DT_EXIT_RUNTIME, "node-shared dense parameters need the CPU backend, not %s (internal error)",
                    m->be->name);
   if (!m->dense_adopted) {
@@ -559,7 +559,7 @@ int dt_model_fetch_rows(void *ref, const int32_t *local_ids, int64_t n, int dim,
   dt_backend *be = r->model->be;
   const dt_table *tb = &r->model->tables[r->table];
   if (n == 0) return DT_OK;
-  if (!strcmp(be->name, "cpu")) { /* backend memory is host memory */
+  if (dt_backend_host_memory(be)) {
     for (int64_t k = 0; k < n; k++)
       memcpy(rows_host + k * dim, tb->data + (int64_t)local_ids[k] * dim, (size_t)dim * sizeof(float));
     return DT_OK;

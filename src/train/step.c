@@ -25,9 +25,6 @@ static int grow_dev(dt_backend *be, void **p, int64_t *cap, int64_t need, size_t
   return dt_backend_replace(be, p, (size_t)*cap * elem);
 }
 
-/* The CPU backend's memory is host memory: no staging copies for it. */
-static int host_memory(const dt_backend *be) { return !strcmp(be->name, "cpu"); }
-
 /* Grows a pair of buffers to `need` ids (int32) and `need` rows of dim floats. */
 static int grow_rows(dt_backend *be, int32_t **ids, float **rows, int64_t *cap, int64_t need, int dim) {
   if (need <= *cap && *ids) return DT_OK;
@@ -51,7 +48,7 @@ static int exchange_table(dt_session *s, int t, double *sumsq_replicated, double
   /* the coalesced rows in host memory: the backend's own on the CPU */
   int32_t *ids = ts->d_uniq;
   float *rows_h = ts->d_sums;
-  if (!host_memory(be)) {
+  if (!dt_backend_host_memory(be)) {
     if (m > ts->h_cap) {
       ts->h_cap = m + m / 4 + 16;
       ts->h_ids = dt_xrealloc(ts->h_ids, (size_t)ts->h_cap * sizeof(int32_t));
@@ -96,7 +93,7 @@ static int apply_table(dt_session *s, int t, double lr, double scale) {
   /* global ids -> rows of this rank's storage */
   if (tb->row_lo != 0)
     for (int64_t k = 0; k < r; k++) ts->global.ids[k] -= (int32_t)tb->row_lo;
-  if (host_memory(be)) return dt_optim_table_step(s->model, t, ts->global.ids, ts->global.rows, r, lr, scale);
+  if (dt_backend_host_memory(be)) return dt_optim_table_step(s->model, t, ts->global.ids, ts->global.rows, r, lr, scale);
   DT_TRY(grow_rows(be, &ts->d_upd_ids, &ts->d_upd_rows, &ts->upd_cap, r, tb->dim));
   DT_TRY(be->upload(be, ts->d_upd_ids, ts->global.ids, (size_t)r * sizeof(int32_t)));
   DT_TRY(be->upload(be, ts->d_upd_rows, ts->global.rows, (size_t)(r * tb->dim) * sizeof(float)));
