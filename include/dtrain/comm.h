@@ -174,8 +174,10 @@ typedef struct {
  * dt_comm_dense_setup: mode "auto" (shared_memory when every rank is on one
  * machine and the backend's memory is host memory, sharded when they are
  * not, allreduce otherwise), "allreduce", "sharded" or "shared_memory" (an
- * error, exit 2, where it cannot work). With one rank every mode is the
- * local update. For DT_DENSE_SHARED it fills *storage (the model adopts it:
+ * error, exit 2, where the backend or the ranks' placement rule it out;
+ * exit 4 when Open MPI's backing directory lacks the room, where auto falls
+ * back to sharded with a warning). With one rank every mode is the local
+ * update. For DT_DENSE_SHARED it fills *storage (the model adopts it:
  * dt_model_adopt_dense); otherwise *storage is zeroed. COLLECTIVE. */
 int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense_storage *storage);
 dt_dense_update dt_comm_dense_update(const dt_comm *c);

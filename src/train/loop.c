@@ -233,10 +233,11 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
                          (long long)L.st.global_step);
   } else {
     rc = dt_model_init(s->model, (uint64_t)cfg->run_seed);
+    /* shared_memory: every rank wrote the same values into the one copy of
+     * the dense parameters; nobody updates it before all are done
+     * (dt_session_load waits likewise) */
+    if (!rc && dt_comm_dense_update(s->comm) == DT_DENSE_SHARED) rc = dt_comm_barrier(s->comm);
   }
-  /* shared_memory: every rank wrote the same values into the one copy of
-   * the dense parameters; nobody updates it before all are done */
-  if (!rc && dt_comm_dense_update(s->comm) == DT_DENSE_SHARED) rc = dt_comm_barrier(s->comm);
   if (!rc) rc = open_run_dir(&L, opt->resume != NULL);
   const int chunk = s->model->history == DT_HISTORY_CHUNK;
   if (!rc) rc = dt_shard_load(cfg->data_output, rank, size, chunk, cfg->train_batch_size, s->ds.history_len, &shard);
