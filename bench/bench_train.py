@@ -21,6 +21,13 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def torch_env():
+    """The environment for the PyTorch scripts: the repository's python/ package importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.join(ROOT, "python") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
 def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
@@ -71,7 +78,8 @@ def main():
             f.write(sh([args.dtrain, "config", "--config", cfg_path, "--set", f"data.output={data}"]).stdout)
         d = dtrain_run(args, cfg_path, scale_sets, data, os.path.join(work, "run_" + os.path.basename(cfg)))
         t = json.loads(sh([py, os.path.join(ROOT, "bench", "torch_reference.py"), "--config", merged, "--dataset", data,
-                           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]).stdout)
+                           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)],
+                          env=torch_env()).stdout)
         row = {"config": cfg, "dtrain": d, "pytorch": t, "ratio": d["examples_per_sec"] / t["examples_per_sec"]}
         print(json.dumps(row), flush=True)
         results.append(row)

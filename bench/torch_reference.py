@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch reference training step dtrain is measured against.
 
-The same model (tools/dtrain_torch.py: every parameter of a dtrain
+The same model (python/dtrain_torch: every parameter of a dtrain
 checkpoint, PyTorch layout), the same loss (BPR + the gate's entropy and
 balance terms), the same optimisation (Adam with L2 weight decay on the
 dense parameters, lazy Adam with per-row steps on the touched rows of the
@@ -31,8 +31,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-import dtrain_torch  # noqa: E402
+try:
+    import dtrain_torch
+except ImportError:
+    sys.exit("dtrain_torch is not importable: run `pip install ./python` from the repository root, "
+             "or set PYTHONPATH=python")
 
 
 def load(dataset):

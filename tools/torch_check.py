@@ -18,8 +18,11 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dtrain_torch  # noqa: E402
+try:
+    import dtrain_torch
+except ImportError:
+    sys.exit("dtrain_torch is not importable: run `pip install ./python` from the repository root, "
+             "or set PYTHONPATH=python")
 
 
 def main():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A checkpoint loads into the equivalent PyTorch module (tools/dtrain_torch.py)
+# A checkpoint loads into the equivalent PyTorch module (python/dtrain_torch)
 # and its scores equal dtrain's for a batch to 1e-4, for both fusion designs,
 # several variants and history modes.
 # args: dtrain-binary source-root shared-data-dir
@@ -8,6 +8,7 @@ bin=$1
 src=$2
 py=$(command -v /usr/bin/python3 || command -v python3)
 "$py" -c "import torch, h5py" 2>/dev/null || { echo "SKIP: python3-torch / python3-h5py not installed"; exit 77; }
+export PYTHONPATH="$src/python${PYTHONPATH:+:$PYTHONPATH}"
 work=$(mktemp -d /tmp/dtrain_torch_XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
