@@ -118,7 +118,11 @@ class HybridModel(nn.Module):
         return self.dynamic(histories)
 
     def content_tower(self, x):
-        h = F.dropout(F.relu(self.content.fc1(x)), self.p_content, self.training)
+        """h_c of TF-IDF rows x [N, vocab], dense or sparse (COO: the first
+        layer then runs as a sparse product)."""
+        fc1 = self.content.fc1
+        h = torch.sparse.mm(x, fc1.weight.t()) + fc1.bias if x.is_sparse else fc1(x)
+        h = F.dropout(F.relu(h), self.p_content, self.training)
         return self.content.fc3(F.relu(self.content.fc2(h)))
 
     def alpha(self, ctx, B):
@@ -205,6 +209,31 @@ class HybridModel(nn.Module):
         return self.score(user, cands, tfidf_rows), user.alpha
 
     # -- parameters -----------------------------------------------------------
+    def init_like_dtrain(self):
+        """MODEL.md's initialisation (in PyTorch's random stream, not dtrain's
+        Philox draws): embeddings N(0, 0.01^2) with padding row 0, item bias
+        0, Linear weights Xavier-uniform and biases 0, gate.fc2 N(0, 0.01^2)
+        for v2/v3, the GRU as PyTorch's default, SASRec as MODEL.md 1c."""
+        with torch.no_grad():
+            for name, mod in self.named_modules():
+                if isinstance(mod, nn.Linear):
+                    nn.init.xavier_uniform_(mod.weight)
+                    if mod.bias is not None:
+                        nn.init.zeros_(mod.bias)
+                elif isinstance(mod, nn.Embedding):
+                    nn.init.normal_(mod.weight, 0.0, 0.01)
+            if self.version == 3:
+                nn.init.zeros_(self.static.item_bias)
+            if self.use_gate and self.version != 1:
+                nn.init.normal_(self.gate.fc2.weight, 0.0, 0.01)
+            if self.use_dynamic:
+                if self.encoder == "sasrec":
+                    self.dynamic.reset_parameters()
+                else:
+                    self.dynamic.gru.reset_parameters()
+                self.dynamic.item_emb.weight[0].zero_()
+        return self
+
     def table_names(self):
         """The embedding tables (sparse, row-wise updates) under checkpoint names."""
         names = []
