@@ -315,6 +315,28 @@ class TestModel(unittest.TestCase):
                             f"{version} {variant} {encoder} {loss}")
 
 
+    def test_sparse_tfidf_rows_equal_dense(self):
+        m = make_model(tiny_cfg("v3", "full", "gru"), vocab=9).double().eval()
+        rows = tfidf_rows_fn(13, 9)
+        items = torch.tensor([0, 5, 12, 5])
+        with torch.no_grad():
+            dense = m.content_tower(rows(items))
+            sparse = m.content_tower(rows(items).to_sparse())
+        self.assertLess(float((dense - sparse).abs().max()), 1e-12)
+
+    def test_init_like_dtrain(self):
+        m = dt.HybridModel(tiny_cfg("v3", "full", "sasrec", dim=16), 50, 40, 9).init_like_dtrain()
+        self.assertEqual(float(m.dynamic.item_emb.weight[0].abs().max()), 0.0)
+        self.assertEqual(float(m.static.item_bias.abs().max()), 0.0)
+        self.assertAlmostEqual(float(m.static.user_emb.weight.std()), 0.01, delta=0.002)
+        self.assertAlmostEqual(float(m.dynamic.pos_emb.std()), 0.01, delta=0.003)
+        self.assertEqual(float(m.dynamic.blocks[0].attn.in_proj_bias.abs().max()), 0.0)
+        self.assertEqual(m.dynamic.blocks[1].ln1.eps, 1e-8)
+        self.assertLess(float(m.gate.fc2.weight.abs().max()), 0.06)
+        bound = math.sqrt(6.0 / (16 + 16))
+        self.assertLessEqual(float(m.dynamic.blocks[0].ffn.fc1.weight.abs().max()), bound)
+
+
 class _LossOf(nn.Module):
     """The total loss of a batch as a module, so functional_call can swap its parameters."""
 
@@ -382,6 +404,32 @@ class TestGradDump(unittest.TestCase):
             with h5py.File(bad, "a") as f:
                 change(f)
             self.assertNotEqual(self.check(bad).failures, [], f"{what} was not detected")
+
+
+class TestSampledProtocol(unittest.TestCase):
+    """bench/torch_sasrec_train.py's evaluation: MODEL.md 3's candidates and ranks."""
+
+    def test_candidates(self):
+        import importlib.util
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        spec = importlib.util.spec_from_file_location("tst", os.path.join(root, "bench", "torch_sasrec_train.py"))
+        tst = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tst)
+        data = type("D", (), {})()
+        data.n_items, data.n_users = 120, 3
+        data.lists = [np.array([1, 2, 3, 4, 5]), np.array([7, 8, 9]), np.arange(0, 110)]
+        data.n_train, data.n_valid = np.array([3, 1, 100]), np.array([1, 1, 5])
+        users, pos, cands = tst.eval_candidates(data, "test", 99, seed=0)
+        self.assertEqual(users.tolist(), [0, 1, 2])
+        self.assertEqual(pos.tolist(), [4, 2, 105])
+        for u, p, c in zip(users, pos, cands):
+            self.assertEqual(c[0], data.lists[u][p])
+            neg = c[1:][c[1:] >= 0]
+            self.assertEqual(len(set(neg.tolist())), len(neg), "distinct negatives")
+            self.assertFalse(set(neg.tolist()) & set(data.lists[u].tolist()), "never-seen items only")
+            self.assertEqual(len(neg), min(99, 120 - len(set(data.lists[u].tolist()))))
+        users_v, pos_v, _ = tst.eval_candidates(data, "valid", 99, seed=0)
+        self.assertEqual(pos_v.tolist(), [3, 1, 100])
 
 
 def _bump(ds, rel):
