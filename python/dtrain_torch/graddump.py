@@ -32,7 +32,8 @@ Root attributes:
   shared          int32 [S]      sampled_softmax only: the n_neg negatives
                                  shared by the whole global batch
   context         float32 [B, G] the gate's input as dtrain built it
-                                 (G = 5 for v1/v2, 7 for v3)
+                                 (G = 5 for v1/v2, 7 for v3; may be left
+                                 out when the model has no gate)
   windows/items   int32 [T]      the history windows' items, concatenated,
                                  as item indices (not shifted by +1)
   windows/ptr     int64 [W+1]    window w = items[ptr[w]:ptr[w+1]]; window
@@ -101,7 +102,8 @@ def read_batch(f):
     cands = torch.as_tensor(b["cands"][()], dtype=torch.long)
     if cands.dim() != 2 or cands.shape[0] != users.numel():
         raise ValueError(f"/batch/cands has shape {tuple(cands.shape)}, expected [{users.numel()}, C]")
-    ctx = torch.as_tensor(b["context"][()], dtype=torch.float64)
+    ctx = torch.as_tensor(b["context"][()], dtype=torch.float64) if "context" in b else \
+        torch.zeros(users.numel(), 0, dtype=torch.float64)
     shared = torch.as_tensor(b["shared"][()], dtype=torch.long) if "shared" in b else None
     windows = None
     if "windows" in b:
@@ -274,6 +276,9 @@ def check_dump(path, dataset=None, rtol=None, atol=None, noise_factor=None, loss
         if model.use_content:
             tfidf = load_tfidf(dataset or cfg["data"]["output"])
         batch = read_batch(f)
+        if model.use_gate and batch.ctx.shape[1] != (7 if model.version == 3 else 5):
+            raise ValueError(f"{path}: /batch/context has {batch.ctx.shape[1]} columns, the gate takes "
+                             f"{7 if model.version == 3 else 5}")
         if model.use_dynamic and batch.windows is None:
             raise ValueError(f"{path}: the model has a dynamic tower but the dump has no /batch/windows")
         model32 = copy.deepcopy(model)

@@ -406,6 +406,30 @@ class TestGradDump(unittest.TestCase):
             self.assertNotEqual(self.check(bad).failures, [], f"{what} was not detected")
 
 
+    def test_command_line_exit_codes(self):
+        import subprocess
+        import sys
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        tool = os.path.join(root, "tools", "torch_grad_check.py")
+        env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"))
+        path = self.dump("v3", "dynamic_only", "sasrec", "sampled_softmax")
+        with h5py.File(path, "a") as f:  # dynamic_only has no gate: the context may be left out
+            del f["batch/context"]
+        run = lambda *a: subprocess.run([sys.executable, tool, *a], env=env, capture_output=True, text=True)
+        ok = run(path)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertIn("grad.dynamic.blocks.1.ffn.fc2.weight", ok.stdout)
+        with h5py.File(path, "a") as f:
+            _bump(f["grad/dense/dynamic.pos_emb"], 1e-2)
+        bad = run(path)
+        self.assertEqual(bad.returncode, 1, bad.stdout)
+        self.assertIn("FAIL", bad.stdout)
+        with h5py.File(path, "a") as f:
+            f.attrs["format_version"] = 99
+        self.assertEqual(run(path).returncode, 2)
+        self.assertIn("DUMP FORMAT", run("--format").stdout)
+
+
 class TestSampledProtocol(unittest.TestCase):
     """bench/torch_sasrec_train.py's evaluation: MODEL.md 3's candidates and ranks."""
 
