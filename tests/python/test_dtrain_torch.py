@@ -430,6 +430,66 @@ class TestGradDump(unittest.TestCase):
         self.assertIn("DUMP FORMAT", run("--format").stdout)
 
 
+class TestTorchCheckTool(unittest.TestCase):
+    """tools/torch_check.py on a sasrec dynamic_only checkpoint, with a dump
+    written here the way dtrain's `eval --dump` writes one."""
+
+    def test_sasrec_checkpoint_and_window_rule(self):
+        import json
+        import subprocess
+        import sys
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        L, n_users, n_items = 4, 5, 13
+        lists = random_lists(n_users, n_items, 11, seed=4)
+        n_train = [9, 10, 6, 8, 9]
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data.h5")
+            with h5py.File(data, "w") as f:  # the parts of dataset.h's layout the tool reads
+                f["users/ptr"] = np.arange(0, 11 * n_users + 1, 11, dtype=np.int64)
+                f["users/items"] = np.array([i for u in range(n_users) for i in lists[u]], dtype=np.int32)
+                f["users/ts"] = np.arange(11 * n_users, dtype=np.int64) * 86400
+                f["users/n_train"] = np.array(n_train, dtype=np.int32)
+                f["users/n_valid"] = np.ones(n_users, dtype=np.int32)
+                for k in ("user", "start", "count"):
+                    f[f"train_chunks/{k}"] = np.zeros(1, dtype=np.int32)
+                f["items/ids"] = np.array([b"i%d" % i for i in range(n_items)])
+                f.attrs["history_len"] = L
+                f.attrs["split"] = "temporal"
+            cfg = tiny_cfg("v3", "dynamic_only", "sasrec", L=L)
+            cfg["data"]["output"] = data
+            m = make_model(cfg, n_users, n_items).eval()
+            ck = os.path.join(tmp, "ck.h5")
+            dt.save_checkpoint(m, cfg, ck)
+
+            def dump(path, shift):
+                users = list(range(n_users))
+                hist = []
+                for u in users:
+                    lo, hi = dt.window_bounds("chunk", L, n_train[u], n_train[u])
+                    hist.append(lists[u][lo + shift:hi])
+                cands = torch.tensor([[lists[u][n_train[u]], 0, 5] for u in users])
+                with torch.no_grad():
+                    sc, al = m(torch.tensor(users), cands, hist, torch.zeros(n_users, 7))
+                with open(path, "w") as f:
+                    for k, u in enumerate(users):
+                        f.write(json.dumps({"user": u, "pos": n_train[u], "ts": 0, "history": hist[k],
+                                            "n_train": n_train[u], "candidates": cands[k].tolist(),
+                                            "context": [0.0] * 7, "scores": sc[k].tolist(),
+                                            "alpha": al[k].tolist()}) + "\n")
+
+            env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"))
+            tool = os.path.join(root, "tools", "torch_check.py")
+            good, off = os.path.join(tmp, "good.jsonl"), os.path.join(tmp, "off.jsonl")
+            dump(good, 0)
+            dump(off, 1)  # one item short of the window's start: positions shift
+            r = subprocess.run([sys.executable, tool, ck, good], env=env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("dynamic_only (sasrec)", r.stdout)
+            r = subprocess.run([sys.executable, tool, ck, off], env=env, capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertIn("histories off the window rule", r.stdout)
+
+
 class TestSampledProtocol(unittest.TestCase):
     """bench/torch_sasrec_train.py's evaluation: MODEL.md 3's candidates and ranks."""
 
