@@ -1,4 +1,4 @@
-"""Unit tests of python/dtrain_torch (run by tests/cli/torch_unit.sh):
+"""Unit tests of python/dtrain_torch (run by tests/cli/torch_check_unit.sh):
 
 - SASRec against a straightforward reference built from torch.nn.MultiheadAttention
   (causal mask) and torch.nn.LayerNorm with the same parameters;

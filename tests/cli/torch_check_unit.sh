@@ -2,7 +2,9 @@
 # Unit tests of the PyTorch package python/dtrain_torch (tests/python): the
 # SASRec encoder against nn.MultiheadAttention, chunk windows against
 # per-example windows, the losses and their gradients (gradcheck, float64),
-# the gradient dump check (tools/torch_grad_check.py's core).
+# the gradient dump check (tools/torch_grad_check.py) and tools/torch_check.py.
+# (Named torch_check_* so that tools/setup.sh runs it in stage 1 only, like
+# the other PyTorch test: it does not run the binary.)
 # args: dtrain-binary source-root shared-data-dir (only the source root is used)
 set -u
 src=$2
