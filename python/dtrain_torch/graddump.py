@@ -72,11 +72,26 @@ Root attributes:
 /out (optional, checked when present): scores float32 [B, C] (each
   example's candidates), alpha float32 [B, 3].
 
-TOLERANCES. A tensor passes when max |dump - ref| <= atol + rtol * max |ref|
-(ref: float64 PyTorch; max |ref| over the whole tensor, for a table over all
-its rows), and rows a dump leaves out must have |ref| <= the same bound. The
-loss parts pass when |dump - ref| <= loss_tol * max(1, |ref|). Defaults
-(FLOAT32_TOL) hold for a float32 computation with any summation order.
+COST. The check runs the batch twice (float64 and float32) on the CPU. For
+v1/v2 with the softmax loss that is the head on B x n_items pairs (chunked,
+memory bounded): dump a small batch there (a few hundred examples).
+
+TOLERANCES. A tensor passes when
+    max |dump - ref| <= atol + rtol * max |ref| + noise_factor * noise
+with ref the float64 PyTorch result, max |ref| over the whole tensor (a
+table: all its rows), and noise = max |ref32 - ref| the error of the same
+computation in float32 PyTorch: it covers tensors whose exact gradient is
+~0 by cancellation (e.g. content.fc3.bias under the softmax losses, the
+head of v1/v2 dynamic_only under bpr), where only rounding is left. Rows a
+dump leaves out must have |ref| within the same bound. Loss parts pass when
+|dump - ref| <= loss_tol * max(1, |ref|) + noise_factor * noise. Defaults
+(FLOAT32_TOL: rtol 1e-4, atol 1e-12, noise_factor 10, loss_tol 1e-5) hold
+for a float32 computation in another summation order (measured: global
+batch of 2,046 examples, d 64, L 50, every loss x {v3 full sasrec/gru, v3
+dynamic_only sasrec, v2 full sasrec}: the worst tensor used 26% of its
+bound). A ReLU input within rounding of 0 can fall on the other side in
+float32 and move the gradients of the rows that example touches; the report
+counts such inputs when a tensor fails.
 """
 import copy
 import os

@@ -23,6 +23,7 @@ data.history_len (SASRec's positions: 2L).
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .encoders import GRUEncoder, SASRecEncoder
 from .history import Windows
@@ -191,17 +192,29 @@ class HybridModel(nn.Module):
             parts.append(self._h_c(items, tfidf_rows))
         return torch.cat(parts, dim=1)
 
-    def score_items(self, user, items, tfidf_rows=None, chunk=1024):
+    def score_items(self, user, items, tfidf_rows=None, chunk=None):
         """Scores [B, N] of every example against the same items [N] (the
         whole catalogue for `softmax`, the shared negatives for
         `sampled_softmax`). v3: one GEMM of user_vectors against
         item_vectors plus the item bias; v1/v2: the head on every
-        (example, item) pair, `chunk` items at a time."""
+        (example, item) pair, `chunk` items at a time (default: about 2^18
+        pairs), each chunk recomputed in the backward pass when gradients
+        are on (activation checkpointing), so memory stays bounded."""
         B = user.alpha.shape[0]
         if self.version == 3:
             return self.user_vectors(user) @ self.item_vectors(items, tfidf_rows).t() + self.static.item_bias[items]
-        cols = [self.score(user, items[i:i + chunk].unsqueeze(0).expand(B, -1), tfidf_rows)
-                for i in range(0, items.numel(), chunk)]
+        chunk = chunk or max(1, (1 << 18) // max(B, 1))
+
+        def block(alpha, e_u, h_d, its):
+            return self.score(UserSide(alpha, e_u, h_d), its.unsqueeze(0).expand(B, -1), tfidf_rows)
+
+        cols = []
+        for i in range(0, items.numel(), chunk):
+            its = items[i:i + chunk]
+            if torch.is_grad_enabled():
+                cols.append(checkpoint(block, user.alpha, user.e_u, user.h_d, its, use_reentrant=False))
+            else:
+                cols.append(block(user.alpha, user.e_u, user.h_d, its))
         return torch.cat(cols, dim=1)
 
     def forward(self, users, cands, histories, ctx, tfidf_rows=None):
