@@ -204,17 +204,39 @@ class HybridModel(nn.Module):
         if self.version == 3:
             return self.user_vectors(user) @ self.item_vectors(items, tfidf_rows).t() + self.static.item_bias[items]
         chunk = chunk or max(1, (1 << 18) // max(B, 1))
+        # the item side once per item, the user side once per example: static.fc1
+        # splits into its e_u and e_i columns, so only the rest runs per pair
+        u_part = i_part = h_c = None
+        if self.use_static:
+            D = user.e_u.shape[1]
+            w = self.static.fc1.weight
+            u_part = F.linear(user.e_u, w[:, :D], self.static.fc1.bias)  # [B, H]
+            i_part = F.linear(self.static.item_emb(items), w[:, D:])     # [N, H]
+        if self.use_content:
+            h_c = self._h_c(items, tfidf_rows)                            # [N, D]
 
-        def block(alpha, e_u, h_d, its):
-            return self.score(UserSide(alpha, e_u, h_d), its.unsqueeze(0).expand(B, -1), tfidf_rows)
+        def block(n, alpha, u_part, i_part, h_d, h_c):
+            z = 0
+            if u_part is not None:
+                h = F.dropout(F.relu(u_part.unsqueeze(1) + i_part.unsqueeze(0)), self.p_static, self.training)
+                z = alpha[:, 0, None, None] * self.static.fc2(h)
+            if h_d is not None:
+                z = z + alpha[:, 1, None, None] * h_d.unsqueeze(1)
+            if h_c is not None:
+                z = z + alpha[:, 2, None, None] * h_c.unsqueeze(0)
+            z = z.expand(B, n, -1)  # dynamic_only: the same z for every item, dropout per pair
+            h = F.dropout(F.relu(self.head.fc1(z)), self.p_head, self.training)
+            return self.head.fc2(h).squeeze(-1)
 
         cols = []
         for i in range(0, items.numel(), chunk):
-            its = items[i:i + chunk]
+            sl = slice(i, i + chunk)
+            args = (items[sl].numel(), user.alpha, u_part, i_part[sl] if i_part is not None else None, user.h_d,
+                    h_c[sl] if h_c is not None else None)
             if torch.is_grad_enabled():
-                cols.append(checkpoint(block, user.alpha, user.e_u, user.h_d, its, use_reentrant=False))
+                cols.append(checkpoint(block, *args, use_reentrant=False))
             else:
-                cols.append(block(user.alpha, user.e_u, user.h_d, its))
+                cols.append(block(*args))
         return torch.cat(cols, dim=1)
 
     def forward(self, users, cands, histories, ctx, tfidf_rows=None):
