@@ -2,19 +2,27 @@
 """The PyTorch reference training step dtrain is measured against.
 
 The same model (python/dtrain_torch: every parameter of a dtrain
-checkpoint, PyTorch layout), the same loss (BPR + the gate's entropy and
+checkpoint, PyTorch layout; model.encoder gru or sasrec), the same loss
+(train.loss: bpr, bce, sampled_softmax or softmax, + the gate's entropy and
 balance terms), the same optimisation (Adam with L2 weight decay on the
 dense parameters, lazy Adam with per-row steps on the touched rows of the
 embedding tables, global-norm clipping at 1.0), the same global batch, on a
 prepared dtrain data set, in eager mode on the CPU with a fixed number of
 threads. Written the way a careful PyTorch user would: sparse embedding
 gradients, TF-IDF rows as a sparse matrix (torch.sparse.mm), packed GRU
-sequences, and for the `chunk` history one GRU pass per chunk.
+sequences, and for the `chunk` history one encoder pass per chunk (the GRU
+or SASRec's causal attention over the chunk's window, every position read
+from that one pass).
 
 Batches are built with numpy before the clock starts (dtrain's own
 examples/s include its batch building), so the comparison favours PyTorch.
 
     python3 bench/torch_reference.py --config merged.json --dataset data.h5 --steps 20 --threads 2
+    python3 bench/torch_reference.py --config merged.json --dataset data.h5 \
+        --set model.encoder=sasrec --set model.variant=dynamic_only --set train.loss=bce
+
+(--set applies dotted config keys on top of the merged config, for keys a
+given dtrain build does not know yet.)
 
 prints one JSON object: examples_per_sec, seconds_per_step, peak_rss_mb, ...
 """
@@ -94,42 +102,33 @@ class Step:
         self.le, self.lb = cfg["model"]["lambda_ent"], cfg["model"]["lambda_bal"]
 
     def history(self, ex_u, ex_p, seqs, ex_seq, ex_k, chunk, L):
-        m = self.m
+        """h_d of the batch: with `chunk` one encoder pass per chunk window
+        (items [w, end-1)), each example reading the state after k items."""
         ptr, items = self.d["ptr"], self.d["items"]
         if not chunk:
             hist = [items[ptr[u] + max(0, p - L): ptr[u] + p].tolist() for u, p in zip(ex_u, ex_p)]
-            return m.history_state(hist)
-        # one GRU pass per chunk, each example reads the state after k items
-        lens = torch.tensor([hi - lo for (_, lo, hi) in seqs])
-        Tm = max(int(lens.max()), 1)
-        padded = torch.zeros(len(seqs), Tm, dtype=torch.long)
-        for r, (u, lo, hi) in enumerate(seqs):
-            if hi > lo:
-                padded[r, : hi - lo] = torch.as_tensor(items[ptr[u] + lo: ptr[u] + hi] + 1)
-        x = m.dynamic.item_emb(padded)
-        nz = lens > 0
-        H = m.dynamic.gru.hidden_size
-        out = torch.zeros(len(seqs), Tm, H)
-        if nz.any():
-            packed = nn.utils.rnn.pack_padded_sequence(x[nz], lens[nz], batch_first=True, enforce_sorted=False)
-            o, _ = m.dynamic.gru(packed)
-            o, _ = nn.utils.rnn.pad_packed_sequence(o, batch_first=True, total_length=Tm)
-            out = out.index_put((torch.nonzero(nz).squeeze(1),), o)
-        seq = torch.as_tensor(ex_seq)
-        k = torch.as_tensor(ex_k)
-        state = torch.where((k > 0).unsqueeze(1), out[seq, (k - 1).clamp(min=0)], torch.zeros(1, H))
-        return m.dynamic.proj(state)
+            return self.m.history_state(hist)
+        win = dtrain_torch.Windows([items[ptr[u] + lo: ptr[u] + hi].tolist() for (u, lo, hi) in seqs],
+                                   torch.as_tensor(ex_seq, dtype=torch.long), torch.as_tensor(ex_k, dtype=torch.long))
+        return self.m.dynamic(win)
 
     def run(self, batch, chunk, rng):
         m, d, cfg = self.m, self.d, self.cfg
         ex_u, ex_p, seqs, ex_seq, ex_k = batch
         L = cfg["data"]["history_len"]
         n_neg = cfg["train"]["n_neg"]
+        loss_kind = cfg["train"].get("loss", "bpr")
         B = len(ex_u)
         users = torch.as_tensor(ex_u, dtype=torch.long)
         pos_items = d["items"][d["ptr"][ex_u] + ex_p]
-        negs = rng.integers(0, d["n_items"], size=(B, n_neg))
-        cands = torch.as_tensor(np.concatenate([pos_items[:, None], negs], axis=1), dtype=torch.long)
+        shared = None
+        if loss_kind in ("bpr", "bce"):
+            negs = rng.integers(0, d["n_items"], size=(B, n_neg))
+            cands = torch.as_tensor(np.concatenate([pos_items[:, None], negs], axis=1), dtype=torch.long)
+        else:
+            cands = torch.as_tensor(pos_items[:, None], dtype=torch.long)
+            if loss_kind == "sampled_softmax":
+                shared = torch.as_tensor(rng.integers(0, d["n_items"], size=n_neg), dtype=torch.long)
         ts = d["ts"][d["ptr"][ex_u] + ex_p]
         ctx = torch.tensor([dtrain_torch.context_features(int(t)) for t in ts[:1]] * B, dtype=torch.float32)
         if m.version == 3:
@@ -137,35 +136,26 @@ class Step:
         t0 = time.perf_counter()
         m.train()
         alpha = m.alpha(ctx, B)
-        e_u = m.static.user_emb(users)
-        e_i = m.static.item_emb(cands)
+        e_u = m.static.user_emb(users) if m.use_static or m.use_content else None
         h_d = self.history(ex_u, ex_p, seqs, ex_seq, ex_k, chunk, L) if m.use_dynamic else None
-        h_c = None
-        if m.use_content:
-            x = torch.index_select(self.tfidf, 0, cands.reshape(-1))
-            h1 = torch.sparse.mm(x, m.content.fc1.weight.t()) + m.content.fc1.bias
-            h1 = F.dropout(F.relu(h1), m.p_content, True)
-            h_c = m.content.fc3(F.relu(m.content.fc2(h1))).reshape(B, cands.shape[1], -1)
-        if m.version == 3:
-            s = alpha[:, 0:1] * (e_i @ e_u.unsqueeze(-1)).squeeze(-1)
-            if h_d is not None:
-                s = s + alpha[:, 1:2] * (m.dynamic.item_emb(cands + 1) @ h_d.unsqueeze(-1)).squeeze(-1)
-            if h_c is not None:
-                s = s + alpha[:, 2:3] * (h_c @ m.content.user_proj(e_u).unsqueeze(-1)).squeeze(-1)
-            s = s + m.static.item_bias[cands]
+        user = dtrain_torch.model.UserSide(alpha, e_u, h_d)
+        tfidf = self.tfidf
+
+        def tfidf_rows(ids):  # sparse rows: the content tower's first layer runs as a sparse product
+            return torch.index_select(tfidf, 0, ids)
+
+        s = m.score(user, cands, tfidf_rows)
+        if loss_kind == "bpr":
+            rank = dtrain_torch.losses.bpr(s[:, 0], s[:, 1:])
+        elif loss_kind == "bce":
+            rank = dtrain_torch.losses.bce(s[:, 0], s[:, 1:])
+        elif loss_kind == "sampled_softmax":
+            rank = dtrain_torch.losses.sampled_softmax(s[:, 0], m.score_items(user, shared, tfidf_rows))
         else:
-            xs = torch.cat([e_u.unsqueeze(1).expand(-1, cands.shape[1], -1), e_i], dim=-1)
-            h_s = m.static.fc2(F.dropout(F.relu(m.static.fc1(xs)), m.p_static, True))
-            z = alpha[:, 0, None, None] * h_s
-            if h_d is not None:
-                z = z + alpha[:, 1, None, None] * h_d.unsqueeze(1)
-            if h_c is not None:
-                z = z + alpha[:, 2, None, None] * h_c
-            s = m.head.fc2(F.dropout(F.relu(m.head.fc1(z)), m.p_head, True)).squeeze(-1)
-        bpr = F.softplus(-(s[:, :1] - s[:, 1:])).mean()
-        ent = (alpha * torch.log(alpha + 1e-8)).sum(1).mean()
-        bal = ((alpha.mean(0) - 1.0 / 3.0) ** 2).sum()
-        loss = bpr + self.le * ent + self.lb * bal
+            rank = dtrain_torch.losses.softmax(m.score_items(user, torch.arange(d["n_items"]), tfidf_rows), cands[:, 0])
+        ent = dtrain_torch.losses.entropy(alpha)
+        bal = dtrain_torch.losses.balance(alpha)
+        loss = rank + self.le * ent + self.lb * bal
         self.opt.zero_grad(set_to_none=True)
         for p in self.tables:
             p.grad = None
@@ -196,22 +186,29 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a dotted config key over the merged config (value parsed as JSON, else a string)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = json.load(open(args.config))
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        *path, leaf = key.split(".")
+        node = cfg
+        for k in path:
+            node = node.setdefault(k, {})
+        try:
+            node[leaf] = json.loads(value)
+        except json.JSONDecodeError:
+            node[leaf] = value
     if cfg["model"]["history"] == "auto":
         cfg["model"]["history"] = "chunk" if cfg["model"]["version"] == "v3" else "prefix"
     d = load(args.dataset)
     tfidf = dtrain_torch.load_tfidf(args.dataset)
     n_users = len(d["ptr"]) - 1
     model = dtrain_torch.HybridModel(cfg, n_users, d["n_items"], tfidf.shape[1])
-    with torch.no_grad():  # MODEL.md's initialisation of the tables (speed does not depend on it)
-        for name, p in model.named_parameters():
-            if name.endswith("_emb.weight"):
-                p.normal_(0.0, 0.01)
-        if hasattr(model, "dynamic"):
-            model.dynamic.item_emb.weight[0].zero_()
+    model.init_like_dtrain()  # MODEL.md's initialisation (speed does not depend on it)
     for name in ("static", "dynamic"):  # sparse gradients for the tables, as a careful user would
         mod = getattr(model, name, None)
         for emb in ("user_emb", "item_emb"):
@@ -232,6 +229,8 @@ def main():
         "torch": torch.__version__,
         "threads": args.threads,
         "model": f"{cfg['model']['version']} {cfg['model']['variant']}",
+        "encoder": cfg["model"].get("encoder", "gru"),
+        "loss": cfg["train"].get("loss", "bpr"),
         "history": cfg["model"]["history"],
         "batch": cfg["train"]["batch_size"],
         "steps_timed": len(times),

@@ -1,39 +1,36 @@
 """dtrain's model in PyTorch (MODEL.md section 1), for checking and benchmarking.
 
 `HybridModel` has exactly the parameters of a dtrain checkpoint, under the
-same names and shapes (PyTorch layout), so `load_checkpoint` copies them in
-with no transposes. `forward` scores candidates the way dtrain does:
+same names and shapes (PyTorch layout), so checkpoint.load_checkpoint copies
+them in with no transposes. Scoring is split the way dtrain computes it:
 
-    scores, alpha = model(users, cands, histories, ctx, tfidf_rows)
+    user = model.encode_users(users, windows, ctx)      # alpha, e_u, h_d
+    s = model.score(user, cands, tfidf_rows)            # [B, C]: each example's own candidates
+    s = model.score_items(user, items, tfidf_rows)      # [B, N]: every example against one item list
+                                                        # (v3: one GEMM; v1/v2: the head, chunked)
+    scores, alpha = model(users, cands, histories, ctx, tfidf_rows)   # both steps
 
-users [B] long, cands [B, C] long, histories: list of B lists of item
-indices (oldest first; the GRU reads item + 1, row 0 being padding), ctx
-[B, 5] (v1/v2) or [B, 7] (v3), tfidf_rows: a callable mapping a LongTensor
-of item indices to their dense TF-IDF rows [N, vocab] (or a sparse matrix).
+users [B] long, cands [B, C] long, windows a history.Windows (or a list of
+B item lists: each example's own window, oldest first), ctx [B, 5] (v1/v2)
+or [B, 7] (v3), tfidf_rows a callable mapping a LongTensor of item indices
+to their dense TF-IDF rows [N, vocab] (None when the content tower is off).
 
-Used by tools/torch_check.py (scores of a checkpoint equal dtrain's) and
-bench/torch_reference.py (the PyTorch training step dtrain is measured
-against).
+Config keys read (cfg is a merged dtrain config): model.version, variant,
+encoder (gru | sasrec), dim, gru_hidden, sasrec_blocks, sasrec_heads,
+static_hidden, content_hidden1/2, gate_hidden, head_hidden, dropout_*, and
+data.history_len (SASRec's positions: 2L).
 """
-import json
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
+from .encoders import GRUEncoder, SASRecEncoder
+from .history import Windows
 
-def load_tfidf(dataset_h5):
-    """The prepared data set's TF-IDF matrix as a torch sparse (COO) tensor."""
-    import h5py
-
-    with h5py.File(dataset_h5, "r") as f:
-        indptr = torch.as_tensor(f["tfidf/indptr"][()], dtype=torch.int64)
-        indices = torch.as_tensor(f["tfidf/indices"][()], dtype=torch.int64)
-        data = torch.as_tensor(f["tfidf/data"][()], dtype=torch.float32)
-        vocab = len(f["tfidf/vocab"])
-    n_items = indptr.numel() - 1
-    rows = torch.repeat_interleave(torch.arange(n_items), indptr[1:] - indptr[:-1])
-    return torch.sparse_coo_tensor(torch.stack([rows, indices]), data, size=(n_items, vocab)).coalesce()
+VARIANTS = ("full", "no_dynamic", "no_content", "no_attention", "static_only", "dynamic_only")
+FIXED_ALPHA = {"static_only": (1.0, 0.0, 0.0), "dynamic_only": (0.0, 1.0, 0.0),
+               "no_attention": (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)}
 
 
 class Static(nn.Module):
@@ -46,14 +43,6 @@ class Static(nn.Module):
         if mlp:
             self.fc1 = nn.Linear(2 * dim, hidden)
             self.fc2 = nn.Linear(hidden, dim)
-
-
-class Dynamic(nn.Module):
-    def __init__(self, n_items, dim, hidden, dropout):
-        super().__init__()
-        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        self.gru = nn.GRU(dim, hidden, num_layers=2, batch_first=True, dropout=dropout)
-        self.proj = nn.Linear(hidden, dim)
 
 
 class Content(nn.Module):
@@ -80,6 +69,13 @@ class Head(nn.Module):
         self.fc2 = nn.Linear(hidden, 1)
 
 
+class UserSide:
+    """What one batch's examples contribute to every candidate's score."""
+
+    def __init__(self, alpha, e_u, h_d):
+        self.alpha, self.e_u, self.h_d = alpha, e_u, h_d
+
+
 class HybridModel(nn.Module):
     """The thesis model (version 1/2) or dtrain's score-level mixture (3)."""
 
@@ -87,16 +83,27 @@ class HybridModel(nn.Module):
         super().__init__()
         m = cfg["model"]
         self.version = int(m["version"][1])
+        self.n_items = n_items
         self.variant = m["variant"]
-        only_static = self.variant == "static_only"
-        self.use_dynamic = not only_static and self.variant != "no_dynamic"
-        self.use_content = not only_static and self.variant != "no_content" and vocab > 0
-        self.use_gate = not only_static and self.variant != "no_attention"
+        if self.variant not in VARIANTS:
+            raise ValueError(f"model.variant {self.variant!r} is not one of {VARIANTS}")
+        self.encoder = m.get("encoder", "gru")
+        if self.encoder not in ("gru", "sasrec"):
+            raise ValueError(f"model.encoder {self.encoder!r} is not gru or sasrec")
+        v = self.variant
+        self.use_static = v != "dynamic_only"
+        self.use_dynamic = v not in ("static_only", "no_dynamic")
+        self.use_content = v not in ("static_only", "no_content", "dynamic_only") and vocab > 0
+        self.use_gate = v not in FIXED_ALPHA
         d = m["dim"]
         self.p_static, self.p_content, self.p_head = m["dropout_static"], m["dropout_content"], m["dropout_head"]
         self.static = Static(n_users, n_items, d, m["static_hidden"], self.version != 3, self.version == 3)
         if self.use_dynamic:
-            self.dynamic = Dynamic(n_items, d, m["gru_hidden"], m["dropout_gru"])
+            if self.encoder == "gru":
+                self.dynamic = GRUEncoder(n_items, d, m["gru_hidden"], m["dropout_gru"])
+            else:
+                self.dynamic = SASRecEncoder(n_items, d, cfg["data"]["history_len"], m.get("sasrec_blocks", 2),
+                                             m.get("sasrec_heads", 1), m["dropout_gru"])
         if self.use_content:
             self.content = Content(vocab, m["content_hidden1"], m["content_hidden2"], d, self.version == 3)
         if self.use_gate:
@@ -106,94 +113,177 @@ class HybridModel(nn.Module):
 
     # -- towers ---------------------------------------------------------------
     def history_state(self, histories):
-        """Last layer-2 GRU state of each history (zero when empty) -> proj."""
-        B = len(histories)
-        H = self.dynamic.gru.hidden_size
-        out = torch.zeros(B, H)
-        idx = [i for i, h in enumerate(histories) if len(h) > 0]
-        if idx:
-            lengths = torch.tensor([len(histories[i]) for i in idx])
-            L = int(lengths.max())
-            padded = torch.zeros(len(idx), L, dtype=torch.long)
-            for r, i in enumerate(idx):
-                padded[r, : len(histories[i])] = torch.tensor(histories[i]) + 1
-            x = self.dynamic.item_emb(padded)
-            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            _, h_n = self.dynamic.gru(packed)
-            out[torch.tensor(idx)] = h_n[-1]
-        return self.dynamic.proj(out)
+        """h_d of each example: histories is a Windows or a list of item lists."""
+        if not isinstance(histories, Windows):
+            histories = Windows.per_example(histories)
+        return self.dynamic(histories)
 
     def content_tower(self, x):
-        h = F.dropout(F.relu(self.content.fc1(x)), self.p_content, self.training)
+        """h_c of TF-IDF rows x [N, vocab], dense or sparse (COO: the first
+        layer then runs as a sparse product)."""
+        fc1 = self.content.fc1
+        h = torch.sparse.mm(x, fc1.weight.t()) + fc1.bias if x.is_sparse else fc1(x)
+        h = F.dropout(F.relu(h), self.p_content, self.training)
         return self.content.fc3(F.relu(self.content.fc2(h)))
 
     def alpha(self, ctx, B):
         if self.use_gate:
             return torch.softmax(self.gate.fc2(F.relu(self.gate.fc1(ctx))), dim=-1)
-        a = torch.tensor([1.0, 0.0, 0.0]) if self.variant == "static_only" else torch.full((3,), 1.0 / 3.0)
-        return a.expand(B, 3)
+        ref = self.static.item_bias if self.version == 3 else self.head.fc2.weight
+        return torch.tensor(FIXED_ALPHA[self.variant], dtype=ref.dtype).expand(B, 3)
 
-    def forward(self, users, cands, histories, ctx, tfidf_rows):
-        B, C = cands.shape
+    def encode_users(self, users, histories, ctx):
+        B = users.shape[0]
         alpha = self.alpha(ctx, B)
-        e_u = self.static.user_emb(users)                       # [B, D]
-        e_i = self.static.item_emb(cands)                       # [B, C, D]
+        need_e_u = self.use_static or (self.use_content and self.version == 3)
+        e_u = self.static.user_emb(users) if need_e_u else None  # [B, D]
         h_d = self.history_state(histories) if self.use_dynamic else None  # [B, D]
-        h_c = None
-        if self.use_content:
-            h_c = self.content_tower(tfidf_rows(cands.reshape(-1))).reshape(B, C, -1)
+        return UserSide(alpha, e_u, h_d)
+
+    def _h_c(self, items, tfidf_rows):
+        return self.content_tower(tfidf_rows(items.reshape(-1))).reshape(*items.shape, -1)
+
+    # -- scores ---------------------------------------------------------------
+    def score(self, user, cands, tfidf_rows=None):
+        """Scores [B, C] of each example's own candidates cands [B, C]."""
+        a, e_u, h_d = user.alpha, user.e_u, user.h_d
+        B, C = cands.shape
+        h_c = self._h_c(cands, tfidf_rows) if self.use_content else None  # [B, C, D]
         if self.version == 3:
-            s = alpha[:, 0:1] * (e_i @ e_u.unsqueeze(-1)).squeeze(-1)
+            s = self.static.item_bias[cands]
+            if self.use_static:
+                s = s + a[:, 0:1] * (self.static.item_emb(cands) @ e_u.unsqueeze(-1)).squeeze(-1)
             if h_d is not None:
-                d_i = self.dynamic.item_emb(cands + 1)
-                s = s + alpha[:, 1:2] * (d_i @ h_d.unsqueeze(-1)).squeeze(-1)
+                s = s + a[:, 1:2] * (self.dynamic.item_emb(cands + 1) @ h_d.unsqueeze(-1)).squeeze(-1)
             if h_c is not None:
-                up = self.content.user_proj(e_u)
-                s = s + alpha[:, 2:3] * (h_c @ up.unsqueeze(-1)).squeeze(-1)
-            return s + self.static.item_bias[cands], alpha
-        x = torch.cat([e_u.unsqueeze(1).expand(B, C, -1), e_i], dim=-1)
-        h_s = self.static.fc2(F.dropout(F.relu(self.static.fc1(x)), self.p_static, self.training))
-        z = alpha[:, 0, None, None] * h_s
+                s = s + a[:, 2:3] * (h_c @ self.content.user_proj(e_u).unsqueeze(-1)).squeeze(-1)
+            return s
+        z = 0
+        if self.use_static:
+            x = torch.cat([e_u.unsqueeze(1).expand(B, C, -1), self.static.item_emb(cands)], dim=-1)
+            h_s = self.static.fc2(F.dropout(F.relu(self.static.fc1(x)), self.p_static, self.training))
+            z = a[:, 0, None, None] * h_s
         if h_d is not None:
-            z = z + alpha[:, 1, None, None] * h_d.unsqueeze(1)
+            z = z + a[:, 1, None, None] * h_d.unsqueeze(1).expand(B, C, -1)
         if h_c is not None:
-            z = z + alpha[:, 2, None, None] * h_c
+            z = z + a[:, 2, None, None] * h_c
         h = F.dropout(F.relu(self.head.fc1(z)), self.p_head, self.training)
-        return self.head.fc2(h).squeeze(-1), alpha
+        return self.head.fc2(h).squeeze(-1)
 
+    def user_vectors(self, user):
+        """v3: the alpha-weighted user side [B, K*D] of the one-GEMM scoring."""
+        a, parts = user.alpha, []
+        if self.use_static:
+            parts.append(a[:, 0:1] * user.e_u)
+        if self.use_dynamic:
+            parts.append(a[:, 1:2] * user.h_d)
+        if self.use_content:
+            parts.append(a[:, 2:3] * self.content.user_proj(user.e_u))
+        return torch.cat(parts, dim=1)
 
-def load_checkpoint(path):
-    """A HybridModel with a dtrain checkpoint's parameters, and its config."""
-    import h5py
+    def item_vectors(self, items, tfidf_rows=None):
+        """v3: the item side [N, K*D] = [e_i ; d_i ; h_c(i)] matching user_vectors."""
+        parts = []
+        if self.use_static:
+            parts.append(self.static.item_emb(items))
+        if self.use_dynamic:
+            parts.append(self.dynamic.item_emb(items + 1))
+        if self.use_content:
+            parts.append(self._h_c(items, tfidf_rows))
+        return torch.cat(parts, dim=1)
 
-    with h5py.File(path, "r") as f:
-        cfg = json.loads(f.attrs["config"])
-        params = {name: torch.as_tensor(f["params"][name][()]) for name in f["params"]}
-    n_users = params["static.user_emb"].shape[0]
-    n_items = params["static.item_emb"].shape[0]
-    vocab = params["content.fc1.weight"].shape[1] if "content.fc1.weight" in params else 0
-    model = HybridModel(cfg, n_users, n_items, vocab)
-    # MODEL.md names the tables themselves; nn.Embedding calls them .weight
-    for table in ("static.user_emb", "static.item_emb", "dynamic.item_emb"):
-        if table in params:
-            params[table + ".weight"] = params.pop(table)
-    missing, unexpected = model.load_state_dict(params, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ValueError(f"{path}: checkpoint and module disagree: missing {missing}, unexpected {unexpected}")
-    return model, cfg
+    def score_items(self, user, items, tfidf_rows=None, chunk=None):
+        """Scores [B, N] of every example against the same items [N] (the
+        whole catalogue for `softmax`, the shared negatives for
+        `sampled_softmax`). v3: one GEMM of user_vectors against
+        item_vectors plus the item bias; v1/v2: the head on every
+        (example, item) pair, `chunk` items at a time (default: about 2^18
+        pairs), each chunk recomputed in the backward pass when gradients
+        are on (activation checkpointing), so memory stays bounded."""
+        B = user.alpha.shape[0]
+        if self.version == 3:
+            return self.user_vectors(user) @ self.item_vectors(items, tfidf_rows).t() + self.static.item_bias[items]
+        chunk = chunk or max(1, (1 << 18) // max(B, 1))
+        # the item side once per item, the user side once per example: static.fc1
+        # splits into its e_u and e_i columns, so only the rest runs per pair
+        u_part = i_part = h_c = None
+        if self.use_static:
+            D = user.e_u.shape[1]
+            w = self.static.fc1.weight
+            u_part = F.linear(user.e_u, w[:, :D], self.static.fc1.bias)  # [B, H]
+            i_part = F.linear(self.static.item_emb(items), w[:, D:])     # [N, H]
+        if self.use_content:
+            h_c = self._h_c(items, tfidf_rows)                            # [N, D]
 
+        def block(n, alpha, u_part, i_part, h_d, h_c):
+            z = 0
+            if u_part is not None:
+                h = F.dropout(F.relu(u_part.unsqueeze(1) + i_part.unsqueeze(0)), self.p_static, self.training)
+                z = alpha[:, 0, None, None] * self.static.fc2(h)
+            if h_d is not None:
+                z = z + alpha[:, 1, None, None] * h_d.unsqueeze(1)
+            if h_c is not None:
+                z = z + alpha[:, 2, None, None] * h_c.unsqueeze(0)
+            z = z.expand(B, n, -1)  # dynamic_only: the same z for every item, dropout per pair
+            h = F.dropout(F.relu(self.head.fc1(z)), self.p_head, self.training)
+            return self.head.fc2(h).squeeze(-1)
 
-def context_features(ts, user_ts_prev=None, n_hist=None, history_len=50):
-    """MODEL.md section 2 step 6 (+ v3's user statistics when n_hist is given)."""
-    import math
+        cols = []
+        for i in range(0, items.numel(), chunk):
+            sl = slice(i, i + chunk)
+            args = (items[sl].numel(), user.alpha, u_part, i_part[sl] if i_part is not None else None, user.h_d,
+                    h_c[sl] if h_c is not None else None)
+            if torch.is_grad_enabled():
+                cols.append(checkpoint(block, *args, use_reentrant=False))
+            else:
+                cols.append(block(*args))
+        return torch.cat(cols, dim=1)
 
-    day = ts // 86400
-    hour = (ts - day * 86400) / 3600.0
-    dow = (day + 3) % 7
-    c = [math.sin(2 * math.pi * hour / 24), math.cos(2 * math.pi * hour / 24), math.sin(2 * math.pi * dow / 7),
-         math.cos(2 * math.pi * dow / 7), 1.0 if dow >= 5 else 0.0]
-    if n_hist is not None:
-        gap = 0.0 if user_ts_prev is None else min(max((ts - user_ts_prev) / 86400.0, 0.0), 365.0)
-        c += [math.log1p(min(n_hist, history_len)) / math.log1p(history_len), math.log1p(gap) / math.log(366.0)]
-    return c
+    def forward(self, users, cands, histories, ctx, tfidf_rows=None):
+        user = self.encode_users(users, histories, ctx)
+        return self.score(user, cands, tfidf_rows), user.alpha
+
+    # -- parameters -----------------------------------------------------------
+    def init_like_dtrain(self):
+        """MODEL.md's initialisation (in PyTorch's random stream, not dtrain's
+        Philox draws): embeddings N(0, 0.01^2) with padding row 0, item bias
+        0, Linear weights Xavier-uniform and biases 0, gate.fc2 N(0, 0.01^2)
+        for v2/v3, the GRU as PyTorch's default, SASRec as MODEL.md 1c."""
+        with torch.no_grad():
+            for name, mod in self.named_modules():
+                if isinstance(mod, nn.Linear):
+                    nn.init.xavier_uniform_(mod.weight)
+                    if mod.bias is not None:
+                        nn.init.zeros_(mod.bias)
+                elif isinstance(mod, nn.Embedding):
+                    nn.init.normal_(mod.weight, 0.0, 0.01)
+            if self.version == 3:
+                nn.init.zeros_(self.static.item_bias)
+            if self.use_gate and self.version != 1:
+                nn.init.normal_(self.gate.fc2.weight, 0.0, 0.01)
+            if self.use_dynamic:
+                if self.encoder == "sasrec":
+                    self.dynamic.reset_parameters()
+                else:
+                    self.dynamic.gru.reset_parameters()
+                self.dynamic.item_emb.weight[0].zero_()
+        return self
+
+    def table_names(self):
+        """The embedding tables (sparse, row-wise updates) under checkpoint names."""
+        names = []
+        for n, _ in self.named_parameters():
+            if n.endswith("_emb.weight") and not n.endswith("pos_emb.weight"):
+                names.append(n[: -len(".weight")])
+            elif n == "static.item_bias":
+                names.append(n)
+        return names
+
+    def checkpoint_params(self):
+        """{checkpoint name: tensor}: the tables under their own names (no .weight)."""
+        tables = set(self.table_names())
+        out = {}
+        for n, p in self.named_parameters():
+            base = n[: -len(".weight")] if n.endswith(".weight") else n
+            out[base if base in tables else n] = p
+        return out
