@@ -1,10 +1,10 @@
-/* h5io.h (internal to src/data): checked HDF5 reads and writes of 1-D
+/* h5io.h: checked HDF5 reads and writes of 1-D
  * datasets, string arrays and attributes, with messages naming the file and
  * the object. HDF5's own error printing is switched off; the innermost
  * HDF5 message is appended to ours instead.
  */
-#ifndef DTRAIN_DATA_H5IO_H
-#define DTRAIN_DATA_H5IO_H
+#ifndef DTRAIN_H5IO_H
+#define DTRAIN_H5IO_H
 
 #include <hdf5.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* h5io.c: checked HDF5 I/O helpers (h5io.h). */
-#include "data/h5io.h"
+#include "dtrain/h5io.h"
 
 #include <stdlib.h>
 #include <string.h>
