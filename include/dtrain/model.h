@@ -60,6 +60,26 @@ typedef struct {
   int64_t fan_in, fan_out;  /* for Xavier */
 } dt_param;
 
+/* Where the model code finds each dense parameter: offsets (floats) into
+ * w/g/m/v, filled once by the layout (-1: the model has no such parameter).
+ * The names stay in params[] for checkpoints and the init streams; the
+ * model code uses these fields (llm.c's ParameterTensors). */
+typedef struct {
+  int64_t weight, bias;
+} dt_linear_view;
+typedef struct {
+  int64_t weight_ih, weight_hh, bias_ih, bias_hh;
+} dt_gru_view;
+typedef struct {
+  dt_linear_view static_fc1, static_fc2;        /* v1/v2 static tower */
+  dt_gru_view gru[2];                           /* dynamic tower, 2 layers */
+  dt_linear_view dynamic_proj;
+  dt_linear_view content_fc1, content_fc2, content_fc3;
+  dt_linear_view content_user_proj;             /* v3 (no bias) */
+  dt_linear_view gate_fc1, gate_fc2;
+  dt_linear_view head_fc1, head_fc2;            /* v1/v2 */
+} dt_param_views;
+
 /* Which table (index into dt_model.tables). */
 enum { DT_TABLE_USER = 0, DT_TABLE_ITEM, DT_TABLE_ITEM_BIAS, DT_TABLE_DYN_ITEM };
 
@@ -129,6 +149,7 @@ typedef struct dt_model {
   /* dense parameters */
   int n_params;
   dt_param params[DT_MAX_PARAMS];
+  dt_param_views pv;
   int64_t n_dense;          /* floats */
   float *w, *g, *m, *v;     /* [n_dense] each (backend memory) */
   int dense_adopted;        /* w, g, m, v belong to someone else (dt_model_adopt_dense) */
@@ -142,6 +163,7 @@ typedef struct dt_model {
   /* item-side cache for evaluation: h_c of every item (eval mode) */
   float *item_hc;           /* [n_items, dim] or NULL */
   struct dt_model_work *work; /* activations, grown on demand */
+  const struct dt_seq_encoder *encoder; /* the dynamic tower's sequence encoder (model_internal.h) */
 } dt_model;
 
 /* Parses model.version / model.variant / history mode from the config. */
