@@ -280,6 +280,11 @@ typedef int (*dt_comm_consume_fn)(void *ctx, int64_t row0, int64_t n, int dim, c
  * (the same code; the message on the failing rank names it). COLLECTIVE. */
 int dt_comm_sharded_gather(dt_comm *c, int table, int64_t max_rows, dt_comm_fill_fn read, void *read_ctx,
                            dt_comm_consume_fn sink, void *sink_ctx);
+/* The same for another per-row array of the table's partition (an
+ * optimizer's per-row state): rows of `width` floats (2 for an int64 per
+ * row) instead of the table's dim. COLLECTIVE. */
+int dt_comm_sharded_gather_part(dt_comm *c, int table, int width, int64_t max_rows, dt_comm_fill_fn read,
+                                void *read_ctx, dt_comm_consume_fn sink, void *sink_ctx);
 /* The reverse, for loading: rank 0 reads chunks of at most max_rows rows
  * with source(source_ctx, global_row0, ...) and each owner stores them with
  * store(store_ctx, local_row0, ...). COLLECTIVE. */

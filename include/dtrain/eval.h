@@ -67,9 +67,6 @@ typedef struct {
    * for the batch just built (NULL when every table is replicated). */
   int (*prepare_batch)(void *ctx);
   void *prepare_ctx;
-  /* comm handle of each sharded table (-1: replicated or absent), for the
-   * full-ranking protocol's item-side matrix */
-  int table_comm_id[DT_MAX_TABLES];
 } dt_eval_ctx;
 
 /* Evaluates one split. sampled/full select the protocols; max_users caps the

@@ -26,30 +26,6 @@
 #include "dtrain/eval.h"
 #include "dtrain/model.h"
 
-/* Placement and exchange state of one embedding table. */
-typedef struct {
-  int present;
-  dt_placement placement;
-  dt_ckpt_table_comm comm_ids;
-  /* sharded lookups: the batch's unique global rows and their values */
-  int32_t *uniq;
-  int64_t n_uniq, uniq_cap;
-  float *rows_host;
-  float *d_cache;
-  int64_t cache_cap;
-  /* gradient exchange */
-  int32_t *d_uniq;
-  float *d_sums;
-  int64_t dsum_cap;
-  int32_t *h_ids;
-  float *h_rows;
-  int64_t h_cap;
-  dt_sparse_rows global; /* rows to apply on this rank (global ids) */
-  int32_t *d_upd_ids;
-  float *d_upd_rows;
-  int64_t upd_cap;
-} dt_table_sync;
-
 typedef struct {
   dt_config cfg;
   dt_comm *comm;
@@ -57,7 +33,7 @@ typedef struct {
   dt_dataset ds;
   dt_model *model;
   dt_batch_builder *bb;
-  dt_table_sync tables[DT_MAX_TABLES];
+  dt_sparse_optim sparse_optim; /* optim.sparse */
   char *run_dir;
   /* step scratch (backend) */
   float *d_dscores, *d_dalpha;

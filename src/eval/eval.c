@@ -193,26 +193,6 @@ static void full_state_free(dt_backend *be, full_state *st) {
   memset(st, 0, sizeof *st);
 }
 
-/* Rows [first, first + n) of a table on the host, [n, dim]; a sharded
- * table's rows come from their owners in chunks. COLLECTIVE when sharded. */
-static int table_rows_host(dt_eval_ctx *ctx, int t, int64_t first, int64_t n, float *out) {
-  dt_model *m = ctx->model;
-  dt_table *tb = &m->tables[t];
-  if (!tb->sharded) return m->be->download(m->be, out, tb->data + first * tb->dim, (size_t)(n * tb->dim) * sizeof(float));
-  const int64_t chunk = 65536;
-  int32_t *ids = dt_xmalloc((size_t)chunk * sizeof(int32_t));
-  dt_table_ref ref = {m, t};
-  int rc = DT_OK;
-  for (int64_t lo = 0; lo < n && !rc; lo += chunk) {
-    int64_t k = n - lo < chunk ? n - lo : chunk;
-    for (int64_t i = 0; i < k; i++) ids[i] = (int32_t)(first + lo + i);
-    rc = dt_comm_sharded_lookup(ctx->comm, ctx->table_comm_id[t], ids, k, dt_model_fetch_rows, &ref,
-                                out + lo * tb->dim);
-  }
-  free(ids);
-  return rc;
-}
-
 /* v3's item side as one matrix [e_i ; d_{i+1} ; h_c(i)] and the biases. */
 static int v3_item_side(dt_eval_ctx *ctx, full_state *st) {
   dt_model *m = ctx->model;
@@ -221,10 +201,10 @@ static int v3_item_side(dt_eval_ctx *ctx, full_state *st) {
   const int64_t I = m->n_items;
   float *host = dt_xcalloc((size_t)(I * 3 * D), sizeof(float));
   float *tmp = dt_xmalloc((size_t)(I * D) * sizeof(float));
-  int rc = table_rows_host(ctx, DT_TABLE_ITEM, 0, I, tmp);
+  int rc = dt_table_read_rows(&m->tables[DT_TABLE_ITEM], 0, I, tmp);
   for (int64_t i = 0; i < I && !rc; i++) memcpy(host + i * 3 * D, tmp + i * D, (size_t)D * sizeof(float));
   if (!rc && m->use_dynamic) {
-    rc = table_rows_host(ctx, DT_TABLE_DYN_ITEM, 1, I, tmp);
+    rc = dt_table_read_rows(&m->tables[DT_TABLE_DYN_ITEM], 1, I, tmp);
     for (int64_t i = 0; i < I && !rc; i++) memcpy(host + i * 3 * D + D, tmp + i * D, (size_t)D * sizeof(float));
   }
   if (!rc && m->use_content) {
@@ -234,7 +214,7 @@ static int v3_item_side(dt_eval_ctx *ctx, full_state *st) {
   if (!rc) rc = dt_backend_alloc(be, (size_t)(I * 3 * D) * sizeof(float), (void **)&st->d_items);
   if (!rc) rc = be->upload(be, st->d_items, host, (size_t)(I * 3 * D) * sizeof(float));
   if (!rc) rc = dt_backend_alloc(be, (size_t)I * sizeof(float), (void **)&st->d_bias);
-  if (!rc) rc = table_rows_host(ctx, DT_TABLE_ITEM_BIAS, 0, I, tmp);
+  if (!rc) rc = dt_table_read_rows(&m->tables[DT_TABLE_ITEM_BIAS], 0, I, tmp);
   if (!rc) rc = be->upload(be, st->d_bias, tmp, (size_t)I * sizeof(float));
   free(host);
   free(tmp);

@@ -56,17 +56,7 @@ int dt_model_create(const dt_config *cfg, dt_backend *be, int64_t n_users, int64
   if (!rc) rc = dt_backend_alloc(be, dense_bytes, (void **)&m->g);
   if (!rc) rc = dt_backend_alloc(be, dense_bytes, (void **)&m->m);
   if (!rc) rc = dt_backend_alloc(be, dense_bytes, (void **)&m->v);
-  for (int t = 0; t < DT_MAX_TABLES && !rc; t++) {
-    dt_table *tb = &m->tables[t];
-    if (!tb->present) continue;
-    size_t bytes = (size_t)(tb->rows * tb->dim) * sizeof(float);
-    rc = dt_backend_alloc(be, bytes, (void **)&tb->data);
-    if (!rc) rc = dt_backend_alloc(be, bytes, (void **)&tb->m);
-    if (!rc) rc = dt_backend_alloc(be, bytes, (void **)&tb->v);
-    if (!rc) rc = dt_backend_alloc(be, (size_t)tb->rows * sizeof(float), (void **)&tb->acc);
-    if (!rc) rc = dt_backend_alloc(be, (size_t)tb->rows * sizeof(int64_t), (void **)&tb->row_step);
-    tb->view = tb->data;
-  }
+  for (int t = 0; t < DT_MAX_TABLES && !rc; t++) rc = dt_table_alloc(&m->tables[t], be);
   if (!rc && m->use_content) {
     int64_t nnz = tfidf_indptr[n_items];
     rc = dt_backend_alloc(be, (size_t)(n_items + 1) * sizeof(int64_t), (void **)&m->tfidf_indptr);
@@ -84,39 +74,16 @@ int dt_model_create(const dt_config *cfg, dt_backend *be, int64_t n_users, int64
   return DT_OK;
 }
 
-static void free_table(dt_backend *be, dt_table *tb) {
-  if (tb->shared_rows) tb->data = NULL;
-  void *ps[] = {tb->data, tb->m, tb->v, tb->acc, tb->row_step, tb->grad_ids, tb->grad_rows};
-  for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
-    if (ps[i]) be->free(be, ps[i]);
-  tb->data = tb->m = tb->v = tb->acc = tb->grad_rows = NULL;
-  tb->row_step = NULL;
-  tb->grad_ids = NULL;
-  tb->grad_cap = tb->grad_n = 0;
-}
-
 void dt_model_free(dt_model *m) {
   if (!m) return;
   dt_backend *be = m->be;
   dt_model_work_free(m);
-  for (int t = 0; t < DT_MAX_TABLES; t++) free_table(be, &m->tables[t]);
+  for (int t = 0; t < DT_MAX_TABLES; t++) dt_table_free(&m->tables[t]);
   if (m->dense_adopted) m->w = m->g = m->m = m->v = NULL;
   void *ps[] = {m->w, m->g, m->m, m->v, m->tfidf_indptr, m->tfidf_indices, m->tfidf_values, m->item_hc};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
     if (ps[i]) be->free(be, ps[i]);
   free(m);
-}
-
-int dt_model_adopt_shared_rows(dt_model *m, int t, float *mine, const float *whole) {
-  dt_table *tb = &m->tables[t];
-  if (!dt_backend_host_memory(m->be) || !tb->sharded)
-    return dt_fail(DT_EXIT_RUNTIME, "node-shared rows need a sharded table on the CPU backend (internal error)");
-  memcpy(mine, tb->data, (size_t)((tb->row_hi - tb->row_lo) * tb->dim) * sizeof(float));
-  if (!tb->shared_rows) m->be->free(m->be, tb->data);
-  tb->data = mine;
-  tb->view = whole;
-  tb->shared_rows = 1;
-  return DT_OK;
 }
 
 int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g) {
@@ -133,32 +100,6 @@ int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g) {
   m->v = v;
   m->g = g;
   m->dense_adopted = 1;
-  return DT_OK;
-}
-
-int dt_model_shard_table(dt_model *m, int t, int64_t lo, int64_t hi) {
-  dt_table *tb = &m->tables[t];
-  if (!tb->present) return DT_OK;
-  if (lo < 0 || hi > tb->rows || lo > hi) dt_panic("bad shard [%lld, %lld) of %s", (long long)lo, (long long)hi, tb->name);
-  dt_backend *be = m->be;
-  be->free(be, tb->data);
-  be->free(be, tb->m);
-  be->free(be, tb->v);
-  be->free(be, tb->acc);
-  be->free(be, tb->row_step);
-  tb->data = tb->m = tb->v = tb->acc = NULL;
-  tb->row_step = NULL;
-  tb->sharded = 1;
-  tb->row_lo = lo;
-  tb->row_hi = hi;
-  int64_t local = hi - lo > 0 ? hi - lo : 1;
-  size_t bytes = (size_t)(local * tb->dim) * sizeof(float);
-  DT_TRY(dt_backend_alloc(be, bytes, (void **)&tb->data));
-  DT_TRY(dt_backend_alloc(be, bytes, (void **)&tb->m));
-  DT_TRY(dt_backend_alloc(be, bytes, (void **)&tb->v));
-  DT_TRY(dt_backend_alloc(be, (size_t)local * sizeof(float), (void **)&tb->acc));
-  DT_TRY(dt_backend_alloc(be, (size_t)local * sizeof(int64_t), (void **)&tb->row_step));
-  tb->view = NULL; /* the trainer points it at the gathered rows of each batch */
   return DT_OK;
 }
 
@@ -284,7 +225,7 @@ int dt_model_backward(dt_model *m, const dt_batch *b, const float *dscores, cons
     tb->grad_n = 0;
     if (!tb->present) continue;
     int64_t rows = b->nc + (t == DT_TABLE_DYN_ITEM ? b->n_tokens : 0);
-    DT_TRY(dt_table_grad_reserve(m, tb, rows > 0 ? rows : 1));
+    DT_TRY(dt_table_grad_reserve(tb, rows > 0 ? rows : 1));
   }
   if (b->n == 0) return DT_OK;
   DT_TRY(m->version != DT_V3 ? fused_head_bwd(m, b, dscores) : score_mix_bwd(m, b, dscores));
@@ -296,28 +237,6 @@ int dt_model_backward(dt_model *m, const dt_batch *b, const float *dscores, cons
     DT_TRY(dt_gate_bwd(m, b));
   }
   return DT_OK;
-}
-
-int dt_model_fetch_rows(void *ref, const int32_t *local_ids, int64_t n, int dim, float *rows_host) {
-  dt_table_ref *r = ref;
-  dt_backend *be = r->model->be;
-  const dt_table *tb = &r->model->tables[r->table];
-  if (n == 0) return DT_OK;
-  if (dt_backend_host_memory(be)) {
-    for (int64_t k = 0; k < n; k++)
-      memcpy(rows_host + k * dim, tb->data + (int64_t)local_ids[k] * dim, (size_t)dim * sizeof(float));
-    return DT_OK;
-  }
-  int32_t *d_ids = NULL;
-  float *d_rows = NULL;
-  int rc = dt_backend_alloc(be, (size_t)n * sizeof(int32_t), (void **)&d_ids);
-  if (!rc) rc = dt_backend_alloc(be, (size_t)(n * dim) * sizeof(float), (void **)&d_rows);
-  if (!rc) rc = be->upload(be, d_ids, local_ids, (size_t)n * sizeof(int32_t));
-  if (!rc) rc = be->gather_rows(be, d_rows, tb->data, d_ids, n, dim);
-  if (!rc) rc = be->download(be, rows_host, d_rows, (size_t)(n * dim) * sizeof(float));
-  if (d_ids) be->free(be, d_ids);
-  if (d_rows) be->free(be, d_rows);
-  return rc;
 }
 
 /* ---- Evaluation cache ------------------------------------------------------------------ */

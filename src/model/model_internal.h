@@ -50,7 +50,6 @@ typedef struct dt_model_work {
 /* Lays out the parameters (filling m->pv) and tables for m's
  * version/variant/sizes. */
 void dt_model_layout(dt_model *m);
-uint32_t dt_name_hash(const char *name);
 
 /* ---- Layers ---- */
 
@@ -129,7 +128,5 @@ int dt_model_grad_slot(dt_model *m, int t, const int32_t *ids, int64_t rows, flo
 
 int dt_model_work_ensure(dt_model *m, int64_t n, int64_t nc, int64_t t);
 void dt_model_work_free(dt_model *m);
-/* Makes sure a table's sparse-gradient buffers hold `rows` rows. */
-int dt_table_grad_reserve(dt_model *m, dt_table *tb, int64_t rows);
 
 #endif

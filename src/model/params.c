@@ -118,12 +118,13 @@ void dt_model_layout(dt_model *m) {
     const char *name;
     int64_t rows;
     int dim;
-    int present;
+    int present, zero_init;
+    int64_t pad_row;
   } t[DT_MAX_TABLES] = {
-      {"static.user_emb", m->n_users, (int)D, 1},
-      {"static.item_emb", m->n_items, (int)D, 1},
-      {"static.item_bias", m->n_items, 1, m->version == DT_V3},
-      {"dynamic.item_emb", m->n_items + 1, (int)D, m->use_dynamic},
+      {"static.user_emb", m->n_users, (int)D, 1, 0, -1},
+      {"static.item_emb", m->n_items, (int)D, 1, 0, -1},
+      {"static.item_bias", m->n_items, 1, m->version == DT_V3, 1, -1}, /* biases start at 0 */
+      {"dynamic.item_emb", m->n_items + 1, (int)D, m->use_dynamic, 0, 0}, /* row 0: padding, 0 */
   };
   for (int i = 0; i < DT_MAX_TABLES; i++) {
     dt_table *tb = &m->tables[i];
@@ -131,6 +132,8 @@ void dt_model_layout(dt_model *m) {
     tb->present = t[i].present;
     tb->rows = t[i].rows;
     tb->dim = t[i].dim;
+    tb->zero_init = t[i].zero_init;
+    tb->pad_row = t[i].pad_row;
     tb->row_lo = 0;
     tb->row_hi = t[i].rows;
   }
@@ -140,16 +143,6 @@ const dt_param *dt_model_param(const dt_model *m, const char *name) {
   for (int i = 0; i < m->n_params; i++)
     if (!strcmp(m->params[i].name, name)) return &m->params[i];
   return NULL;
-}
-
-/* FNV-1a: a stable 32-bit id of a parameter name for the init stream. */
-uint32_t dt_name_hash(const char *name) {
-  uint32_t h = 2166136261u;
-  for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
-    h ^= *c;
-    h *= 16777619u;
-  }
-  return h;
 }
 
 /* The initial value of element e (in PyTorch layout) of a parameter. */
@@ -196,33 +189,7 @@ int dt_model_init(dt_model *m, uint64_t seed) {
   DT_TRY(be->zero(be, m->g, (size_t)m->n_dense * sizeof(float)));
   m->adam_step = 0;
 
-  /* Tables: N(0, 0.01^2), item bias 0, padding row 0 of dynamic.item_emb 0.
-   * Element (global row, col) has its own counter, so a sharded table holds
-   * exactly the rows a replicated one would. */
-  for (int t = 0; t < DT_MAX_TABLES; t++) {
-    dt_table *tb = &m->tables[t];
-    if (!tb->present) continue;
-    int64_t local = tb->row_hi - tb->row_lo;
-    uint32_t hash = dt_name_hash(tb->name);
-    float *rows = dt_xmalloc((size_t)(local * tb->dim) * sizeof(float));
-    for (int64_t r = 0; r < local; r++) {
-      int64_t gr = tb->row_lo + r;
-      for (int c = 0; c < tb->dim; c++) {
-        float x = 0.0f;
-        if (t != DT_TABLE_ITEM_BIAS && !(t == DT_TABLE_DYN_ITEM && gr == 0)) {
-          dt_rand4 rr = dt_philox(seed, DT_RNG_INIT, hash, (uint32_t)gr, (uint32_t)((uint64_t)gr >> 32), (uint32_t)c);
-          x = 0.01f * dt_normal_from(rr.v[0], rr.v[1]);
-        }
-        rows[r * tb->dim + c] = x;
-      }
-    }
-    rc = be->upload(be, tb->data, rows, (size_t)(local * tb->dim) * sizeof(float));
-    free(rows);
-    DT_TRY(rc);
-    DT_TRY(be->zero(be, tb->m, (size_t)(local * tb->dim) * sizeof(float)));
-    DT_TRY(be->zero(be, tb->v, (size_t)(local * tb->dim) * sizeof(float)));
-    DT_TRY(be->zero(be, tb->acc, (size_t)local * sizeof(float)));
-    DT_TRY(be->zero(be, tb->row_step, (size_t)local * sizeof(int64_t)));
-  }
+  /* tables: N(0, 0.01^2), item bias 0, padding row 0 of dynamic.item_emb 0 */
+  for (int t = 0; t < DT_MAX_TABLES; t++) DT_TRY(dt_table_init(&m->tables[t], seed));
   return DT_OK;
 }

@@ -54,9 +54,9 @@ static void comm_bytes(dt_session *s, uint64_t *dense, uint64_t *sparse) {
   *dense = cs.dense_bytes;
   *sparse = 0;
   for (int t = 0; t < DT_MAX_TABLES; t++) {
-    if (!s->tables[t].present) continue;
+    if (!s->model->tables[t].present) continue;
     dt_comm_table_stats ts;
-    dt_comm_get_table_stats(s->comm, s->tables[t].comm_ids.rows_id, &ts);
+    dt_comm_get_table_stats(s->comm, s->model->tables[t].comm_id, &ts);
     *sparse += ts.lookup_bytes + ts.grad_bytes;
   }
 }
@@ -76,8 +76,6 @@ static int save(loop_ctx *L, const char *name) {
   }
   char *path = ckpt_path(L, name);
   int rc = dt_ckpt_save(path, L->s->model, &L->st, L->config_json, L->s->ds.file_crc32, L->s->cfg.data_output,
-                        (const dt_ckpt_table_comm[]){L->s->tables[0].comm_ids, L->s->tables[1].comm_ids,
-                                                     L->s->tables[2].comm_ids, L->s->tables[3].comm_ids},
                         L->s->comm);
   if (!rc) dt_log_info("checkpoint %s", path);
   free(path);
@@ -338,16 +336,11 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
         int ids[DT_MAX_TABLES];
         uint64_t sums[DT_MAX_TABLES];
         int nt = 0;
-        for (int t = 0; t < DT_MAX_TABLES; t++) {
+        for (int t = 0; t < DT_MAX_TABLES && !rc; t++) {
           const dt_table *tb = &s->model->tables[t];
-          if (!tb->present || s->tables[t].placement != DT_PLACEMENT_REPLICATED) continue;
-          size_t bytes = (size_t)(tb->rows * tb->dim) * sizeof(float);
-          float *host = dt_xmalloc(bytes);
-          rc = s->be->download(s->be, host, tb->data, bytes);
-          sums[nt] = dt_comm_checksum(DT_COMM_CHECKSUM_INIT, host, bytes);
-          ids[nt++] = s->tables[t].comm_ids.rows_id;
-          free(host);
-          if (rc) break;
+          if (!tb->present || tb->sharded) continue;
+          rc = dt_table_checksum(tb, &sums[nt]);
+          ids[nt++] = tb->comm_id;
         }
         if (!rc) rc = dt_comm_check_replicas(s->comm, nt, ids, sums);
       }

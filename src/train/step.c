@@ -25,81 +25,6 @@ static int grow_dev(dt_backend *be, void **p, int64_t *cap, int64_t need, size_t
   return dt_backend_replace(be, p, (size_t)*cap * elem);
 }
 
-/* Grows a pair of buffers to `need` ids (int32) and `need` rows of dim floats. */
-static int grow_rows(dt_backend *be, int32_t **ids, float **rows, int64_t *cap, int64_t need, int dim) {
-  if (need <= *cap && *ids) return DT_OK;
-  *cap = need + need / 4 + 16;
-  DT_TRY(dt_backend_replace(be, (void **)ids, (size_t)*cap * sizeof(int32_t)));
-  return dt_backend_replace(be, (void **)rows, (size_t)(*cap * dim) * sizeof(float));
-}
-
-/* Coalesces table t's gradient rows locally, maps them to global ids and
- * exchanges them; ts->global holds the rows this rank applies. Adds the
- * rows' squared norm to *sumsq_replicated (identical on every rank) or
- * *sumsq_sharded (this rank's owned rows only). */
-static int exchange_table(dt_session *s, int t, double *sumsq_replicated, double *sumsq_sharded) {
-  dt_backend *be = s->be;
-  dt_table *tb = &s->model->tables[t];
-  dt_table_sync *ts = &s->tables[t];
-  const int dim = tb->dim;
-  int64_t n = tb->grad_n, m = 0;
-  DT_TRY(grow_rows(be, &ts->d_uniq, &ts->d_sums, &ts->dsum_cap, n, dim));
-  if (n > 0) DT_TRY(be->coalesce_rows(be, tb->grad_ids, tb->grad_rows, n, dim, ts->d_uniq, ts->d_sums, &m));
-  /* the coalesced rows in host memory: the backend's own on the CPU */
-  int32_t *ids = ts->d_uniq;
-  float *rows_h = ts->d_sums;
-  if (!dt_backend_host_memory(be)) {
-    if (m > ts->h_cap) {
-      ts->h_cap = m + m / 4 + 16;
-      ts->h_ids = dt_xrealloc(ts->h_ids, (size_t)ts->h_cap * sizeof(int32_t));
-      ts->h_rows = dt_xrealloc(ts->h_rows, (size_t)(ts->h_cap * dim) * sizeof(float));
-    }
-    if (m > 0) {
-      DT_TRY(be->download(be, ts->h_ids, ts->d_uniq, (size_t)m * sizeof(int32_t)));
-      DT_TRY(be->download(be, ts->h_rows, ts->d_sums, (size_t)(m * dim) * sizeof(float)));
-    }
-    ids = ts->h_ids;
-    rows_h = ts->h_rows;
-  }
-  s->sparse_lower_bound_bytes += (uint64_t)m * (uint64_t)dim * sizeof(float);
-  if (ts->placement == DT_PLACEMENT_SHARDED) {
-    /* view positions -> global ids (ascending: the view is sorted); a
-     * node-shared table is read by global id already */
-    if (!tb->shared_rows)
-      for (int64_t k = 0; k < m; k++) ids[k] = ts->uniq[ids[k]];
-    DT_TRY(dt_comm_sharded_exchange(s->comm, ts->comm_ids.rows_id, ids, rows_h, m, &ts->global));
-  } else {
-    DT_TRY(dt_comm_replicated_exchange(s->comm, ts->comm_ids.rows_id, ids, rows_h, m, &ts->global));
-  }
-  double ss = 0;
-  const float *restrict rows = ts->global.rows;
-  /* the simd reduction's lane order is fixed at compile time: same bits every run */
-#pragma omp simd reduction(+ : ss)
-  for (int64_t k = 0; k < ts->global.n * dim; k++) ss += (double)rows[k] * rows[k];
-  if (ts->placement == DT_PLACEMENT_SHARDED)
-    *sumsq_sharded += ss;
-  else
-    *sumsq_replicated += ss;
-  return DT_OK;
-}
-
-/* Applies this rank's rows of table t (after the exchange). */
-static int apply_table(dt_session *s, int t, double lr, double scale) {
-  dt_backend *be = s->be;
-  dt_table *tb = &s->model->tables[t];
-  dt_table_sync *ts = &s->tables[t];
-  int64_t r = ts->global.n;
-  if (r == 0) return DT_OK;
-  /* global ids -> rows of this rank's storage */
-  if (tb->row_lo != 0)
-    for (int64_t k = 0; k < r; k++) ts->global.ids[k] -= (int32_t)tb->row_lo;
-  if (dt_backend_host_memory(be)) return dt_optim_table_step(s->model, t, ts->global.ids, ts->global.rows, r, lr, scale);
-  DT_TRY(grow_rows(be, &ts->d_upd_ids, &ts->d_upd_rows, &ts->upd_cap, r, tb->dim));
-  DT_TRY(be->upload(be, ts->d_upd_ids, ts->global.ids, (size_t)r * sizeof(int32_t)));
-  DT_TRY(be->upload(be, ts->d_upd_rows, ts->global.rows, (size_t)(r * tb->dim) * sizeof(float)));
-  return dt_optim_table_step(s->model, t, ts->d_upd_ids, ts->d_upd_rows, r, lr, scale);
-}
-
 int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t epoch, int64_t global_step,
                   double lr_dense, double lr_sparse, dt_step_stats *out) {
   const dt_config *cfg = &s->cfg;
@@ -190,7 +115,8 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   t0 = t1;
   double ss_rep = 0, ss_shard = 0;
   for (int t = 0; t < DT_MAX_TABLES; t++)
-    if (s->tables[t].present) DT_TRY(exchange_table(s, t, &ss_rep, &ss_shard));
+    if (m->tables[t].present)
+      DT_TRY(dt_table_exchange_grads(&m->tables[t], &ss_rep, &ss_shard, &s->sparse_lower_bound_bytes));
   if (upd != DT_DENSE_SHARED) DT_TRY(be->sumsq(be, m->g + lo, hi - lo, &ss_dense));
   if (upd != DT_DENSE_ALLREDUCE) { /* blocks of the dense gradient sum like the sharded tables' rows */
     ss_shard += ss_dense;
@@ -211,8 +137,9 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
 
   DT_TRY(dt_optim_dense_step(m, lr_dense, out->clip, lo, hi));
   if (upd == DT_DENSE_SHARDED) DT_TRY(dt_comm_dense_allgather(s->comm, m->w, m->n_dense));
+  const dt_adam_hyper sparse_hyper = dt_optim_sparse_hyper(cfg, lr_sparse, out->clip);
   for (int t = 0; t < DT_MAX_TABLES; t++)
-    if (s->tables[t].present) DT_TRY(apply_table(s, t, lr_sparse, out->clip));
+    if (m->tables[t].present) DT_TRY(dt_table_apply(&m->tables[t], s->sparse_optim, &sparse_hyper));
   if (upd == DT_DENSE_SHARED) { /* the other blocks of this buffer were zeroed by their owners */
     DT_TRY(be->zero(be, m->g + lo, (size_t)(hi - lo) * sizeof(float)));
     DT_TRY(dt_comm_dense_shared_wait(s->comm));
