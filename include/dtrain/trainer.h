@@ -24,6 +24,7 @@
 #include "dtrain/config.h"
 #include "dtrain/dataset.h"
 #include "dtrain/eval.h"
+#include "dtrain/loss.h"
 #include "dtrain/model.h"
 
 typedef struct {
@@ -35,11 +36,7 @@ typedef struct {
   dt_batch_builder *bb;
   dt_sparse_optim sparse_optim; /* optim.sparse */
   char *run_dir;
-  /* step scratch (backend) */
-  float *d_dscores, *d_dalpha;
-  int64_t dscore_cap, dalpha_cap;
-  float *h_alpha;
-  int64_t h_alpha_cap;
+  dt_loss loss; /* the loss's scratch (its gradients live there) */
   /* bytes this rank must send at the least for its sparse gradients (its
    * unique touched rows x dim x 4), summed over steps: the benchmark's
    * lower bound next to the module's counters */

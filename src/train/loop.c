@@ -70,10 +70,7 @@ static int save(loop_ctx *L, const char *name) {
    * its own block only: gather them so the file holds all of them (the
    * shared-memory update keeps one copy, always whole) */
   dt_session *s = L->s;
-  if (dt_comm_dense_update(s->comm) == DT_DENSE_SHARDED) {
-    DT_TRY(dt_comm_dense_allgather(s->comm, s->model->m, s->model->n_dense));
-    DT_TRY(dt_comm_dense_allgather(s->comm, s->model->v, s->model->n_dense));
-  }
+  DT_TRY(dt_comm_dense_sync(s->comm)->before_save(s->comm, s->model->m, s->model->v, s->model->n_dense));
   char *path = ckpt_path(L, name);
   int rc = dt_ckpt_save(path, L->s->model, &L->st, L->config_json, L->s->ds.file_crc32, L->s->cfg.data_output,
                         L->s->comm);
@@ -234,7 +231,7 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
     /* shared_memory: every rank wrote the same values into the one copy of
      * the dense parameters; nobody updates it before all are done
      * (dt_session_load waits likewise) */
-    if (!rc && dt_comm_dense_update(s->comm) == DT_DENSE_SHARED) rc = dt_comm_barrier(s->comm);
+    rc = dt_comm_dense_sync(s->comm)->after_write(s->comm, rc, DT_EXIT_RUNTIME, "initialising the parameters");
   }
   if (!rc) rc = open_run_dir(&L, opt->resume != NULL);
   const int chunk = s->model->history == DT_HISTORY_CHUNK;

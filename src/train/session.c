@@ -1,5 +1,6 @@
 /* session.c: what every rank sets up for train, eval and recommend, and the
  * per-batch placement work of sharded tables. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,11 +77,7 @@ int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare) {
 }
 
 void dt_session_close(dt_session *s) {
-  if (s->be) {
-    if (s->d_dscores) s->be->free(s->be, s->d_dscores);
-    if (s->d_dalpha) s->be->free(s->be, s->d_dalpha);
-  }
-  free(s->h_alpha);
+  dt_loss_free(&s->loss, s->be);
   dt_batch_builder_free(s->bb);
   dt_model_free(s->model);
   if (s->be) s->be->destroy(s->be);
@@ -92,14 +89,9 @@ void dt_session_close(dt_session *s) {
 
 int dt_session_load(dt_session *s, const char *path, dt_ckpt_state *st) {
   int rc = dt_ckpt_load(path, s->model, st);
-  /* node-shared parameters: nobody reads another rank's rows (or updates the
-   * shared weights) before every rank has loaded its part */
-  if (dt_comm_dense_update(s->comm) == DT_DENSE_SHARED) {
-    int64_t failed = rc != DT_OK;
-    DT_TRY(dt_comm_allreduce_max_i64(s->comm, &failed, 1));
-    if (failed && !rc) return dt_fail(DT_EXIT_DATA, "loading %s failed on another rank (see its message)", path);
-  }
-  return rc;
+  char what[4096];
+  snprintf(what, sizeof what, "loading %s", path);
+  return dt_comm_dense_sync(s->comm)->after_write(s->comm, rc, DT_EXIT_DATA, what);
 }
 
 void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx) {
