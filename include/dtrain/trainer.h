@@ -60,16 +60,24 @@ void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx);
  * and fails on all of them if one failed. COLLECTIVE. */
 int dt_session_load(dt_session *s, const char *path, dt_ckpt_state *st);
 
+/* Where this rank's time in a step went (seconds), by phase. metrics.jsonl's
+ * "time_ms" has one key per field, named as the field. */
+typedef struct {
+  double batch;       /* batch building and sharded lookups */
+  double forward;     /* forward + loss */
+  double backward;
+  double wait;        /* in the two small all-reduces after forward and backward: waiting for the slowest rank */
+  double dense_comm;  /* the dense gradient's reduction */
+  double sparse_comm; /* the tables' exchanges, with the norm */
+  double update;      /* parameter updates */
+} dt_step_times;
+
 typedef struct {
   double loss, bpr, entropy, balance; /* global means (entropy: mean of -H(alpha)) */
   double alpha[3];                    /* global batch mean of alpha */
   double grad_norm, clip;             /* before clipping, and the factor used */
   int64_t examples, pairs;            /* global */
-  /* where this rank's time went (seconds): batch building and sharded
-   * lookups, forward + loss, backward, dense all-reduce, sparse exchange
-   * (with the norm), parameter updates */
-  double t_batch, t_forward, t_backward, t_dense, t_sparse, t_update;
-  double t_wait; /* in the two small all-reduces after forward and backward: waiting for the slowest rank */
+  dt_step_times t;
 } dt_step_stats;
 
 /* The work of a training unit, in examples plus (chunk history) the GRU

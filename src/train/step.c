@@ -24,7 +24,7 @@ static int reduce_gradients(dt_session *s, dt_dense_block *blk, dt_step_stats *o
   double t0 = dt_now_s(), t1;
   DT_TRY(dt_comm_dense_sync(s->comm)->reduce(s->comm, s->be, m->g, m->n_dense, blk));
   t1 = dt_now_s();
-  out->t_dense = t1 - t0;
+  out->t.dense_comm = t1 - t0;
   t0 = t1;
   double ss_rep = 0, ss_shard = 0;
   for (int t = 0; t < DT_MAX_TABLES; t++)
@@ -37,7 +37,7 @@ static int reduce_gradients(dt_session *s, dt_dense_block *blk, dt_step_stats *o
   }
   DT_TRY(dt_comm_allreduce_sum_f64(s->comm, &ss_shard, 1));
   out->grad_norm = sqrt(ss_dense + ss_rep + ss_shard);
-  out->t_sparse = dt_now_s() - t0;
+  out->t.sparse_comm = dt_now_s() - t0;
   return DT_OK;
 }
 
@@ -66,7 +66,7 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   const dt_batch *b = dt_batch_get(s->bb);
   DT_TRY(dt_session_prepare_batch(s));
   t1 = dt_now_s();
-  out->t_batch = t1 - t0;
+  out->t.batch = t1 - t0;
   t0 = t1;
   const float *scores, *alpha;
   DT_TRY(dt_model_forward(m, b, &scores, &alpha));
@@ -75,22 +75,22 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   out->examples = (int64_t)lv.n_global;
   out->pairs = (int64_t)lv.pairs_global;
   if (lv.n_global <= 0) { /* an empty global batch: nothing to learn from */
-    out->t_wait = lv.t_wait;
+    out->t.wait = lv.t_wait;
     return DT_OK;
   }
   for (int k = 0; k < 3; k++) out->alpha[k] = lv.alpha_mean[k];
   DT_TRY(dt_loss_grad(&s->loss, be, cfg, b, scores, alpha, &lv));
   DT_TRY(be->sync(be));
   t1 = dt_now_s();
-  out->t_forward = t1 - t0 - lv.t_wait;
+  out->t.forward = t1 - t0 - lv.t_wait;
   t0 = t1;
   DT_TRY(dt_comm_dense_sync(s->comm)->begin_backward(s->comm, be, m->g, m->n_dense));
   DT_TRY(dt_model_backward(m, b, s->loss.d_dscores, m->use_gate ? s->loss.d_dalpha : NULL));
   DT_TRY(be->sync(be));
   t1 = dt_now_s();
-  out->t_backward = t1 - t0;
+  out->t.backward = t1 - t0;
   DT_TRY(dt_loss_reduce(s->comm, cfg, &lv));
-  out->t_wait = lv.t_wait;
+  out->t.wait = lv.t_wait;
   out->bpr = lv.bpr;
   out->entropy = lv.entropy;
   out->balance = lv.balance;
@@ -109,6 +109,6 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   out->clip = dt_clip_factor(out->grad_norm, cfg->optim_clip_norm);
   t0 = dt_now_s();
   DT_TRY(update_parameters(s, &blk, lr_dense, lr_sparse, out->clip));
-  out->t_update = dt_now_s() - t0;
+  out->t.update = dt_now_s() - t0;
   return DT_OK;
 }
