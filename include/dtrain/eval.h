@@ -90,6 +90,15 @@ char *dt_eval_to_json(const dt_eval_result *r);
  * equivalent PyTorch module). One process. */
 int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const char *path);
 
+/* Scores every item of the catalogue for n users by the model's forward
+ * pass, in blocks of `block` items: user users[e] at position pos[e] (the
+ * temporal context of ts[e], or, with ts NULL, of the interaction at pos),
+ * into scores [n, n_items] (host). Evaluation (v1/v2 full ranking) and
+ * `dtrain recommend` both rank with it. COLLECTIVE when a table is sharded
+ * (every rank runs every block, with n = 0 when it has no users). */
+int dt_score_catalogue(dt_eval_ctx *ctx, const int32_t *users, const int32_t *pos, const int64_t *ts, int64_t n,
+                       int64_t block, float *scores);
+
 /* Pure metric helpers (tested on their own). ranks are 1-based. */
 double dt_ndcg_at(int64_t rank, int k);
 /* Full-ranking metrics of one user: top [k] item ids (-1 = empty), the

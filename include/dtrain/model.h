@@ -184,6 +184,20 @@ int dt_model_zero_grad(dt_model *model);
 int dt_model_build_item_cache(dt_model *model);
 void dt_model_drop_item_cache(dt_model *model);
 
+/* v3's score in factorised form, for ranking a whole catalogue with one
+ * GEMM: s(u, i) = user_vector(u) . item_vector(i) + bias(i), the user side
+ * [a_s e_u, a_d h_d, a_c P e_u] (alpha-weighted, zero for an absent tower),
+ * the item side [e_i; d_{i+1}; h_c(i)], 3 * dim floats each. (The same
+ * math as the forward pass, summed in another order.) v3 only.
+ *
+ * Every item's vector [n_items, 3 dim] and bias [n_items] into host memory;
+ * needs dt_model_build_item_cache when the content tower exists.
+ * COLLECTIVE when a table is sharded. */
+int dt_model_item_vectors(dt_model *model, float *items, float *bias);
+/* The user vectors [n, 3 dim] (host memory) of the last forward pass's n
+ * examples. */
+int dt_model_user_vectors(dt_model *model, int64_t n, float *users);
+
 /* Whether the gate exists (v1/v2/v3 full, no_dynamic, no_content). */
 static inline int dt_model_has_gate(const dt_model *m) { return m->use_gate; }
 

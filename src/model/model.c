@@ -238,30 +238,3 @@ int dt_model_backward(dt_model *m, const dt_batch *b, const float *dscores, cons
   }
   return DT_OK;
 }
-
-/* ---- Evaluation cache ------------------------------------------------------------------ */
-
-int dt_model_build_item_cache(dt_model *m) {
-  if (!m->use_content) return DT_OK;
-  dt_backend *be = m->be;
-  if (!m->item_hc) DT_TRY(dt_backend_alloc(be, (size_t)(m->n_items * m->dim) * sizeof(float), (void **)&m->item_hc));
-  const int64_t block = 4096;
-  DT_TRY(dt_model_work_ensure(m, 1, block, 0));
-  int32_t *ids_host = dt_xmalloc((size_t)block * sizeof(int32_t));
-  int32_t *ids = NULL;
-  int rc = dt_backend_alloc(be, (size_t)block * sizeof(int32_t), (void **)&ids);
-  for (int64_t lo = 0; lo < m->n_items && !rc; lo += block) {
-    int64_t rows = m->n_items - lo < block ? m->n_items - lo : block;
-    for (int64_t i = 0; i < rows; i++) ids_host[i] = (int32_t)(lo + i);
-    rc = be->upload(be, ids, ids_host, (size_t)rows * sizeof(int32_t));
-    if (!rc) rc = dt_content_fwd(m, ids, rows, NULL, m->work->c1, m->work->c2, m->item_hc + lo * m->dim);
-  }
-  free(ids_host);
-  if (ids) be->free(be, ids);
-  return rc;
-}
-
-void dt_model_drop_item_cache(dt_model *m) {
-  if (m->item_hc) m->be->free(m->be, m->item_hc);
-  m->item_hc = NULL;
-}
