@@ -12,7 +12,7 @@
 #     must be equal as numbers (cJSON prints doubles so they read back
 #     exactly, so equal numbers are equal bits);
 #   - every dataset of the final checkpoint (parameters, Adam moments, table
-#     optimizer state) bit for bit;
+#     optimizer state) and of the prepared data set, bit for bit;
 #   - eval_test.json;
 #   - for the one-rank v1/v2/v3 cases, `dtrain eval --checkpoint` (JSON) and
 #     `dtrain recommend` for a few users (text).
@@ -125,7 +125,14 @@ if sorted(ca) != sorted(cb):
 for k in ca:
     if ca[k].dtype != cb[k].dtype or ca[k].shape != cb[k].shape or ca[k].tobytes() != cb[k].tobytes():
         fail(f"checkpoint dataset {k} differs")
-checked = [f"{len(la)} metrics lines ({steps} steps)", f"{len(ca)} checkpoint datasets"]
+da, db = (datasets(h5py.File(d + "/data.h5", "r")) for d in (a, b))
+if sorted(da) != sorted(db):
+    fail(f"prepared data sets differ in their datasets: {sorted(set(da) ^ set(db))}")
+for k in da:
+    if da[k].dtype != db[k].dtype or da[k].shape != db[k].shape or da[k].tobytes() != db[k].tobytes():
+        fail(f"prepared data set: dataset {k} differs")
+checked = [f"{len(la)} metrics lines ({steps} steps)", f"{len(ca)} checkpoint datasets",
+           f"{len(da)} prepared-data datasets"]
 for f in ("run/eval_test.json", "eval.json", "recommend.out"):
     pa, pb = os.path.join(a, f), os.path.join(b, f)
     if not os.path.exists(pa) and not os.path.exists(pb):
