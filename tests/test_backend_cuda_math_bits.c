@@ -210,6 +210,19 @@ static void test_gate(void **state) {
   expect_same("gate regulariser gradient", &bda, (size_t)(n * 3));
   printf("  gate negated-entropy sum: cpu %.17g gpu %.17g\n", ea, eb);
   assert_true(fabs(ea - eb) <= 1e-12 * fabs(ea));
+  /* the balance coefficients alone (no entropy term, a zeroed gradient):
+   * float arithmetic rounds 2 lambda (mean - 1/3) / N differently from
+   * double arithmetic rounded once, for most means */
+  float *zero = calloc((size_t)(n * 3), sizeof(float));
+  both bz = both_new(zero, (size_t)(n * 3) * 4);
+  for (int trial = 0; trial < 8; trial++) {
+    const float m3[3] = {0.05f + 0.11f * (float)trial, 0.3f, 0.65f - 0.11f * (float)trial};
+    OK(g_cpu->gate_reg(g_cpu, ba.cpu, n, 0.0f, 0.01f + 0.003f * (float)trial, m3, n_global, bz.cpu, &ea));
+    OK(g_gpu->gate_reg(g_gpu, ba.gpu, n, 0.0f, 0.01f + 0.003f * (float)trial, m3, n_global, bz.gpu, &eb));
+  }
+  expect_same("gate balance coefficients (8 means, summed)", &bz, (size_t)(n * 3));
+  both_free(&bz);
+  free(zero);
   both_free(&bl), both_free(&ba), both_free(&bda), both_free(&bdl);
   free(logits), free(da);
 }
