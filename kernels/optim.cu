@@ -76,7 +76,8 @@ __global__ void adagrad_rows_kernel(float *table, float *acc, const int32_t *ids
     const float step = row_step;
     for (int c = threadIdx.x; c < dim; c += kAdagradThreads) {
       const int64_t e = row * dim + c;
-      table[e] = dt_adagrad_update(table[e], dt_optim_grad(grads[k * dim + c], table[e], hp.grad_scale, hp.weight_decay), step);
+      table[e] = dt_adagrad_update(table[e],
+                                   dt_optim_grad(grads[k * dim + c], table[e], hp.grad_scale, hp.weight_decay), step);
     }
     __syncthreads();  // smem and row_step are rewritten for the next row
   }

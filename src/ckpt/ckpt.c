@@ -47,7 +47,8 @@ static int write_dense(dt_model *m, hid_t group, const dt_param *p, const float 
   hid_t ds = -1;
   const int64_t cols = p->ndim > 1 ? p->shape[1] : 0;
   rc = dt_h5_create_rows(group, p->name, H5T_IEEE_F32LE, p->shape[0], cols, &ds, "checkpoint");
-  if (!rc) rc = dt_h5_write_rows(ds, H5T_NATIVE_FLOAT, 0, p->shape[0], cols > 0 ? cols : 1, host, "checkpoint", p->name);
+  if (!rc)
+    rc = dt_h5_write_rows(ds, H5T_NATIVE_FLOAT, 0, p->shape[0], cols > 0 ? cols : 1, host, "checkpoint", p->name);
   if (ds >= 0) H5Dclose(ds);
   free(host);
   return rc ? dt_fail(DT_EXIT_RUNTIME, "writing %s", p->name) : DT_OK;
@@ -97,22 +98,23 @@ static int write_attributes(const char *tmp, hid_t f, hid_t g_optim, hid_t g_sta
   gmtime_r(&now, &tm);
   strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
   const char *p = tmp;
-  int bad = dt_h5_write_attr_int(f, "format_version", DT_CKPT_FORMAT_VERSION, p) |
-            dt_h5_write_attr_str(f, "dtrain_version", DTRAIN_VERSION, p) |
-            dt_h5_write_attr_str(f, "git_hash", DTRAIN_GIT_HASH, p) | dt_h5_write_attr_str(f, "created", created, p) |
-            dt_h5_write_attr_str(f, "config", config_json, p) | dt_h5_write_attr_int(f, "dataset_crc32", (int64_t)crc, p) |
-            dt_h5_write_attr_str(f, "dataset_path", dataset_path ? dataset_path : "", p) |
-            dt_h5_write_attr_str(f, "model_version", m->cfg->model_version, p) |
-            dt_h5_write_attr_str(f, "model_variant", m->cfg->model_variant, p) |
-            dt_h5_write_attr_int(g_optim, "adam_step", m->adam_step, p) |
-            dt_h5_write_attr_int(g_state, "epoch", st->epoch, p) |
-            dt_h5_write_attr_int(g_state, "global_step", st->global_step, p) |
-            dt_h5_write_attr_int(g_state, "step_in_epoch", st->step_in_epoch, p) |
-            dt_h5_write_attr_f64(g_state, "best_metric", st->best_metric, p) |
-            dt_h5_write_attr_int(g_state, "best_epoch", st->best_epoch, p) |
-            dt_h5_write_attr_int(g_state, "bad_epochs", st->bad_epochs, p) |
-            dt_h5_write_attr_int(g_state, "seed", (int64_t)st->seed, p) |
-            dt_h5_write_attr_str(g_state, "rng", "philox4x32-10; draws keyed by (seed, purpose, epoch/step/example)", p);
+  int bad =
+      dt_h5_write_attr_int(f, "format_version", DT_CKPT_FORMAT_VERSION, p) |
+      dt_h5_write_attr_str(f, "dtrain_version", DTRAIN_VERSION, p) |
+      dt_h5_write_attr_str(f, "git_hash", DTRAIN_GIT_HASH, p) | dt_h5_write_attr_str(f, "created", created, p) |
+      dt_h5_write_attr_str(f, "config", config_json, p) | dt_h5_write_attr_int(f, "dataset_crc32", (int64_t)crc, p) |
+      dt_h5_write_attr_str(f, "dataset_path", dataset_path ? dataset_path : "", p) |
+      dt_h5_write_attr_str(f, "model_version", m->cfg->model_version, p) |
+      dt_h5_write_attr_str(f, "model_variant", m->cfg->model_variant, p) |
+      dt_h5_write_attr_int(g_optim, "adam_step", m->adam_step, p) |
+      dt_h5_write_attr_int(g_state, "epoch", st->epoch, p) |
+      dt_h5_write_attr_int(g_state, "global_step", st->global_step, p) |
+      dt_h5_write_attr_int(g_state, "step_in_epoch", st->step_in_epoch, p) |
+      dt_h5_write_attr_f64(g_state, "best_metric", st->best_metric, p) |
+      dt_h5_write_attr_int(g_state, "best_epoch", st->best_epoch, p) |
+      dt_h5_write_attr_int(g_state, "bad_epochs", st->bad_epochs, p) |
+      dt_h5_write_attr_int(g_state, "seed", (int64_t)st->seed, p) |
+      dt_h5_write_attr_str(g_state, "rng", "philox4x32-10; draws keyed by (seed, purpose, epoch/step/example)", p);
   return bad ? h5_fail(tmp, "writing attributes") : DT_OK;
 }
 

@@ -105,7 +105,8 @@ int dt_table_grad_reserve(dt_table *tb, int64_t rows) {
 
 /* Keeps rows [lo, hi) only (uninitialised). */
 static int keep_block(dt_table *tb, int64_t lo, int64_t hi) {
-  if (lo < 0 || hi > tb->rows || lo > hi) dt_panic("bad shard [%lld, %lld) of %s", (long long)lo, (long long)hi, tb->name);
+  if (lo < 0 || hi > tb->rows || lo > hi)
+    dt_panic("bad shard [%lld, %lld) of %s", (long long)lo, (long long)hi, tb->name);
   free_rows(tb);
   tb->sharded = 1;
   tb->row_lo = lo;

@@ -80,7 +80,8 @@ static int v3_scores(dt_eval_ctx *ctx, full_state *st, const int32_t *users, con
   DT_TRY(dt_eval_forward(ctx, &sc, &al));
   float *u = dt_xmalloc((size_t)(n > 0 ? n * 3 * D : 1) * sizeof(float));
   rc = dt_model_user_vectors(m, n, u);
-  if (!rc && !st->d_user) rc = dt_backend_alloc(be, (size_t)(st->cap_rows * 3 * D) * sizeof(float), (void **)&st->d_user);
+  if (!rc && !st->d_user)
+    rc = dt_backend_alloc(be, (size_t)(st->cap_rows * 3 * D) * sizeof(float), (void **)&st->d_user);
   if (!rc) rc = be->upload(be, st->d_user, u, (size_t)(n * 3 * D) * sizeof(float));
   free(u);
   DT_TRY(rc);

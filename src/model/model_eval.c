@@ -35,7 +35,8 @@ void dt_model_drop_item_cache(dt_model *m) {
 int dt_model_item_vectors(dt_model *m, float *items, float *bias) {
   const int D = m->dim;
   const int64_t I = m->n_items;
-  if (m->version != DT_V3) return dt_fail(DT_EXIT_RUNTIME, "item vectors of a %s model (v3 only; internal error)", m->cfg->model_version);
+  if (m->version != DT_V3)
+    return dt_fail(DT_EXIT_RUNTIME, "item vectors of a %s model (v3 only; internal error)", m->cfg->model_version);
   memset(items, 0, (size_t)(I * 3 * D) * sizeof(float));
   float *tmp = dt_xmalloc((size_t)(I * D) * sizeof(float));
   /* e_i, then d_{i+1} (row 0 of dynamic.item_emb is padding), then h_c(i) */
@@ -58,7 +59,8 @@ int dt_model_user_vectors(dt_model *m, int64_t n, float *users) {
   const int D = m->dim;
   dt_backend *be = m->be;
   dt_model_work *w = m->work;
-  if (m->version != DT_V3) return dt_fail(DT_EXIT_RUNTIME, "user vectors of a %s model (v3 only; internal error)", m->cfg->model_version);
+  if (m->version != DT_V3)
+    return dt_fail(DT_EXIT_RUNTIME, "user vectors of a %s model (v3 only; internal error)", m->cfg->model_version);
   memset(users, 0, (size_t)(n * 3 * D) * sizeof(float));
   if (n == 0) return DT_OK;
   float *alpha = dt_xmalloc((size_t)(n * 3) * sizeof(float));

@@ -60,7 +60,8 @@ typedef struct {
   float *dw, *db;
 } dt_linear;
 static inline dt_linear dt_linear_of(const dt_model *m, dt_linear_view v) {
-  dt_linear l = {m->w + v.weight, v.bias >= 0 ? m->w + v.bias : NULL, m->g + v.weight, v.bias >= 0 ? m->g + v.bias : NULL};
+  dt_linear l = {m->w + v.weight, v.bias >= 0 ? m->w + v.bias : NULL, m->g + v.weight,
+                 v.bias >= 0 ? m->g + v.bias : NULL};
   return l;
 }
 
@@ -83,7 +84,8 @@ static inline int dt_linear_bwd(dt_backend *be, const float *dy, const float *x,
 }
 
 /* The dropout key of a site (row keys of the rows it drops in). */
-static inline dt_dropout_key dt_model_key(const dt_model *m, const dt_batch *b, uint32_t site, const int64_t *row_keys) {
+static inline dt_dropout_key dt_model_key(const dt_model *m, const dt_batch *b, uint32_t site,
+                                          const int64_t *row_keys) {
   dt_dropout_key k = {m->seed, b->step, site, row_keys};
   return k;
 }

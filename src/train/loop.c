@@ -309,11 +309,12 @@ static int validate_epoch(dt_run *L, const epoch_sums *E, double epoch_time, cJS
     L->st.bad_epochs++;
   }
   const double loss = E->examples > 0 ? E->loss_sum / E->examples : NAN;
-  dt_log_info("epoch %lld: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f (best %.4f at epoch %lld), alpha %.3f %.3f "
-              "%.3f, %.0f examples/s",
-              (long long)epoch + 1, loss, metric, r.sampled.hr[1], L->st.best_metric, (long long)L->st.best_epoch,
-              E->examples > 0 ? E->alpha_sum[0] / E->examples : NAN, E->examples > 0 ? E->alpha_sum[1] / E->examples : NAN,
-              E->examples > 0 ? E->alpha_sum[2] / E->examples : NAN, epoch_time > 0 ? E->examples / epoch_time : 0);
+  dt_log_info(
+      "epoch %lld: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f (best %.4f at epoch %lld), alpha %.3f %.3f "
+      "%.3f, %.0f examples/s",
+      (long long)epoch + 1, loss, metric, r.sampled.hr[1], L->st.best_metric, (long long)L->st.best_epoch,
+      E->examples > 0 ? E->alpha_sum[0] / E->examples : NAN, E->examples > 0 ? E->alpha_sum[1] / E->examples : NAN,
+      E->examples > 0 ? E->alpha_sum[2] / E->examples : NAN, epoch_time > 0 ? E->examples / epoch_time : 0);
   return DT_OK;
 }
 

@@ -343,8 +343,9 @@ static int transfer_rows(hid_t ds, hid_t mem_type, int64_t row0, int64_t n, int6
   hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)cols};
   int ok = ndim >= 1 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
   hid_t ms = ok ? H5Screate_simple(ndim, count, NULL) : -1;
-  ok = ok && ms >= 0 &&
-       (write ? H5Dwrite(ds, mem_type, ms, fs, H5P_DEFAULT, buf) : H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, buf)) >= 0;
+  ok =
+      ok && ms >= 0 &&
+      (write ? H5Dwrite(ds, mem_type, ms, fs, H5P_DEFAULT, buf) : H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, buf)) >= 0;
   if (!ok) dt_h5_last_error();
   if (ms >= 0) H5Sclose(ms);
   if (fs >= 0) H5Sclose(fs);
