@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #if defined(DTK_EMU)
-// Built by g++ for the CPU emulator (tools/cuda_emu_check.sh): threads run
+// Built by g++ for the CPU emulator (-DDTRAIN_CUDA_EMU=ON): threads run
 // as fibers, launches go through DTK_LAUNCH (kernels/emu/emu.h).
 #include "emu/emu.h"
 #else

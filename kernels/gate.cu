@@ -20,12 +20,13 @@ __global__ void softmax3_fwd_kernel(const float *logits, float *alpha, int64_t n
 
 __global__ void softmax3_bwd_kernel(const float *alpha, const float *dalpha, float *dlogits, int64_t n) {
   for (int64_t i = dtk::global_thread(); i < n; i += dtk::grid_threads()) {
-    const float a0 = alpha[3 * i], a1 = alpha[3 * i + 1], a2 = alpha[3 * i + 2];
-    const float d0 = dalpha[3 * i], d1 = dalpha[3 * i + 1], d2 = dalpha[3 * i + 2];
-    const float dot = a0 * d0 + a1 * d1 + a2 * d2;
-    dlogits[3 * i] = a0 * (d0 - dot);
-    dlogits[3 * i + 1] = a1 * (d1 - dot);
-    dlogits[3 * i + 2] = a2 * (d2 - dot);
+    const float a[3] = {alpha[3 * i], alpha[3 * i + 1], alpha[3 * i + 2]};
+    const float da[3] = {dalpha[3 * i], dalpha[3 * i + 1], dalpha[3 * i + 2]};
+    float dl[3];
+    dt_softmax3_bwd(a, da, dl);
+    dlogits[3 * i] = dl[0];
+    dlogits[3 * i + 1] = dl[1];
+    dlogits[3 * i + 2] = dl[2];
   }
 }
 
@@ -39,8 +40,8 @@ __global__ void gate_reg_kernel(const float *alpha, int64_t n, float ent_scale, 
 #pragma unroll
     for (int k = 0; k < 3; k++) {
       const float a = alpha[3 * i + k];
-      acc += (double)(a * logf(a + 1e-8f));
-      dalpha[3 * i + k] += ent_scale * dt_neg_entropy_grad(a) + bal[k];
+      acc += (double)dt_neg_entropy(a);
+      dalpha[3 * i + k] += dt_gate_reg_grad(a, ent_scale, bal[k]);
     }
   }
   acc = dtk::block_sum<double, dtk::kReduceThreads>(acc, smem);

@@ -1,6 +1,7 @@
 // optim.cu: Adam fused over the contiguous dense buffer, lazy Adam and
-// row-wise Adagrad on the touched rows of an embedding table. The update of
-// one element is dt_adam_update (op_math.h), as on the CPU.
+// row-wise Adagrad on the touched rows of an embedding table. The math of
+// one element (the gradient with decay, the bias corrections, the Adam and
+// Adagrad updates) is op_math.h's, as on the CPU.
 #include "common.cuh"
 #include "dtrain/op_math.h"
 
@@ -10,18 +11,12 @@ __global__ void adam_kernel(float *param, const float *grad, float *m, float *v,
                             float bc2) {
   for (int64_t i = dtk::global_thread(); i < n; i += dtk::grid_threads()) {
     const float p = param[i];
-    const float g = hp.grad_scale * grad[i] + hp.weight_decay * p;
+    const float g = dt_optim_grad(grad[i], p, hp.grad_scale, hp.weight_decay);
     float mi = m[i], vi = v[i];
     param[i] = dt_adam_update(p, g, &mi, &vi, hp.lr, hp.beta1, hp.beta2, hp.eps, bc1, bc2);
     m[i] = mi;
     v[i] = vi;
   }
-}
-
-// Bias correction 1 - beta^t, in double (as the host computes it for the
-// dense update) and rounded once to float.
-__device__ __forceinline__ float bias_correction(float beta, int64_t t) {
-  return (float)(1.0 - pow((double)beta, (double)t));
 }
 
 // Threads per block for one table row of `dim` floats: whole warps, <= 256.
@@ -39,15 +34,15 @@ __global__ void adam_rows_kernel(float *table, float *m_table, float *v_table, i
     if (threadIdx.x == 0) {
       const int64_t t = row_step[row] + 1;
       row_step[row] = t;
-      bc[0] = bias_correction(hp.beta1, t);
-      bc[1] = bias_correction(hp.beta2, t);
+      bc[0] = dt_adam_bias_correction(hp.beta1, t);
+      bc[1] = dt_adam_bias_correction(hp.beta2, t);
     }
     __syncthreads();
     const float bc1 = bc[0], bc2 = bc[1];
     for (int c = threadIdx.x; c < dim; c += blockDim.x) {
       const int64_t e = row * dim + c;
       const float p = table[e];
-      const float g = hp.grad_scale * grads[k * dim + c] + hp.weight_decay * p;
+      const float g = dt_optim_grad(grads[k * dim + c], p, hp.grad_scale, hp.weight_decay);
       float mi = m_table[e], vi = v_table[e];
       table[e] = dt_adam_update(p, g, &mi, &vi, hp.lr, hp.beta1, hp.beta2, hp.eps, bc1, bc2);
       m_table[e] = mi;
@@ -63,28 +58,28 @@ constexpr int kAdagradThreads = 128;
 __global__ void adagrad_rows_kernel(float *table, float *acc, const int32_t *ids, const float *grads, int64_t m,
                                     int dim, dt_adam_hyper hp) {
   __shared__ float smem[kAdagradThreads / 32];
-  __shared__ float denom;
+  __shared__ float row_step;
   for (int64_t k = blockIdx.x; k < m; k += gridDim.x) {
     const int64_t row = ids[k];
     float sq = 0.0f;
     for (int c = threadIdx.x; c < dim; c += kAdagradThreads) {
-      const float g = hp.grad_scale * grads[k * dim + c] + hp.weight_decay * table[row * dim + c];
+      const float g = dt_optim_grad(grads[k * dim + c], table[row * dim + c], hp.grad_scale, hp.weight_decay);
       sq += g * g;
     }
     sq = dtk::block_sum<float, kAdagradThreads>(sq, smem);
     if (threadIdx.x == 0) {
-      const float a = acc[row] + sq / (float)dim;
+      const float a = dt_adagrad_acc(acc[row], sq, dim);
       acc[row] = a;
-      denom = sqrtf(a) + hp.eps;
+      row_step = dt_adagrad_step(hp.lr, a, hp.eps);
     }
     __syncthreads();
-    const float dn = denom;
+    const float step = row_step;
     for (int c = threadIdx.x; c < dim; c += kAdagradThreads) {
       const int64_t e = row * dim + c;
-      const float g = hp.grad_scale * grads[k * dim + c] + hp.weight_decay * table[e];
-      table[e] -= hp.lr * g / dn;
+      table[e] = dt_adagrad_update(table[e],
+                                   dt_optim_grad(grads[k * dim + c], table[e], hp.grad_scale, hp.weight_decay), step);
     }
-    __syncthreads();  // smem and denom are rewritten for the next row
+    __syncthreads();  // smem and row_step are rewritten for the next row
   }
 }
 

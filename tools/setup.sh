@@ -4,8 +4,9 @@
 #   bash tools/setup.sh quickstart   install what is missing, build, train the
 #                                    quickstart model, evaluate, checkpoint
 #   bash tools/setup.sh test         install what is missing (test tools too),
-#                                    build both variants (CUDA + MPI; and no MPI,
-#                                    no CUDA, sanitizers), run the whole suite
+#                                    build the three variants (CUDA + MPI; no MPI,
+#                                    no CUDA, sanitizers; the CUDA emulator),
+#                                    run the whole suite
 #   bash tools/setup.sh build        install and build only
 #
 # Packages are installed with apt-get when run as root (or with sudo);
@@ -61,8 +62,8 @@ install_packages() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
 
-# configure_and_build DIR [cmake options...]
-configure_and_build() {
+# configure DIR [cmake options...]
+configure() {
   local dir=$1
   shift
   log "configure $dir: $*"
@@ -70,11 +71,25 @@ configure_and_build() {
     cat "$dir.configure.log"
     exit 1
   }
-  log "build $dir"
-  cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1 || {
+}
+
+# build DIR [targets...] (all when none are named)
+build() {
+  local dir=$1
+  shift
+  local targets=()
+  [ $# -gt 0 ] && targets=(--target "$@")
+  log "build $dir${1:+ (${*})}"
+  cmake --build "$dir" -j "$jobs" "${targets[@]}" >"$dir.build.log" 2>&1 || {
     tail -n 60 "$dir.build.log"
     exit 1
   }
+}
+
+# configure_and_build DIR [cmake options...]
+configure_and_build() {
+  configure "$@"
+  build "$1"
 }
 
 case "$mode" in
@@ -119,6 +134,14 @@ case "$mode" in
     configure_and_build build-asan -DDTRAIN_WERROR=ON -DDTRAIN_SANITIZE=ON -DDTRAIN_MPI=OFF -DDTRAIN_CUDA=OFF \
       -DCMAKE_BUILD_TYPE=Debug
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" -E "torch_check|slurm")
+    # 3. The CUDA backend with its kernels run on the CPU by the emulator
+    #    (kernels/emu; no MPI): the GPU tests (label gpu), among them the
+    #    CPU-vs-CUDA bit test of the ops whose math op_math.h holds once.
+    #    Only their executables are built.
+    configure build-emu -DDTRAIN_WERROR=ON -DDTRAIN_CUDA=OFF -DDTRAIN_CUDA_EMU=ON -DDTRAIN_MPI=OFF
+    mapfile -t gpu_tests < <(cd build-emu && ctest -L gpu -N | sed -n 's/^ *Test *#[0-9]*: *//p')
+    build build-emu "${gpu_tests[@]}"
+    (cd build-emu && ctest --output-on-failure -j "$jobs" -L gpu)
     log "all test stages passed"
     ;;
   *)

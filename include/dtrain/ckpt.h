@@ -45,19 +45,11 @@ typedef struct {
   uint64_t seed;
 } dt_ckpt_state;
 
-/* The comm handles of a table for chunked gathers: rows of `dim` floats
- * (data, m, v), of 1 float (acc) and of one int64 (row_step, registered
- * with dim 2). The same row partition holds for all three. */
-typedef struct {
-  int rows_id, scalar_id, step_id;
-} dt_ckpt_table_comm;
-
 /* Writes a checkpoint of `model` to `path`. COLLECTIVE (sharded tables are
- * gathered to rank 0 through table_comm[t], which may be NULL when no table
- * is sharded); every rank gets the same return code. */
+ * gathered to rank 0 part by part: embed.h's dt_table_part_gather); every
+ * rank gets the same return code. */
 int dt_ckpt_save(const char *path, dt_model *model, const dt_ckpt_state *state, const char *config_json,
-                 uint32_t dataset_crc32, const char *dataset_path, const dt_ckpt_table_comm *table_comm,
-                 dt_comm *comm);
+                 uint32_t dataset_crc32, const char *dataset_path, dt_comm *comm);
 
 /* Reads parameters, optimizer state and `state` into `model` (created with
  * the matching config). Not collective: every rank reads what it holds. */

@@ -193,6 +193,36 @@ int dt_comm_dense_shared_reduce(dt_comm *c, double *sumsq);
  * weights are whole again and every gradient buffer is zero). COLLECTIVE. */
 int dt_comm_dense_shared_wait(dt_comm *c);
 
+/* The dense update as one strategy object, chosen once by
+ * dt_comm_dense_update_setup: the calls a training step makes at the points
+ * where the three modes differ (comm_dense_sync.c). The trainer never asks
+ * which mode it runs. All but begin_backward are COLLECTIVE. */
+typedef struct {
+  int64_t lo, hi; /* the block of the dense buffer this rank sums and updates ([0, n) for allreduce) */
+  double sumsq;   /* the block's sum of squares of the summed gradient */
+  int partial;    /* 1: sumsq is this rank's share (sum it over ranks with the sharded tables'), 0: the whole */
+} dt_dense_block;
+typedef struct {
+  dt_dense_update mode;
+  /* Before the backward pass: zeroes the gradient buffer g[n] (shared_memory:
+   * nothing; the owners zeroed every block during the last step). */
+  int (*begin_backward)(dt_comm *c, dt_backend *be, float *g, int64_t n);
+  /* After it: the gradient summed over ranks (all of g, or this rank's block)
+   * and its sum of squares. */
+  int (*reduce)(dt_comm *c, dt_backend *be, float *g, int64_t n, dt_dense_block *blk);
+  /* After this rank updated its block of w[n]: every rank sees all of w,
+   * and g is ready for the next step's backward. */
+  int (*after_update)(dt_comm *c, dt_backend *be, float *w, float *g, int64_t n, const dt_dense_block *blk);
+  /* Before a checkpoint: the Adam moments m[n], v[n] whole on every rank. */
+  int (*before_save)(dt_comm *c, float *m, float *v, int64_t n);
+  /* After every rank wrote the parameters (initialised or loaded; rc its own
+   * result): with one shared copy, nobody goes on before all are done, and a
+   * failure anywhere fails every rank (with fail_code and a message naming
+   * `what` on the ranks that did not fail themselves). */
+  int (*after_write)(dt_comm *c, int rc, int fail_code, const char *what);
+} dt_dense_sync;
+const dt_dense_sync *dt_comm_dense_sync(const dt_comm *c);
+
 /* With DT_DENSE_SHARED (one machine, host memory, a barrier at the end of
  * every step), the rows of sharded table `id` (dim floats each) in one
  * shared-memory window: *mine is this rank's block [lo, hi) (uninitialised),
@@ -280,6 +310,11 @@ typedef int (*dt_comm_consume_fn)(void *ctx, int64_t row0, int64_t n, int dim, c
  * (the same code; the message on the failing rank names it). COLLECTIVE. */
 int dt_comm_sharded_gather(dt_comm *c, int table, int64_t max_rows, dt_comm_fill_fn read, void *read_ctx,
                            dt_comm_consume_fn sink, void *sink_ctx);
+/* The same for another per-row array of the table's partition (an
+ * optimizer's per-row state): rows of `width` floats (2 for an int64 per
+ * row) instead of the table's dim. COLLECTIVE. */
+int dt_comm_sharded_gather_part(dt_comm *c, int table, int width, int64_t max_rows, dt_comm_fill_fn read,
+                                void *read_ctx, dt_comm_consume_fn sink, void *sink_ctx);
 /* The reverse, for loading: rank 0 reads chunks of at most max_rows rows
  * with source(source_ctx, global_row0, ...) and each owner stores them with
  * store(store_ctx, local_row0, ...). COLLECTIVE. */

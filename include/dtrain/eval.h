@@ -67,9 +67,6 @@ typedef struct {
    * for the batch just built (NULL when every table is replicated). */
   int (*prepare_batch)(void *ctx);
   void *prepare_ctx;
-  /* comm handle of each sharded table (-1: replicated or absent), for the
-   * full-ranking protocol's item-side matrix */
-  int table_comm_id[DT_MAX_TABLES];
 } dt_eval_ctx;
 
 /* Evaluates one split. sampled/full select the protocols; max_users caps the
@@ -92,6 +89,15 @@ char *dt_eval_to_json(const dt_eval_result *r);
  * scores and alpha (tools/torch_check.py recomputes the scores with an
  * equivalent PyTorch module). One process. */
 int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const char *path);
+
+/* Scores every item of the catalogue for n users by the model's forward
+ * pass, in blocks of `block` items: user users[e] at position pos[e] (the
+ * temporal context of ts[e], or, with ts NULL, of the interaction at pos),
+ * into scores [n, n_items] (host). Evaluation (v1/v2 full ranking) and
+ * `dtrain recommend` both rank with it. COLLECTIVE when a table is sharded
+ * (every rank runs every block, with n = 0 when it has no users). */
+int dt_score_catalogue(dt_eval_ctx *ctx, const int32_t *users, const int32_t *pos, const int64_t *ts, int64_t n,
+                       int64_t block, float *scores);
 
 /* Pure metric helpers (tested on their own). ranks are 1-based. */
 double dt_ndcg_at(int64_t rank, int k);

@@ -9,7 +9,7 @@
  * Parameters: every dense parameter is a view into one contiguous buffer
  * (w), mirrored by its gradient (g) and Adam moments (m, v), so one
  * all-reduce and one fused Adam cover them all. Embedding tables are
- * separate (dt_table), updated sparsely. Names and shapes are MODEL.md's
+ * separate (dt_table, embed.h), updated sparsely. Names and shapes are MODEL.md's
  * (PyTorch layout); the one parameter stored transposed internally
  * (content.fc1.weight, kept [vocab, 512] so a TF-IDF row selects
  * contiguous rows) is transposed back at checkpoint time.
@@ -30,6 +30,7 @@
 
 #include "dtrain/backend.h"
 #include "dtrain/config.h"
+#include "dtrain/embed.h"
 
 typedef enum { DT_V1 = 1, DT_V2 = 2, DT_V3 = 3 } dt_model_version;
 typedef enum {
@@ -46,7 +47,6 @@ typedef enum { DT_INIT_ZERO = 0, DT_INIT_XAVIER, DT_INIT_GRU_UNIFORM, DT_INIT_NO
 
 #define DT_MAX_PARAMS 40
 #define DT_MAX_TABLES 4
-#define DT_NAME_LEN 64
 
 /* One dense parameter: a view into the contiguous buffers. */
 typedef struct {
@@ -60,32 +60,28 @@ typedef struct {
   int64_t fan_in, fan_out;  /* for Xavier */
 } dt_param;
 
+/* Where the model code finds each dense parameter: offsets (floats) into
+ * w/g/m/v, filled once by the layout (-1: the model has no such parameter).
+ * The names stay in params[] for checkpoints and the init streams; the
+ * model code uses these fields (llm.c's ParameterTensors). */
+typedef struct {
+  int64_t weight, bias;
+} dt_linear_view;
+typedef struct {
+  int64_t weight_ih, weight_hh, bias_ih, bias_hh;
+} dt_gru_view;
+typedef struct {
+  dt_linear_view static_fc1, static_fc2;        /* v1/v2 static tower */
+  dt_gru_view gru[2];                           /* dynamic tower, 2 layers */
+  dt_linear_view dynamic_proj;
+  dt_linear_view content_fc1, content_fc2, content_fc3;
+  dt_linear_view content_user_proj;             /* v3 (no bias) */
+  dt_linear_view gate_fc1, gate_fc2;
+  dt_linear_view head_fc1, head_fc2;            /* v1/v2 */
+} dt_param_views;
+
 /* Which table (index into dt_model.tables). */
 enum { DT_TABLE_USER = 0, DT_TABLE_ITEM, DT_TABLE_ITEM_BIAS, DT_TABLE_DYN_ITEM };
-
-typedef struct {
-  char name[DT_NAME_LEN];   /* "static.user_emb", ... */
-  int present;
-  int64_t rows;             /* global rows */
-  int dim;
-  /* Storage (backend memory). For a replicated table all rows; for a
-   * sharded one the rows this rank owns, [row_lo, row_hi). */
-  int sharded;
-  int64_t row_lo, row_hi;
-  float *data, *m, *v;      /* [local rows, dim]; m, v for lazy Adam */
-  float *acc;               /* [local rows] for row-wise Adagrad */
-  int64_t *row_step;        /* [local rows] lazy Adam per-row steps */
-  /* The rows the current batch reads: `data` itself (replicated), a
-   * gathered cache of the batch's unique rows (sharded; set by the trainer),
-   * or the whole node-shared table, read by global id (shared_rows). */
-  const float *view;
-  int shared_rows; /* data is this rank's block of a node-shared table (dt_model_adopt_shared_rows) */
-  /* Sparse gradient of the last backward: grad_n rows (ids in the batch's
-   * id space for this table, grad_rows [grad_n, dim]), not yet coalesced. */
-  int64_t grad_n, grad_cap;
-  int32_t *grad_ids;
-  float *grad_rows;
-} dt_table;
 
 /* A batch on the backend (built on the host by batch.h, uploaded). */
 typedef struct {
@@ -129,6 +125,7 @@ typedef struct dt_model {
   /* dense parameters */
   int n_params;
   dt_param params[DT_MAX_PARAMS];
+  dt_param_views pv;
   int64_t n_dense;          /* floats */
   float *w, *g, *m, *v;     /* [n_dense] each (backend memory) */
   int dense_adopted;        /* w, g, m, v belong to someone else (dt_model_adopt_dense) */
@@ -142,23 +139,20 @@ typedef struct dt_model {
   /* item-side cache for evaluation: h_c of every item (eval mode) */
   float *item_hc;           /* [n_items, dim] or NULL */
   struct dt_model_work *work; /* activations, grown on demand */
+  const struct dt_seq_encoder *encoder; /* the dynamic tower's sequence encoder (model_internal.h) */
 } dt_model;
 
 /* Parses model.version / model.variant / history mode from the config. */
 int dt_model_kind(const dt_config *cfg, dt_model_version *version, dt_model_variant *variant, dt_history_mode *history);
 
 /* Creates the model for a data set of n_users x n_items with a TF-IDF CSR
- * (host arrays, uploaded; vocab columns). Tables are replicated unless the
- * caller later shards them (dt_model_shard_table). Parameters are not
- * initialised: call dt_model_init or load a checkpoint. */
+ * (host arrays, uploaded; vocab columns). Tables hold every row until the
+ * caller places them (dt_table_place). Parameters are not initialised:
+ * call dt_model_init or load a checkpoint. */
 int dt_model_create(const dt_config *cfg, dt_backend *be, int64_t n_users, int64_t n_items, int64_t vocab,
                     const int64_t *tfidf_indptr, const int32_t *tfidf_indices, const float *tfidf_values,
                     dt_model **out);
 void dt_model_free(dt_model *model);
-
-/* Restricts a table to rows [lo, hi) on this rank (sharded placement); call
- * before dt_model_init. */
-int dt_model_shard_table(dt_model *model, int table, int64_t lo, int64_t hi);
 
 /* Seeded initialisation (MODEL.md): element e of parameter p is drawn from
  * Philox(seed, DT_RNG_INIT) at counter (p's name hash, e), so the values do
@@ -177,12 +171,6 @@ int dt_model_forward(dt_model *model, const dt_batch *batch, const float **score
  * the model's own buffers are freed and these are never freed by it.
  * CPU backend only. */
 int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g);
-/* A sharded table whose rows live in node-shared memory
- * (dt_comm_table_shared): `mine` replaces this rank's block (its current
- * contents are copied over), `whole` is row 0 of the whole table and becomes
- * the view, read by global id. The model never frees them. */
-int dt_model_adopt_shared_rows(dt_model *m, int t, float *mine, const float *whole);
-
 /* Backward pass of the last forward (same batch): dscores [n, c], dalpha
  * [n, 3] (backend memory; dalpha may be NULL when the gate is unused).
  * Accumulates into model->g (zero it first with dt_model_zero_grad) and
@@ -196,15 +184,19 @@ int dt_model_zero_grad(dt_model *model);
 int dt_model_build_item_cache(dt_model *model);
 void dt_model_drop_item_cache(dt_model *model);
 
-/* A table of a model, for callbacks. */
-typedef struct {
-  dt_model *model;
-  int table;
-} dt_table_ref;
-/* Copies rows local_ids[0..n) of the rows this rank stores of a table
- * (indices relative to its first stored row) into rows_host [n, dim]. Has
- * the shape of comm.h's dt_comm_fetch_fn (ctx = a dt_table_ref). */
-int dt_model_fetch_rows(void *ref, const int32_t *local_ids, int64_t n, int dim, float *rows_host);
+/* v3's score in factorised form, for ranking a whole catalogue with one
+ * GEMM: s(u, i) = user_vector(u) . item_vector(i) + bias(i), the user side
+ * [a_s e_u, a_d h_d, a_c P e_u] (alpha-weighted, zero for an absent tower),
+ * the item side [e_i; d_{i+1}; h_c(i)], 3 * dim floats each. (The same
+ * math as the forward pass, summed in another order.) v3 only.
+ *
+ * Every item's vector [n_items, 3 dim] and bias [n_items] into host memory;
+ * needs dt_model_build_item_cache when the content tower exists.
+ * COLLECTIVE when a table is sharded. */
+int dt_model_item_vectors(dt_model *model, float *items, float *bias);
+/* The user vectors [n, 3 dim] (host memory) of the last forward pass's n
+ * examples. */
+int dt_model_user_vectors(dt_model *model, int64_t n, float *users);
 
 /* Whether the gate exists (v1/v2/v3 full, no_dynamic, no_content). */
 static inline int dt_model_has_gate(const dt_model *m) { return m->use_gate; }

@@ -128,10 +128,17 @@ DT_HD static inline int dt_dropout_keep(uint64_t seed, uint32_t step, uint32_t s
   return dt_dropout_keep_draw(r.v[col & 3], p);
 }
 
-/* ---- Adam ---- */
+/* ---- Optimizers ---- */
+
+/* The gradient an optimizer applies: the clipping factor times the
+ * gradient, plus L2 weight decay of the parameter. */
+DT_HD static inline float dt_optim_grad(float g, float p, float grad_scale, float weight_decay) {
+  return grad_scale * g + weight_decay * p;
+}
 
 /* Bias correction 1 - beta^t, computed in double as torch.optim.Adam does
- * (its step count is a Python number) and then rounded to float. */
+ * (its step count is a Python number) and then rounded to float. Dense
+ * Adam and the lazy Adam rows, on the host and in the kernels. */
 DT_HD static inline float dt_adam_bias_correction(float beta, int64_t t) {
   return (float)(1.0 - pow((double)beta, (double)t));
 }
@@ -149,6 +156,14 @@ DT_HD static inline float dt_adam_update(float p, float g, float *m, float *v, f
   return p - (lr / bc1) * mm / denom;
 }
 
+/* Row-wise Adagrad (v3's recipe): one accumulator per row grows by the
+ * row's mean squared gradient (sumsq over dim elements, summed by the
+ * caller); every element then moves by the same step lr / (sqrt(acc) +
+ * eps) times its gradient: the step is computed once per row. */
+DT_HD static inline float dt_adagrad_acc(float acc, float sumsq, int dim) { return acc + sumsq / (float)dim; }
+DT_HD static inline float dt_adagrad_step(float lr, float acc, float eps) { return lr / (sqrtf(acc) + eps); }
+DT_HD static inline float dt_adagrad_update(float p, float g, float step) { return p - step * g; }
+
 /* ---- Gate ---- */
 
 /* softmax of three logits */
@@ -162,8 +177,32 @@ DT_HD static inline void dt_softmax3(const float *l, float *a) {
   a[2] = e2 / s;
 }
 
+/* Backward of dt_softmax3: dl = a * (da - <a, da>) */
+DT_HD static inline void dt_softmax3_bwd(const float *a, const float *da, float *dl) {
+  float dot = a[0] * da[0] + a[1] * da[1] + a[2] * da[2];
+  for (int k = 0; k < 3; k++) dl[k] = a[k] * (da[k] - dot);
+}
+
+/* alpha*log(alpha + 1e-8): one term of the negated entropy (its sum is
+ * added in double) */
+DT_HD static inline float dt_neg_entropy(float a) { return a * logf(a + 1e-8f); }
+
 /* d/dalpha of alpha*log(alpha + 1e-8) */
 DT_HD static inline float dt_neg_entropy_grad(float a) { return logf(a + 1e-8f) + a / (a + 1e-8f); }
+
+/* The gate regularisers' gradient coefficients over a global batch of
+ * n_global rows (MODEL.md "Loss"), in float: the entropy term's
+ * lambda_ent / N, and the balance term's d/dalpha_ik of
+ * lambda_bal sum_k (mean_k - 1/3)^2 = 2 lambda_bal (mean_k - 1/3) / N, the
+ * same for every row. */
+DT_HD static inline float dt_gate_ent_scale(float lambda_ent, int64_t n_global) { return lambda_ent / (float)n_global; }
+DT_HD static inline float dt_gate_bal_grad(float lambda_bal, float mean_k, int64_t n_global) {
+  return 2.0f * lambda_bal * (mean_k - 1.0f / 3.0f) / (float)n_global;
+}
+/* What the regularisers add to d alpha_ik. */
+DT_HD static inline float dt_gate_reg_grad(float a, float ent_scale, float bal_k) {
+  return ent_scale * dt_neg_entropy_grad(a) + bal_k;
+}
 
 /* ---- BPR ---- */
 

@@ -1,7 +1,7 @@
-/* optim.h: the learning-rate schedule, global-norm clipping and the
- * parameter updates (dense Adam over the one contiguous buffer; lazy Adam or
- * row-wise Adagrad on the touched rows of each table). MODEL.md
- * "Optimisation" and "v3's recipe". */
+/* optim.h: the learning-rate schedule, global-norm clipping, dense Adam
+ * over the one contiguous buffer, and the tables' optimizer settings (their
+ * row updates are the table's own: embed.h). MODEL.md "Optimisation" and
+ * "v3's recipe". */
 #ifndef DTRAIN_OPTIM_H
 #define DTRAIN_OPTIM_H
 
@@ -25,9 +25,10 @@ double dt_clip_factor(double norm, double clip);
  * less. Increments model->adam_step even for an empty block. */
 int dt_optim_dense_step(dt_model *model, double lr, double grad_scale, int64_t lo, int64_t hi);
 
-/* One update of table t's rows: local_ids [m] (backend memory, indices into
- * the rows this rank stores, unique), grads [m, dim] (backend memory). */
-int dt_optim_table_step(dt_model *model, int t, const int32_t *local_ids, const float *grads, int64_t m, double lr,
-                        double grad_scale);
+/* The embedding tables' optimizer (optim.sparse) and its hyper-parameters
+ * at learning rate lr with the clipping factor grad_scale (the tables'
+ * rows are updated by embed.h's dt_table_apply). */
+dt_sparse_optim dt_optim_sparse_kind(const dt_config *cfg);
+dt_adam_hyper dt_optim_sparse_hyper(const dt_config *cfg, double lr, double grad_scale);
 
 #endif

@@ -62,4 +62,8 @@ DT_HD static inline uint64_t dt_below64(uint32_t hi, uint32_t lo, uint64_t n) {
 /* A standard normal draw (Box-Muller) from two uniform 32-bit draws. */
 float dt_normal_from(uint32_t a, uint32_t b);
 
+/* A stable 32-bit id of a name (FNV-1a): the counter word that keeps each
+ * parameter's and table's initialisation stream apart. */
+uint32_t dt_name_hash(const char *name);
+
 #endif

@@ -24,31 +24,8 @@
 #include "dtrain/config.h"
 #include "dtrain/dataset.h"
 #include "dtrain/eval.h"
+#include "dtrain/loss.h"
 #include "dtrain/model.h"
-
-/* Placement and exchange state of one embedding table. */
-typedef struct {
-  int present;
-  dt_placement placement;
-  dt_ckpt_table_comm comm_ids;
-  /* sharded lookups: the batch's unique global rows and their values */
-  int32_t *uniq;
-  int64_t n_uniq, uniq_cap;
-  float *rows_host;
-  float *d_cache;
-  int64_t cache_cap;
-  /* gradient exchange */
-  int32_t *d_uniq;
-  float *d_sums;
-  int64_t dsum_cap;
-  int32_t *h_ids;
-  float *h_rows;
-  int64_t h_cap;
-  dt_sparse_rows global; /* rows to apply on this rank (global ids) */
-  int32_t *d_upd_ids;
-  float *d_upd_rows;
-  int64_t upd_cap;
-} dt_table_sync;
 
 typedef struct {
   dt_config cfg;
@@ -57,13 +34,9 @@ typedef struct {
   dt_dataset ds;
   dt_model *model;
   dt_batch_builder *bb;
-  dt_table_sync tables[DT_MAX_TABLES];
+  dt_sparse_optim sparse_optim; /* optim.sparse */
   char *run_dir;
-  /* step scratch (backend) */
-  float *d_dscores, *d_dalpha;
-  int64_t dscore_cap, dalpha_cap;
-  float *h_alpha;
-  int64_t h_alpha_cap;
+  dt_loss loss; /* the loss's scratch (its gradients live there) */
   /* bytes this rank must send at the least for its sparse gradients (its
    * unique touched rows x dim x 4), summed over steps: the benchmark's
    * lower bound next to the module's counters */
@@ -87,16 +60,24 @@ void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx);
  * and fails on all of them if one failed. COLLECTIVE. */
 int dt_session_load(dt_session *s, const char *path, dt_ckpt_state *st);
 
+/* Where this rank's time in a step went (seconds), by phase. metrics.jsonl's
+ * "time_ms" has one key per field, named as the field. */
+typedef struct {
+  double batch;       /* batch building and sharded lookups */
+  double forward;     /* forward + loss */
+  double backward;
+  double wait;        /* in the two small all-reduces after forward and backward: waiting for the slowest rank */
+  double dense_comm;  /* the dense gradient's reduction */
+  double sparse_comm; /* the tables' exchanges, with the norm */
+  double update;      /* parameter updates */
+} dt_step_times;
+
 typedef struct {
   double loss, bpr, entropy, balance; /* global means (entropy: mean of -H(alpha)) */
   double alpha[3];                    /* global batch mean of alpha */
   double grad_norm, clip;             /* before clipping, and the factor used */
   int64_t examples, pairs;            /* global */
-  /* where this rank's time went (seconds): batch building and sharded
-   * lookups, forward + loss, backward, dense all-reduce, sparse exchange
-   * (with the norm), parameter updates */
-  double t_batch, t_forward, t_backward, t_dense, t_sparse, t_update;
-  double t_wait; /* in the two small all-reduces after forward and backward: waiting for the slowest rank */
+  dt_step_times t;
 } dt_step_stats;
 
 /* The work of a training unit, in examples plus (chunk history) the GRU

@@ -1,5 +1,6 @@
 // emu.h: what a kernel file needs from CUDA, for running the kernels on the
-// CPU (tools/cuda_emu_check.sh compiles kernels/*.cu as C++ with -DDTK_EMU).
+// CPU (a -DDTRAIN_CUDA_EMU=ON build compiles kernels/*.cu as C++ with
+// -DDTK_EMU; kernels/README.md).
 //
 // Not a simulator of the GPU's timing or memory model: each launch runs its
 // blocks one after another, and a block's threads as fibers on one OS

@@ -15,12 +15,17 @@
 // DTK_EMU_NO_DEVICE=1 in the environment makes cudaGetDeviceCount fail as
 // it does on a machine without a driver; DTK_EMU_SCHEDULE (forward, reverse,
 // shuffle) picks the order in which a block's threads run between barriers.
+// Fibers switch with _setjmp/_longjmp between stacks, which glibc's
+// fortified longjmp (_FORTIFY_SOURCE, on by default on some distributions)
+// would take for a corrupt jump.
+#undef _FORTIFY_SOURCE
 #include <cblas.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <setjmp.h>
 #include <ucontext.h>
 
 #include <map>
@@ -48,9 +53,16 @@ namespace {
 
 enum fiber_state { RUNNABLE, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
 
+// A thread slot of the block. Its fiber is made once (ucontext, on a stack
+// of its own) and then runs every block's thread of that slot in turn:
+// fiber_main loops over bodies. Switches save and restore registers only
+// (_setjmp/_longjmp): swapcontext also saves the signal mask (a system call)
+// and the FPU environment, which made switching the emulator's main cost.
 struct fiber {
-  ucontext_t ctx;
+  jmp_buf regs;    // where the fiber waits (in yield)
+  ucontext_t ctx;  // its first entry only
   char *stack;
+  bool started;
   fiber_state state;
   uint3 idx;
 };
@@ -58,7 +70,7 @@ struct fiber {
 constexpr size_t kStack = 256 * 1024;
 constexpr int kMaxThreads = 1024;
 
-ucontext_t g_sched;
+jmp_buf g_sched;  // where the scheduler waits (in resume)
 fiber g_fibers[kMaxThreads];
 int g_nthreads, g_current;
 const char *g_kernel;
@@ -82,39 +94,49 @@ size_t g_sched_size;
 }
 
 // Switches from the scheduler into fiber i and back. Not inlined: locals
-// of a caller must not live across swapcontext, which returns "twice".
+// of a caller must not live across _setjmp, which returns "twice".
 __attribute__((noinline)) void resume(int i) {
+  fiber &f = g_fibers[i];
   g_current = i;
-  thread_idx = g_fibers[i].idx;
+  thread_idx = f.idx;
 #if defined(DTK_EMU_ASAN)
-  __sanitizer_start_switch_fiber(&g_fake_stack, g_fibers[i].stack, kStack);
+  __sanitizer_start_switch_fiber(&g_fake_stack, f.stack, kStack);
 #endif
-  swapcontext(&g_sched, &g_fibers[i].ctx);
+  if (!_setjmp(g_sched)) {
+    if (!f.started) {
+      f.started = true;
+      setcontext(&f.ctx); /* the fiber's first entry: fiber_main */
+    }
+    _longjmp(f.regs, 1);
+  }
 #if defined(DTK_EMU_ASAN)
   __sanitizer_finish_switch_fiber(g_fake_stack, nullptr, nullptr);
 #endif
 }
 
-// From a fiber back to the scheduler.
+// From a fiber back to the scheduler; returns when the scheduler resumes it.
 __attribute__((noinline)) void yield() {
   fiber &f = g_fibers[g_current];
 #if defined(DTK_EMU_ASAN)
   void *fake = nullptr;
-  __sanitizer_start_switch_fiber(f.state == DONE ? nullptr : &fake, g_sched_bottom, g_sched_size);
+  __sanitizer_start_switch_fiber(&fake, g_sched_bottom, g_sched_size);
 #endif
-  swapcontext(&f.ctx, &g_sched);
+  if (!_setjmp(f.regs)) _longjmp(g_sched, 1);
 #if defined(DTK_EMU_ASAN)
   __sanitizer_finish_switch_fiber(fake, &g_sched_bottom, &g_sched_size);
 #endif
 }
 
+// A fiber's life: one body per block that uses its slot, forever.
 void fiber_main() {
 #if defined(DTK_EMU_ASAN)
   __sanitizer_finish_switch_fiber(nullptr, &g_sched_bottom, &g_sched_size);
 #endif
-  g_body(g_ctx);
-  g_fibers[g_current].state = DONE;
-  yield();
+  for (;;) {
+    g_body(g_ctx);
+    g_fibers[g_current].state = DONE;
+    yield();
+  }
 }
 
 // The order in which runnable threads get to run between two barriers:
@@ -144,17 +166,19 @@ int schedule_order(int i) {
   return perm[i];
 }
 
-// A fresh context for thread t of the block (getcontext returns "twice",
-// hence a function of its own).
+// Thread t of the block: its slot's fiber, made on first use (getcontext
+// returns "twice", hence a function of its own).
 __attribute__((noinline)) void init_fiber(int t) {
   fiber &f = g_fibers[t];
-  if (!f.stack) f.stack = static_cast<char *>(malloc(kStack));
-  if (!f.stack) die("out of memory for fiber stacks");
-  getcontext(&f.ctx);
-  f.ctx.uc_stack.ss_sp = f.stack;
-  f.ctx.uc_stack.ss_size = kStack;
-  f.ctx.uc_link = nullptr;
-  makecontext(&f.ctx, fiber_main, 0);
+  if (!f.stack) {
+    f.stack = static_cast<char *>(malloc(kStack));
+    if (!f.stack) die("out of memory for fiber stacks");
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack;
+    f.ctx.uc_stack.ss_size = kStack;
+    f.ctx.uc_link = nullptr;
+    makecontext(&f.ctx, fiber_main, 0);
+  }
   f.state = RUNNABLE;
   f.idx.x = (unsigned)t % block_dim.x;
   f.idx.y = ((unsigned)t / block_dim.x) % block_dim.y;

@@ -30,107 +30,104 @@ static int agree(dt_comm *c, int local_rc, const dtc_table *t, int64_t row0, con
                  (long long)row0, who);
 }
 
-static int prepare(dt_comm *c, dtc_table *t, int64_t *max_rows, const char *what) {
+static int prepare(dt_comm *c, dtc_table *t, int width, int64_t *max_rows, const char *what) {
   if (t->placement != DT_PLACEMENT_SHARDED)
     return dt_fail(DT_EXIT_RUNTIME, "%s: table '%s' is replicated; rank 0 holds it whole (internal error)", what,
                    t->name);
   if (*max_rows < 1) return dt_fail(DT_EXIT_RUNTIME, "%s of table '%s': chunk of %lld rows", what, t->name,
                                     (long long)*max_rows);
+  if (width < 1) return dt_fail(DT_EXIT_RUNTIME, "%s of table '%s': rows of %d floats", what, t->name, width);
   /* One message must fit MPI's int count. */
-  int64_t fit = ((int64_t)INT_MAX - 8) / ((int64_t)t->dim * (int64_t)sizeof(float));
+  int64_t fit = ((int64_t)INT_MAX - 8) / ((int64_t)width * (int64_t)sizeof(float));
   if (*max_rows > fit) *max_rows = fit;
   if (*max_rows > t->n_rows) *max_rows = t->n_rows;
-  dtc_buffer_reserve(&c->scratch_aux, 8 + (size_t)*max_rows * (size_t)t->dim * sizeof(float));
+  dtc_buffer_reserve(&c->scratch_aux, 8 + (size_t)*max_rows * (size_t)width * sizeof(float));
   return DT_OK;
+}
+
+/* The chunk schedule of both directions. A chunk of owner r's block moves
+ * from `from` (the owner when gathering, rank 0 when scattering) to `to`:
+ * `from` produces it with fill(), `to` consumes it with consume(), each
+ * callback addressing rows its own way (the owner by its local row, rank 0
+ * by the global one). */
+typedef struct {
+  int gather;
+  const char *what;
+  dt_comm_fill_fn fill;
+  void *fill_ctx;
+  dt_comm_consume_fn consume;
+  void *consume_ctx;
+} chunk_walk;
+
+/* One chunk [row0, row0 + k) of owner r's block [lo, ...). */
+static int move_chunk(dt_comm *c, const dtc_table *t, const chunk_walk *cw, int width, int r, int64_t lo, int64_t row0,
+                      int64_t k) {
+  const int from = cw->gather ? r : 0, to = cw->gather ? 0 : r;
+  const int64_t from_row = cw->gather ? row0 - lo : row0, to_row = cw->gather ? row0 : row0 - lo;
+  char *buf = c->scratch_aux.data;
+  float *rows = (float *)(buf + 8);
+  size_t msg = 8 + (size_t)k * (size_t)width * sizeof(float);
+  int rc = DT_OK;
+  int64_t st = 0;
+  if (c->rank == from) {
+    rc = cw->fill(cw->fill_ctx, from_row, k, width, rows);
+    if (rc && cw->gather)
+      dt_fail_context(rc, "%s of table '%s': rank %d reading rows [%lld, %lld)", cw->what, t->name, c->rank,
+                      (long long)row0, (long long)(row0 + k));
+    else if (rc)
+      dt_fail_context(rc, "%s of table '%s': reading rows [%lld, %lld)", cw->what, t->name, (long long)row0,
+                      (long long)(row0 + k));
+    if (from != to) {
+      st = rc;
+      memcpy(buf, &st, 8);
+      int src = dtc_send(c, buf, msg, to, &c->stats.host_bytes, cw->what);
+      if (!rc) rc = src;
+    }
+  }
+  if (c->rank == to) {
+    if (from != to) {
+      rc = dtc_recv(c, buf, msg, from, cw->what);
+      if (!rc) memcpy(&st, buf, 8);
+    }
+    /* A chunk its producer could not read is not consumed; the producer
+     * reports it through agree() below. */
+    if (!rc && !st) {
+      rc = cw->consume(cw->consume_ctx, to_row, k, width, rows);
+      if (rc && cw->gather)
+        dt_fail_context(rc, "%s of table '%s': writing rows [%lld, %lld)", cw->what, t->name, (long long)row0,
+                        (long long)(row0 + k));
+      else if (rc)
+        dt_fail_context(rc, "%s of table '%s': rank %d storing rows [%lld, %lld)", cw->what, t->name, c->rank,
+                        (long long)row0, (long long)(row0 + k));
+    }
+  }
+  return agree(c, rc, t, row0, cw->what);
+}
+
+static int walk(dt_comm *c, int table, int width, int64_t max_rows, const chunk_walk *cw) {
+  dtc_table *t = dtc_table_get(c, table);
+  DT_TRY(prepare(c, t, width, &max_rows, cw->what));
+  for (int r = 0; r < c->size; r++) {
+    int64_t lo = dt_comm_block_lo(t->n_rows, r, c->size), hi = dt_comm_block_lo(t->n_rows, r + 1, c->size);
+    for (int64_t row0 = lo; row0 < hi; row0 += max_rows)
+      DT_TRY(move_chunk(c, t, cw, width, r, lo, row0, hi - row0 < max_rows ? hi - row0 : max_rows));
+  }
+  return DT_OK;
+}
+
+int dt_comm_sharded_gather_part(dt_comm *c, int table, int width, int64_t max_rows, dt_comm_fill_fn read,
+                                void *read_ctx, dt_comm_consume_fn sink, void *sink_ctx) {
+  chunk_walk cw = {1, "sharded gather to rank 0", read, read_ctx, sink, sink_ctx};
+  return walk(c, table, width, max_rows, &cw);
 }
 
 int dt_comm_sharded_gather(dt_comm *c, int table, int64_t max_rows, dt_comm_fill_fn read, void *read_ctx,
                            dt_comm_consume_fn sink, void *sink_ctx) {
-  dtc_table *t = dtc_table_get(c, table);
-  const char *what = "sharded gather to rank 0";
-  DT_TRY(prepare(c, t, &max_rows, what));
-  const int dim = t->dim;
-  const size_t row_bytes = (size_t)dim * sizeof(float);
-  for (int r = 0; r < c->size; r++) {
-    int64_t lo = dt_comm_block_lo(t->n_rows, r, c->size), hi = dt_comm_block_lo(t->n_rows, r + 1, c->size);
-    for (int64_t row0 = lo; row0 < hi; row0 += max_rows) {
-      int64_t k = hi - row0 < max_rows ? hi - row0 : max_rows;
-      char *buf = c->scratch_aux.data;
-      float *rows = (float *)(buf + 8);
-      size_t msg = 8 + (size_t)k * row_bytes;
-      int rc = DT_OK;
-      if (c->rank == r) {
-        rc = read(read_ctx, row0 - lo, k, dim, rows);
-        if (rc) dt_fail_context(rc, "%s of table '%s': rank %d reading rows [%lld, %lld)", what, t->name, r,
-                                (long long)row0, (long long)(row0 + k));
-        if (r != 0) {
-          int64_t st = rc;
-          memcpy(buf, &st, 8);
-          int src = dtc_send(c, buf, msg, 0, &c->stats.host_bytes, what);
-          if (!rc) rc = src;
-        }
-      }
-      if (c->rank == 0) {
-        int64_t st = 0;
-        if (r != 0) {
-          rc = dtc_recv(c, buf, msg, r, what);
-          if (!rc) memcpy(&st, buf, 8);
-        }
-        /* An owner's failed read is not written; the owner reports it
-         * through agree() below. */
-        if (!rc && !st) {
-          rc = sink(sink_ctx, row0, k, dim, rows);
-          if (rc) dt_fail_context(rc, "%s of table '%s': writing rows [%lld, %lld)", what, t->name, (long long)row0,
-                                  (long long)(row0 + k));
-        }
-      }
-      DT_TRY(agree(c, rc, t, row0, what));
-    }
-  }
-  return DT_OK;
+  return dt_comm_sharded_gather_part(c, table, dtc_table_get(c, table)->dim, max_rows, read, read_ctx, sink, sink_ctx);
 }
 
 int dt_comm_sharded_scatter(dt_comm *c, int table, int64_t max_rows, dt_comm_fill_fn source, void *source_ctx,
                             dt_comm_consume_fn store, void *store_ctx) {
-  dtc_table *t = dtc_table_get(c, table);
-  const char *what = "sharded scatter from rank 0";
-  DT_TRY(prepare(c, t, &max_rows, what));
-  const int dim = t->dim;
-  const size_t row_bytes = (size_t)dim * sizeof(float);
-  for (int r = 0; r < c->size; r++) {
-    int64_t lo = dt_comm_block_lo(t->n_rows, r, c->size), hi = dt_comm_block_lo(t->n_rows, r + 1, c->size);
-    for (int64_t row0 = lo; row0 < hi; row0 += max_rows) {
-      int64_t k = hi - row0 < max_rows ? hi - row0 : max_rows;
-      char *buf = c->scratch_aux.data;
-      float *rows = (float *)(buf + 8);
-      size_t msg = 8 + (size_t)k * row_bytes;
-      int rc = DT_OK;
-      int64_t st = 0;
-      if (c->rank == 0) {
-        rc = source(source_ctx, row0, k, dim, rows);
-        if (rc) dt_fail_context(rc, "%s of table '%s': reading rows [%lld, %lld)", what, t->name, (long long)row0,
-                                (long long)(row0 + k));
-        if (r != 0) {
-          st = rc;
-          memcpy(buf, &st, 8);
-          int src = dtc_send(c, buf, msg, r, &c->stats.host_bytes, what);
-          if (!rc) rc = src;
-        }
-      }
-      if (c->rank == r) {
-        if (r != 0) {
-          rc = dtc_recv(c, buf, msg, 0, what);
-          if (!rc) memcpy(&st, buf, 8);
-        }
-        /* A chunk rank 0 could not read is not stored; rank 0 reports it. */
-        if (!rc && !st) {
-          rc = store(store_ctx, row0 - lo, k, dim, rows);
-          if (rc) dt_fail_context(rc, "%s of table '%s': rank %d storing rows [%lld, %lld)", what, t->name, r,
-                                  (long long)row0, (long long)(row0 + k));
-        }
-      }
-      DT_TRY(agree(c, rc, t, row0, what));
-    }
-  }
-  return DT_OK;
+  chunk_walk cw = {0, "sharded scatter from rank 0", source, source_ctx, store, store_ctx};
+  return walk(c, table, dtc_table_get(c, table)->dim, max_rows, &cw);
 }

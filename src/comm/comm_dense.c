@@ -11,9 +11,8 @@
  *    backend's stream by an event and before its later work by another; the
  *    call waits for completion so the watchdog covers NCCL hangs too.
  *
- * The CUDA backend (src/backend/cuda, header include/dtrain/backend_cuda.h,
- * not in this branch yet) provides dt_backend_cuda_stream(); it is declared
- * here until that header lands.
+ * The NCCL path runs after the CUDA backend's stream (backend_cuda.h's
+ * dt_backend_cuda_stream).
  */
 #include <sched.h>
 #include <stdint.h>
@@ -28,9 +27,8 @@
 #define DTC_USE_NCCL 1
 #include <cuda_runtime_api.h>
 #include <nccl.h>
-/* From include/dtrain/backend_cuda.h (CUDA backend): the backend's stream
- * (a cudaStream_t). */
-void *dt_backend_cuda_stream(dt_backend *be);
+
+#include "dtrain/backend_cuda.h"
 #endif
 #if defined(DTRAIN_HAVE_CUDA) && !defined(DTC_USE_NCCL)
 #include <cuda_runtime_api.h>

@@ -10,6 +10,9 @@
 /* Element chunk for all-reduce and broadcast: keeps MPI's int counts safe. */
 #define DTC_CHUNK_ELEMS ((int64_t)1 << 28)
 
+/* The element types and reductions of the host all-reduces. */
+typedef enum { HOST_SUM_F32, HOST_SUM_F64, HOST_SUM_I64, HOST_MAX_I64 } host_reduce;
+
 #ifdef DTRAIN_HAVE_MPI
 #define DTC_CALL(c, op, what, expr)                          \
   do {                                                       \
@@ -19,9 +22,16 @@
     if (dtc_e_ != MPI_SUCCESS) return dtc_mpi_fail((c), dtc_e_, (op), (what)); \
   } while (0)
 
-static int allreduce(dt_comm *c, void *buf, int64_t n, MPI_Datatype type, size_t esize, MPI_Op op,
-                     const char *name) {
+static int allreduce(dt_comm *c, void *buf, int64_t n, host_reduce kind, const char *name) {
   if (n < 0) return dt_fail(DT_EXIT_RUNTIME, "%s: negative element count %lld", name, (long long)n);
+  static const struct {
+    MPI_Datatype type;
+    size_t esize;
+  } types[] = {{MPI_FLOAT, sizeof(float)}, {MPI_DOUBLE, sizeof(double)}, {MPI_INT64_T, sizeof(int64_t)},
+               {MPI_INT64_T, sizeof(int64_t)}};
+  const MPI_Datatype type = types[kind].type;
+  const size_t esize = types[kind].esize;
+  const MPI_Op op = kind == HOST_MAX_I64 ? MPI_MAX : MPI_SUM;
   for (int64_t off = 0; off < n; off += DTC_CHUNK_ELEMS) {
     int64_t k = n - off < DTC_CHUNK_ELEMS ? n - off : DTC_CHUNK_ELEMS;
     DTC_CALL(c, name, "host buffer", MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * (int64_t)esize, (int)k, type, op,
@@ -31,42 +41,28 @@ static int allreduce(dt_comm *c, void *buf, int64_t n, MPI_Datatype type, size_t
   c->stats.host_calls++;
   return DT_OK;
 }
+#else
+/* One rank: every all-reduce leaves the buffer as it is. */
+static int allreduce(dt_comm *c, void *buf, int64_t n, host_reduce kind, const char *name) {
+  (void)c, (void)buf, (void)n, (void)kind, (void)name;
+  return DT_OK;
+}
 #endif
 
 int dt_comm_allreduce_sum_f32(dt_comm *c, float *buf, int64_t n) {
-#ifdef DTRAIN_HAVE_MPI
-  return allreduce(c, buf, n, MPI_FLOAT, sizeof(float), MPI_SUM, "MPI_Allreduce(sum, float)");
-#else
-  (void)c, (void)buf, (void)n;
-  return DT_OK;
-#endif
+  return allreduce(c, buf, n, HOST_SUM_F32, "MPI_Allreduce(sum, float)");
 }
 
 int dt_comm_allreduce_sum_f64(dt_comm *c, double *buf, int64_t n) {
-#ifdef DTRAIN_HAVE_MPI
-  return allreduce(c, buf, n, MPI_DOUBLE, sizeof(double), MPI_SUM, "MPI_Allreduce(sum, double)");
-#else
-  (void)c, (void)buf, (void)n;
-  return DT_OK;
-#endif
+  return allreduce(c, buf, n, HOST_SUM_F64, "MPI_Allreduce(sum, double)");
 }
 
 int dt_comm_allreduce_sum_i64(dt_comm *c, int64_t *buf, int64_t n) {
-#ifdef DTRAIN_HAVE_MPI
-  return allreduce(c, buf, n, MPI_INT64_T, sizeof(int64_t), MPI_SUM, "MPI_Allreduce(sum, int64)");
-#else
-  (void)c, (void)buf, (void)n;
-  return DT_OK;
-#endif
+  return allreduce(c, buf, n, HOST_SUM_I64, "MPI_Allreduce(sum, int64)");
 }
 
 int dt_comm_allreduce_max_i64(dt_comm *c, int64_t *buf, int64_t n) {
-#ifdef DTRAIN_HAVE_MPI
-  return allreduce(c, buf, n, MPI_INT64_T, sizeof(int64_t), MPI_MAX, "MPI_Allreduce(max, int64)");
-#else
-  (void)c, (void)buf, (void)n;
-  return DT_OK;
-#endif
+  return allreduce(c, buf, n, HOST_MAX_I64, "MPI_Allreduce(max, int64)");
 }
 
 int dt_comm_bcast(dt_comm *c, void *buf, size_t bytes, int root) {

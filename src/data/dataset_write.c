@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/h5io.h"
+#include "dtrain/h5io.h"
 #include "dtrain/dataset.h"
 #include "dtrain/error.h"
 #include "dtrain/fsutil.h"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/h5io.h"
+#include "dtrain/h5io.h"
 #include "dtrain/dataset.h"
 #include "dtrain/error.h"
 #include "dtrain/rng.h"

@@ -18,22 +18,6 @@
 #include "dtrain/progress.h"
 #include "dtrain/rng.h"
 
-/* 2016-01-01 00:00:00 UTC, a Friday: the log starts here. */
-#define SYNTH_EPOCH 1451606400LL
-#define DAYS_PER_MONTH 30.4375
-
-/* purposes: first Philox counter word */
-enum {
-  P_CAT = 1, P_ITEM_POP, P_ITEM_LIFE, P_ITEM_BRAND, P_ITEM_TEXT, P_WORD, P_USER, P_ACTIVITY, P_SESSION, P_EVENT,
-  P_RATING, P_SEASON, P_SUMMARY
-};
-
-static dt_rand4 draw(const synth_world *w, uint32_t purpose, uint64_t a, uint32_t b) {
-  return dt_philox(w->p.seed, DT_RNG_SYNTH, purpose, (uint32_t)a, (uint32_t)(a >> 32), b);
-}
-
-static double u01(uint32_t x) { return ((double)x + 0.5) * (1.0 / 4294967296.0); }
-
 /* index of the first cum[k] > r (cum ascending, r < cum[n-1]) */
 static int64_t search_cum_d(const double *cum, int64_t n, double r) {
   int64_t lo = 0, hi = n - 1;
@@ -65,7 +49,7 @@ static int64_t search_cum_f(const float *cum, int64_t n, float r) {
 void synth_word(const synth_world *w, uint64_t id, int syllables, int capital, char *out) {
   static const char cons[] = "bcdfghjklmnprstvz";
   static const char vow[] = "aeiou";
-  dt_rand4 r = draw(w, P_WORD, id, 0);
+  dt_rand4 r = synth_draw(w, P_WORD, id, 0);
   int o = 0;
   for (int s = 0; s < syllables && s < 6; s++) {
     uint32_t x = r.v[s % 4] >> (8 * (s / 4));
@@ -118,160 +102,6 @@ void synth_item_id(const synth_world *w, int64_t i, char *out) {
   base36(scramble((uint64_t)i, w->p.seed, 41), 8, out + 2);
 }
 
-/* ---- the world ------------------------------------------------------------------------------ */
-
-static double life(const synth_world *w, int64_t i, double day) {
-  double x = day - w->item_launch[i];
-  if (x < 0) return 0.0;
-  const double rise = 21.0;
-  if (x < rise) return (x + 1.0) / (rise + 1.0);
-  return exp(-(x - rise) / w->item_tau[i]) + 0.05;
-}
-
-int synth_world_build(const dt_synth_params *p, synth_world *w) {
-  memset(w, 0, sizeof *w);
-  w->p = *p;
-  int64_t C = p->categories, S = p->subcategories, I = p->items;
-  w->C = C;
-  w->S = S;
-  w->G = C * S;
-  w->M = (int64_t)ceil((double)p->days / DAYS_PER_MONTH);
-  if (w->M < 1) w->M = 1;
-  if (I > INT32_MAX || p->users > INT32_MAX)
-    return dt_fail(DT_EXIT_USAGE, "data.synthetic.users and .items must be below 2^31");
-  if (w->G > 10000000 || w->G > 100 * (I + 1))
-    return dt_fail(DT_EXIT_USAGE, "data.synthetic.categories x .subcategories = %lld groups is too many for %lld items "
-                   "(at most 100 per item and 10^7 in all)",
-                   (long long)w->G, (long long)I);
-  /* category and subcategory popularity: Zipf-like */
-  w->cat_w = dt_xmalloc((size_t)C * sizeof(double));
-  w->cat_cum = dt_xmalloc((size_t)C * sizeof(double));
-  w->sub_cum = dt_xmalloc((size_t)S * sizeof(double));
-  double sum = 0;
-  for (int64_t c = 0; c < C; c++) sum += w->cat_w[c] = pow((double)(c + 1), -0.8);
-  double acc = 0;
-  for (int64_t c = 0; c < C; c++) {
-    w->cat_w[c] /= sum;
-    acc += w->cat_w[c];
-    w->cat_cum[c] = acc;
-  }
-  w->cat_cum[C - 1] = 1.0;
-  double *sub_w = dt_xmalloc((size_t)S * sizeof(double));
-  sum = 0;
-  for (int64_t s = 0; s < S; s++) sum += sub_w[s] = pow((double)(s + 1), -0.6);
-  acc = 0;
-  for (int64_t s = 0; s < S; s++) {
-    acc += sub_w[s] / sum;
-    w->sub_cum[s] = acc;
-  }
-  w->sub_cum[S - 1] = 1.0;
-  /* items per group: proportional to category x subcategory weight
-   * (largest remainder), at least one each while items last */
-  w->gstart = dt_xcalloc((size_t)w->G + 1, sizeof(int64_t));
-  int64_t *cnt = dt_xcalloc((size_t)w->G, sizeof(int64_t));
-  double *frac = dt_xmalloc((size_t)w->G * sizeof(double));
-  int64_t given = 0, base = I >= w->G ? 1 : 0;
-  int64_t spread = I - base * w->G;
-  for (int64_t g = 0; g < w->G; g++) {
-    double share = w->cat_w[g / S] * sub_w[g % S] / sum * (double)spread;
-    cnt[g] = base + (int64_t)share;
-    frac[g] = share - floor(share);
-    given += cnt[g];
-  }
-  while (given < I) { /* hand the rest to the largest remainders */
-    int64_t best = 0;
-    for (int64_t g = 1; g < w->G; g++)
-      if (frac[g] > frac[best]) best = g;
-    cnt[best]++;
-    frac[best] = -1;
-    given++;
-  }
-  for (int64_t g = 0; g < w->G; g++) w->gstart[g + 1] = w->gstart[g] + cnt[g];
-  free(cnt);
-  free(frac);
-  free(sub_w);
-  w->item_group = dt_xmalloc((size_t)(I ? I : 1) * sizeof(int32_t));
-  for (int64_t g = 0; g < w->G; g++)
-    for (int64_t i = w->gstart[g]; i < w->gstart[g + 1]; i++) w->item_group[i] = (int32_t)g;
-  /* popularity: Zipf over a random ranking (Fisher-Yates with Philox) */
-  int64_t *rank = dt_xmalloc((size_t)(I ? I : 1) * sizeof(int64_t));
-  for (int64_t i = 0; i < I; i++) rank[i] = i;
-  for (int64_t i = I - 1; i > 0; i--) {
-    dt_rand4 r = draw(w, P_ITEM_POP, (uint64_t)i, 0);
-    int64_t j = (int64_t)dt_below64(r.v[0], r.v[1], (uint64_t)(i + 1));
-    int64_t t = rank[i];
-    rank[i] = rank[j];
-    rank[j] = t;
-  }
-  w->item_pop = dt_xmalloc((size_t)(I ? I : 1) * sizeof(double));
-  w->item_launch = dt_xmalloc((size_t)(I ? I : 1) * sizeof(double));
-  w->item_tau = dt_xmalloc((size_t)(I ? I : 1) * sizeof(double));
-  w->item_brand = dt_xmalloc((size_t)(I ? I : 1) * sizeof(int32_t));
-  for (int64_t i = 0; i < I; i++) {
-    w->item_pop[i] = pow((double)(rank[i] + 1), -0.8);
-    dt_rand4 r = draw(w, P_ITEM_LIFE, (uint64_t)i, 0);
-    /* a third launched before the log starts, the rest during it */
-    w->item_launch[i] = (double)p->days * (-0.5 + 1.5 * u01(r.v[0]));
-    w->item_tau[i] = 60.0 + 300.0 * u01(r.v[1]);
-    /* brand: Zipf over the category's brands */
-    double x = u01(r.v[2]);
-    w->item_brand[i] = (int32_t)((double)p->brands * pow(x, 2.0));
-    if (w->item_brand[i] >= p->brands) w->item_brand[i] = (int32_t)p->brands - 1;
-  }
-  free(rank);
-  /* per month, each group's cumulative item weights */
-  w->cum = dt_xmalloc((size_t)(w->M * (I ? I : 1)) * sizeof(float));
-  for (int64_t m = 0; m < w->M; m++) {
-    double day = ((double)m + 0.5) * DAYS_PER_MONTH;
-    for (int64_t g = 0; g < w->G; g++) {
-      float *c = w->cum + m * I;
-      double a = 0;
-      for (int64_t i = w->gstart[g]; i < w->gstart[g + 1]; i++) {
-        a += w->item_pop[i] * life(w, i, day);
-        c[i] = (float)a;
-      }
-      if (a <= 0) { /* nothing launched yet: popularity alone */
-        for (int64_t i = w->gstart[g]; i < w->gstart[g + 1]; i++) {
-          a += w->item_pop[i];
-          c[i] = (float)a;
-        }
-      }
-    }
-  }
-  /* seasonality: a yearly sine per category */
-  w->season = dt_xmalloc((size_t)(C * w->M) * sizeof(double));
-  for (int64_t c = 0; c < C; c++) {
-    double phase = u01(draw(w, P_SEASON, (uint64_t)c, 0).v[0]);
-    for (int64_t m = 0; m < w->M; m++)
-      w->season[c * w->M + m] = 1.0 + 0.5 * sin(6.283185307179586 * ((double)m / 12.0 + phase));
-  }
-  /* session sizes: Zipf on 1..20 with exponent 1.7 */
-  acc = 0;
-  sum = 0;
-  for (int s = 0; s < SYNTH_MAX_SESSION; s++) sum += pow(s + 1.0, -1.7);
-  for (int s = 0; s < SYNTH_MAX_SESSION; s++) {
-    acc += pow(s + 1.0, -1.7) / sum;
-    w->session_cum[s] = acc;
-  }
-  w->session_cum[SYNTH_MAX_SESSION - 1] = 1.0;
-  return DT_OK;
-}
-
-void synth_world_free(synth_world *w) {
-  free(w->cat_w);
-  free(w->cat_cum);
-  free(w->sub_cum);
-  free(w->gstart);
-  free(w->item_group);
-  free(w->item_pop);
-  free(w->item_launch);
-  free(w->item_tau);
-  free(w->item_brand);
-  free(w->cum);
-  free(w->season);
-  memset(w, 0, sizeof *w);
-}
-
 /* ---- item text ---------------------------------------------------------------------------- */
 
 static void append(char *buf, size_t cap, size_t *len, const char *s) {
@@ -289,7 +119,7 @@ void synth_item_fields(const synth_world *w, int64_t i, synth_item_text *t) {
   synth_word(w, W_CAT + (uint64_t)c, 3, 1, t->category);
   synth_word(w, W_SUB + (uint64_t)g, 3, 1, t->subcategory);
   synth_word(w, W_BRAND + (uint64_t)(c * w->p.brands + w->item_brand[i]), 2, 1, t->brand);
-  dt_rand4 r = draw(w, P_ITEM_TEXT, (uint64_t)i, 0);
+  dt_rand4 r = synth_draw(w, P_ITEM_TEXT, (uint64_t)i, 0);
   size_t len = 0;
   t->title[0] = '\0';
   append(t->title, sizeof t->title, &len, t->brand);
@@ -307,7 +137,7 @@ void synth_item_fields(const synth_world *w, int64_t i, synth_item_text *t) {
     t->desc[d][0] = '\0';
     int n_words = d == 0 ? 10 : 8;
     for (int k = 0; k < n_words; k++) {
-      dt_rand4 q = draw(w, P_ITEM_TEXT, (uint64_t)i, 1 + (uint32_t)(d * 16 + k));
+      dt_rand4 q = synth_draw(w, P_ITEM_TEXT, (uint64_t)i, 1 + (uint32_t)(d * 16 + k));
       int kind = d == 0 ? (k < 4 ? 0 : k < 7 ? 1 : 2) : (k == 0 ? 0 : k == 1 ? 1 : 2);
       if (kind == 0)
         synth_word(w, W_SUBVOCAB + (uint64_t)(g * SUB_VOCAB) + (q.v[0] % SUB_VOCAB), 3, 0, word);
@@ -337,7 +167,7 @@ void synth_review_summary(const synth_world *w, int64_t user, int64_t k, int64_t
                           size_t n) {
   static const char *adj[] = {"terrible", "poor", "okay", "good", "great"};
   int64_t g = w->item_group[item];
-  dt_rand4 r = draw(w, P_SUMMARY, (uint64_t)user, (uint32_t)k);
+  dt_rand4 r = synth_draw(w, P_SUMMARY, (uint64_t)user, (uint32_t)k);
   char sub[24], word[24];
   synth_word(w, W_SUB + (uint64_t)g, 3, 1, sub);
   synth_word(w, W_SUBVOCAB + (uint64_t)(g * SUB_VOCAB) + (r.v[0] % SUB_VOCAB), 3, 0, word);
@@ -355,7 +185,7 @@ int64_t *synth_activity(const synth_world *w) {
   double *a = dt_xmalloc((size_t)U * sizeof(double));
   double sum = 0;
   for (int64_t u = 0; u < U; u++) {
-    double x = u01(draw(w, P_ACTIVITY, (uint64_t)u, 0).v[0]);
+    double x = synth_u01(synth_draw(w, P_ACTIVITY, (uint64_t)u, 0).v[0]);
     a[u] = fmin(pow(x, -1.0 / 1.4), 200.0);
     sum += a[u];
   }
@@ -384,7 +214,7 @@ static double affinity(int64_t c, double hour, int weekend) {
 static int64_t sample_item(const synth_world *w, int64_t g, int64_t m, uint32_t r) {
   int64_t lo = w->gstart[g], n = w->gstart[g + 1] - lo;
   const float *c = w->cum + m * w->p.items + lo;
-  float x = (float)u01(r) * c[n - 1];
+  float x = (float)synth_u01(r) * c[n - 1];
   return lo + search_cum_f(c, n, x);
 }
 
@@ -396,23 +226,23 @@ static int already_seen(const int64_t *seen, int64_t n, int64_t item) {
 
 int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_emit_fn emit, void *ctx) {
   int64_t C = w->C, S = w->S, D = w->p.days;
-  dt_rand4 r = draw(w, P_USER, (uint64_t)u, 0);
-  dt_rand4 r2 = draw(w, P_USER, (uint64_t)u, 1);
-  int64_t prim = search_cum_d(w->cat_cum, C, u01(r.v[0]));
-  int64_t pref = search_cum_d(w->sub_cum, S, u01(r.v[1]));
-  int64_t sec = search_cum_d(w->cat_cum, C, u01(r.v[2]));
+  dt_rand4 r = synth_draw(w, P_USER, (uint64_t)u, 0);
+  dt_rand4 r2 = synth_draw(w, P_USER, (uint64_t)u, 1);
+  int64_t prim = search_cum_d(w->cat_cum, C, synth_u01(r.v[0]));
+  int64_t pref = search_cum_d(w->sub_cum, S, synth_u01(r.v[1]));
+  int64_t sec = search_cum_d(w->cat_cum, C, synth_u01(r.v[2]));
   if (sec == prim && C > 1) sec = (prim + 1 + (int64_t)(r.v[3] % (uint32_t)(C - 1))) % C;
-  int64_t pref2 = search_cum_d(w->sub_cum, S, u01(r2.v[0]));
+  int64_t pref2 = search_cum_d(w->sub_cum, S, synth_u01(r2.v[0]));
   /* habits: time of day, weekend propensity, active window */
-  double hx = u01(r2.v[1]);
+  double hx = synth_u01(r2.v[1]);
   double center = hx < 0.55 ? 20.5 : hx < 0.80 ? 12.5 : hx < 0.92 ? 8.0 : 1.0;
-  double weekend_w = 0.5 + 2.0 * u01(r2.v[2]);
+  double weekend_w = 0.5 + 2.0 * synth_u01(r2.v[2]);
   /* active window: from a few weeks to the whole log (long for most
    * users, as in a shop's regular customers), placed uniformly */
-  dt_rand4 r3 = draw(w, P_USER, (uint64_t)u, 2);
-  double span = 21.0 + ((double)D - 21.0) * pow(u01(r3.v[0]), 0.6);
+  dt_rand4 r3 = synth_draw(w, P_USER, (uint64_t)u, 2);
+  double span = 21.0 + ((double)D - 21.0) * pow(synth_u01(r3.v[0]), 0.6);
   if (span > (double)D) span = (double)D;
-  double start = u01(r2.v[3]) * ((double)D - span);
+  double start = synth_u01(r2.v[3]) * ((double)D - span);
   const int64_t day0 = SYNTH_EPOCH / 86400;
   double *cw = dt_xmalloc((size_t)C * sizeof(double));
   /* the user's items so far: a redraw avoids most repeats (reviews of the
@@ -420,19 +250,19 @@ int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_e
   int64_t *seen = dt_xmalloc((size_t)(n_events ? n_events : 1) * sizeof(int64_t));
   int64_t k = 0, session = 0;
   while (k < n_events) {
-    dt_rand4 s = draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4));
-    int64_t size = 1 + search_cum_d(w->session_cum, SYNTH_MAX_SESSION, u01(s.v[0]));
+    dt_rand4 s = synth_draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4));
+    int64_t size = 1 + search_cum_d(w->session_cum, SYNTH_MAX_SESSION, synth_u01(s.v[0]));
     if (size > n_events - k) size = n_events - k;
     /* the day: uniform in the window, thinned by the weekend propensity */
     int64_t day = 0;
     int weekend = 0;
     for (int tries = 0; tries < 8; tries++) {
-      dt_rand4 t = draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4 + 1) + ((uint32_t)tries << 24));
-      day = (int64_t)(start + u01(t.v[0]) * span);
+      dt_rand4 t = synth_draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4 + 1) + ((uint32_t)tries << 24));
+      day = (int64_t)(start + synth_u01(t.v[0]) * span);
       if (day >= D) day = D - 1;
       weekend = (day0 + day + 3) % 7 >= 5;
       double wgt = weekend ? weekend_w : 1.0;
-      if (u01(t.v[1]) * fmax(weekend_w, 1.0) < wgt) break;
+      if (synth_u01(t.v[1]) * fmax(weekend_w, 1.0) < wgt) break;
     }
     double hour = center + 1.3 * (double)dt_normal_from(s.v[1], s.v[2]);
     hour = fmod(hour + 48.0, 24.0);
@@ -445,23 +275,23 @@ int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_e
       total += base * affinity(c, hour, weekend) * w->season[c * w->M + month];
       cw[c] = total;
     }
-    int64_t cat = search_cum_d(cw, C, u01(s.v[3]) * total);
-    dt_rand4 s2 = draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4 + 2));
+    int64_t cat = search_cum_d(cw, C, synth_u01(s.v[3]) * total);
+    dt_rand4 s2 = synth_draw(w, P_SESSION, (uint64_t)u, (uint32_t)(session * 4 + 2));
     int64_t sub;
-    if (cat == prim && u01(s2.v[0]) < 0.7)
+    if (cat == prim && synth_u01(s2.v[0]) < 0.7)
       sub = pref;
-    else if (cat == sec && u01(s2.v[0]) < 0.5)
+    else if (cat == sec && synth_u01(s2.v[0]) < 0.5)
       sub = pref2;
     else
-      sub = search_cum_d(w->sub_cum, S, u01(s2.v[1]));
+      sub = search_cum_d(w->sub_cum, S, synth_u01(s2.v[1]));
     int64_t g = cat * S + sub;
     if (w->gstart[g] == w->gstart[g + 1]) /* an empty group (fewer items than groups) */
       g = w->item_group[dt_below64(s2.v[2], s2.v[3], (uint64_t)w->p.items)];
     int64_t ts = SYNTH_EPOCH + day * 86400 + (int64_t)(hour * 3600.0);
     int64_t item = -1;
     for (int64_t e = 0; e < size; e++, k++) {
-      dt_rand4 ev = draw(w, P_EVENT, (uint64_t)u, (uint32_t)k);
-      if (item >= 0 && u01(ev.v[0]) < 0.5) {
+      dt_rand4 ev = synth_draw(w, P_EVENT, (uint64_t)u, (uint32_t)k);
+      if (item >= 0 && synth_u01(ev.v[0]) < 0.5) {
         /* the next item of the chain, within the subcategory */
         int64_t lo = w->gstart[g], n = w->gstart[g + 1] - lo;
         item = lo + (item - lo + 1 + (ev.v[1] % 4 == 0)) % n;
@@ -469,13 +299,13 @@ int synth_user_events(const synth_world *w, int64_t u, int64_t n_events, synth_e
         item = sample_item(w, g, month, ev.v[1]);
       }
       for (uint32_t redraw = 0; redraw < 4 && already_seen(seen, k, item); redraw++) {
-        dt_rand4 rd = draw(w, P_EVENT, (uint64_t)u, (uint32_t)k + ((redraw + 1u) << 26));
+        dt_rand4 rd = synth_draw(w, P_EVENT, (uint64_t)u, (uint32_t)k + ((redraw + 1u) << 26));
         item = sample_item(w, g, month, rd.v[0]);
       }
       seen[k] = item;
-      if (e > 0) ts += 20 + (int64_t)(-150.0 * log(u01(ev.v[2])));
+      if (e > 0) ts += 20 + (int64_t)(-150.0 * log(synth_u01(ev.v[2])));
       /* ratings: mostly positive, as in real review data */
-      double rr = u01(ev.v[3]);
+      double rr = synth_u01(ev.v[3]);
       int rating = rr < 0.55 ? 5 : rr < 0.77 ? 4 : rr < 0.88 ? 3 : rr < 0.94 ? 2 : 1;
       int rc = emit(ctx, u, k, item, ts, rating);
       if (rc != DT_OK) {

@@ -1,15 +1,20 @@
 /* synth_world.h (internal to src/data): the synthetic generator's world
- * (categories, items, their text) and per-user event generation, shared by
- * the table writer (synth.c) and the JSON writer (synth_json.c). */
+ * (categories, items, their text; synth_world.c) and per-user event
+ * generation, shared by the table writer (synth.c) and the JSON writer
+ * (synth_json.c). */
 #ifndef DTRAIN_DATA_SYNTH_WORLD_H
 #define DTRAIN_DATA_SYNTH_WORLD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtrain/rng.h"
 #include "dtrain/synth.h"
 
 #define SYNTH_MAX_SESSION 20
+/* 2016-01-01 00:00:00 UTC, a Friday: the log starts here. */
+#define SYNTH_EPOCH 1451606400LL
+#define DAYS_PER_MONTH 30.4375
 
 typedef struct {
   dt_synth_params p;
@@ -38,6 +43,20 @@ typedef struct {
 /* One event: user u's k-th, on `item` at `ts`, with a 1-5 rating. */
 typedef int (*synth_emit_fn)(void *ctx, int64_t user, int64_t k, int64_t item, int64_t ts, int rating);
 
+/* What a draw is for: its first Philox counter word. */
+enum {
+  P_CAT = 1, P_ITEM_POP, P_ITEM_LIFE, P_ITEM_BRAND, P_ITEM_TEXT, P_WORD, P_USER, P_ACTIVITY, P_SESSION, P_EVENT,
+  P_RATING, P_SEASON, P_SUMMARY
+};
+
+static inline dt_rand4 synth_draw(const synth_world *w, uint32_t purpose, uint64_t a, uint32_t b) {
+  return dt_philox(w->p.seed, DT_RNG_SYNTH, purpose, (uint32_t)a, (uint32_t)(a >> 32), b);
+}
+
+/* A double in (0, 1) from 32 bits. */
+static inline double synth_u01(uint32_t x) { return ((double)x + 0.5) * (1.0 / 4294967296.0); }
+
+/* synth_world.c */
 int synth_world_build(const dt_synth_params *p, synth_world *w);
 void synth_world_free(synth_world *w);
 /* Events per user, summing to p.interactions ([users], caller frees). */

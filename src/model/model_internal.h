@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "dtrain/error.h"
 #include "dtrain/model.h"
 
 /* Activations and their gradients, sized by three batch dimensions:
@@ -46,16 +47,88 @@ typedef struct dt_model_work {
   int64_t readout_rows;       /* n_tokens of the last forward */
 } dt_model_work;
 
-/* Lays out the parameters and tables for m's version/variant/sizes. */
+/* Lays out the parameters (filling m->pv) and tables for m's
+ * version/variant/sizes. */
 void dt_model_layout(dt_model *m);
-/* Pointers into the dense buffers by name (panics when absent: a bug). */
-float *dt_model_w(dt_model *m, const char *name);
-float *dt_model_g(dt_model *m, const char *name);
-uint32_t dt_name_hash(const char *name);
+
+/* ---- Layers ---- */
+
+/* A Linear layer's parameters resolved against the current buffers (the
+ * buffers can move: dt_model_adopt_dense). b and db are NULL without bias. */
+typedef struct {
+  const float *w, *b;
+  float *dw, *db;
+} dt_linear;
+static inline dt_linear dt_linear_of(const dt_model *m, dt_linear_view v) {
+  dt_linear l = {m->w + v.weight, v.bias >= 0 ? m->w + v.bias : NULL, m->g + v.weight,
+                 v.bias >= 0 ? m->g + v.bias : NULL};
+  return l;
+}
+
+/* y [rows, out] = x [rows, in] W^T + b (PyTorch layout: W [out, in]) */
+static inline int dt_linear_fwd(dt_backend *be, float *y, const float *x, dt_linear l, int64_t rows, int in, int out) {
+  if (rows == 0) return DT_OK;
+  DT_TRY(be->gemm(be, 0, 1, (int)rows, out, in, 1.0f, x, in, l.w, in, 0.0f, y, out));
+  if (l.b) DT_TRY(be->add_bias(be, y, l.b, rows, out));
+  return DT_OK;
+}
+
+/* dW += dy^T x; db += colsum(dy); dx = dy W (+= when accumulate_dx; dx may be NULL). */
+static inline int dt_linear_bwd(dt_backend *be, const float *dy, const float *x, dt_linear l, float *dx,
+                                int accumulate_dx, int64_t rows, int in, int out) {
+  if (rows == 0) return DT_OK;
+  DT_TRY(be->gemm(be, 1, 0, out, in, (int)rows, 1.0f, dy, out, x, in, 1.0f, l.dw, in));
+  if (l.db) DT_TRY(be->bias_grad(be, l.db, dy, rows, out));
+  if (dx) DT_TRY(be->gemm(be, 0, 0, (int)rows, in, out, 1.0f, dy, out, l.w, in, accumulate_dx ? 1.0f : 0.0f, dx, in));
+  return DT_OK;
+}
+
+/* The dropout key of a site (row keys of the rows it drops in). */
+static inline dt_dropout_key dt_model_key(const dt_model *m, const dt_batch *b, uint32_t site,
+                                          const int64_t *row_keys) {
+  dt_dropout_key k = {m->seed, b->step, site, row_keys};
+  return k;
+}
+/* The key of a ReLU without dropout (p = 0: never consulted). */
+static inline dt_dropout_key dt_model_no_dropout(const dt_model *m) {
+  dt_dropout_key k = {m->seed, 0, 0, NULL};
+  return k;
+}
+
+/* ---- Towers (towers.c): each reads the batch and writes m->work ---- */
+
+/* The dynamic tower's sequence encoder: the batch's packed history tokens
+ * (b->ids_dyn_tok, rows of dynamic.item_emb) -> one state of gru_hidden
+ * floats per example in work->hdin (the read-out token b->readout, or the
+ * zero state for an empty history). backward takes work->d_hdin,
+ * accumulates the encoder's weight gradients and appends the tokens'
+ * gradient rows to dynamic.item_emb's sparse gradient. Another encoder (a
+ * self-attention one) is another of these. */
+typedef struct dt_seq_encoder {
+  const char *name;
+  int (*forward)(dt_model *m, const dt_batch *b);
+  int (*backward)(dt_model *m, const dt_batch *b);
+} dt_seq_encoder;
+extern const dt_seq_encoder dt_encoder_gru; /* encoder_gru.c: 2-layer GRU, PyTorch's */
+
+/* history -> encoder -> dynamic.proj -> work->hd [n, D] */
+int dt_dynamic_fwd(dt_model *m, const dt_batch *b);
+int dt_dynamic_bwd(dt_model *m, const dt_batch *b);
+/* TF-IDF rows of `items` -> work->hc-like `out` [rows, D]; b NULL = eval mode */
+int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, float *c1, float *c2,
+                   float *out);
+int dt_content_bwd(dt_model *m, const dt_batch *b);
+/* context -> alpha [n, 3] (the fixed alpha when the model has no gate) */
+int dt_gate_fwd(dt_model *m, const dt_batch *b, const float **alpha);
+int dt_gate_bwd(dt_model *m, const dt_batch *b);
+/* v1/v2: [e_u ; e_i] -> work->hs [nc, D]; backward ends in the two tables' sparse rows */
+int dt_static_fwd(dt_model *m, const dt_batch *b);
+int dt_static_bwd(dt_model *m, const dt_batch *b);
+/* Appends `rows` gradient rows of table t (ids from `ids`, backend memory):
+ * *slot is where the caller writes them. */
+int dt_model_grad_slot(dt_model *m, int t, const int32_t *ids, int64_t rows, float **slot);
 
 int dt_model_work_ensure(dt_model *m, int64_t n, int64_t nc, int64_t t);
 void dt_model_work_free(dt_model *m);
-/* Makes sure a table's sparse-gradient buffers hold `rows` rows. */
-int dt_table_grad_reserve(dt_model *m, dt_table *tb, int64_t rows);
 
 #endif

@@ -52,70 +52,79 @@ static dt_param *add_param(dt_model *m, const char *name, int64_t d0, int64_t d1
 }
 
 /* A Linear layer: weight [out, in] (Xavier) and bias [out] (zero). */
-static void add_linear(dt_model *m, const char *prefix, int64_t in, int64_t out, int bias) {
+static dt_linear_view add_linear(dt_model *m, const char *prefix, int64_t in, int64_t out, int bias) {
   char name[DT_NAME_LEN];
+  dt_linear_view v = {-1, -1};
   snprintf(name, sizeof name, "%s.weight", prefix);
-  add_param(m, name, out, in, DT_INIT_XAVIER);
+  v.weight = add_param(m, name, out, in, DT_INIT_XAVIER)->offset;
   if (bias) {
     snprintf(name, sizeof name, "%s.bias", prefix);
-    add_param(m, name, out, 0, DT_INIT_ZERO);
+    v.bias = add_param(m, name, out, 0, DT_INIT_ZERO)->offset;
   }
+  return v;
 }
 
-static void add_gru_layer(dt_model *m, int layer, int64_t in, int64_t hidden) {
-  char name[DT_NAME_LEN];
-  snprintf(name, sizeof name, "dynamic.gru.weight_ih_l%d", layer);
-  add_param(m, name, 3 * hidden, in, DT_INIT_GRU_UNIFORM);
-  snprintf(name, sizeof name, "dynamic.gru.weight_hh_l%d", layer);
-  add_param(m, name, 3 * hidden, hidden, DT_INIT_GRU_UNIFORM);
-  snprintf(name, sizeof name, "dynamic.gru.bias_ih_l%d", layer);
-  add_param(m, name, 3 * hidden, 0, DT_INIT_GRU_UNIFORM);
-  snprintf(name, sizeof name, "dynamic.gru.bias_hh_l%d", layer);
-  add_param(m, name, 3 * hidden, 0, DT_INIT_GRU_UNIFORM);
+/* torch.nn.GRU's parameter names of the two layers */
+static const char *const gru_names[2][4] = {
+    {"dynamic.gru.weight_ih_l0", "dynamic.gru.weight_hh_l0", "dynamic.gru.bias_ih_l0", "dynamic.gru.bias_hh_l0"},
+    {"dynamic.gru.weight_ih_l1", "dynamic.gru.weight_hh_l1", "dynamic.gru.bias_ih_l1", "dynamic.gru.bias_hh_l1"}};
+
+static dt_gru_view add_gru_layer(dt_model *m, int layer, int64_t in, int64_t hidden) {
+  const char *const *n = gru_names[layer];
+  dt_gru_view v;
+  v.weight_ih = add_param(m, n[0], 3 * hidden, in, DT_INIT_GRU_UNIFORM)->offset;
+  v.weight_hh = add_param(m, n[1], 3 * hidden, hidden, DT_INIT_GRU_UNIFORM)->offset;
+  v.bias_ih = add_param(m, n[2], 3 * hidden, 0, DT_INIT_GRU_UNIFORM)->offset;
+  v.bias_hh = add_param(m, n[3], 3 * hidden, 0, DT_INIT_GRU_UNIFORM)->offset;
+  return v;
 }
 
 void dt_model_layout(dt_model *m) {
   const int64_t D = m->dim, H = m->gru_hidden;
+  dt_param_views *pv = &m->pv;
   m->n_params = 0;
   m->n_dense = 0;
+  const dt_linear_view none = {-1, -1};
+  const dt_gru_view no_gru = {-1, -1, -1, -1};
+  *pv = (dt_param_views){none, none, {no_gru, no_gru}, none, none, none, none, none, none, none, none, none};
   if (m->use_static_mlp) {
-    add_linear(m, "static.fc1", 2 * D, m->static_hidden, 1);
-    add_linear(m, "static.fc2", m->static_hidden, D, 1);
+    pv->static_fc1 = add_linear(m, "static.fc1", 2 * D, m->static_hidden, 1);
+    pv->static_fc2 = add_linear(m, "static.fc2", m->static_hidden, D, 1);
   }
   if (m->use_dynamic) {
-    add_gru_layer(m, 0, D, H);
-    add_gru_layer(m, 1, H, H);
-    add_linear(m, "dynamic.proj", H, D, 1);
+    pv->gru[0] = add_gru_layer(m, 0, D, H);
+    pv->gru[1] = add_gru_layer(m, 1, H, H);
+    pv->dynamic_proj = add_linear(m, "dynamic.proj", H, D, 1);
   }
   if (m->use_content) {
-    add_linear(m, "content.fc1", m->vocab, m->content_h1, 1);
+    pv->content_fc1 = add_linear(m, "content.fc1", m->vocab, m->content_h1, 1);
     m->params[m->n_params - 2].transposed = 1; /* stored [vocab, h1]: TF-IDF rows pick contiguous rows */
-    add_linear(m, "content.fc2", m->content_h1, m->content_h2, 1);
-    add_linear(m, "content.fc3", m->content_h2, D, 1);
-    if (m->version == DT_V3) add_linear(m, "content.user_proj", D, D, 0);
+    pv->content_fc2 = add_linear(m, "content.fc2", m->content_h1, m->content_h2, 1);
+    pv->content_fc3 = add_linear(m, "content.fc3", m->content_h2, D, 1);
+    if (m->version == DT_V3) pv->content_user_proj = add_linear(m, "content.user_proj", D, D, 0);
   }
   if (m->use_gate) {
-    add_linear(m, "gate.fc1", m->gate_in, m->gate_hidden, 1);
-    add_linear(m, "gate.fc2", m->gate_hidden, 3, 1);
+    pv->gate_fc1 = add_linear(m, "gate.fc1", m->gate_in, m->gate_hidden, 1);
+    pv->gate_fc2 = add_linear(m, "gate.fc2", m->gate_hidden, 3, 1);
     /* v2/v3: gate.fc2 starts near uniform attention (MODEL.md "Loss") */
     if (m->version != DT_V1) m->params[m->n_params - 2].init = DT_INIT_NORMAL_001;
   }
   if (m->use_head) {
-    add_linear(m, "head.fc1", D, m->head_hidden, 1);
-    add_linear(m, "head.fc2", m->head_hidden, 1, 1);
+    pv->head_fc1 = add_linear(m, "head.fc1", D, m->head_hidden, 1);
+    pv->head_fc2 = add_linear(m, "head.fc2", m->head_hidden, 1, 1);
   }
-
   memset(m->tables, 0, sizeof m->tables);
   struct {
     const char *name;
     int64_t rows;
     int dim;
-    int present;
+    int present, zero_init;
+    int64_t pad_row;
   } t[DT_MAX_TABLES] = {
-      {"static.user_emb", m->n_users, (int)D, 1},
-      {"static.item_emb", m->n_items, (int)D, 1},
-      {"static.item_bias", m->n_items, 1, m->version == DT_V3},
-      {"dynamic.item_emb", m->n_items + 1, (int)D, m->use_dynamic},
+      {"static.user_emb", m->n_users, (int)D, 1, 0, -1},
+      {"static.item_emb", m->n_items, (int)D, 1, 0, -1},
+      {"static.item_bias", m->n_items, 1, m->version == DT_V3, 1, -1}, /* biases start at 0 */
+      {"dynamic.item_emb", m->n_items + 1, (int)D, m->use_dynamic, 0, 0}, /* row 0: padding, 0 */
   };
   for (int i = 0; i < DT_MAX_TABLES; i++) {
     dt_table *tb = &m->tables[i];
@@ -123,6 +132,8 @@ void dt_model_layout(dt_model *m) {
     tb->present = t[i].present;
     tb->rows = t[i].rows;
     tb->dim = t[i].dim;
+    tb->zero_init = t[i].zero_init;
+    tb->pad_row = t[i].pad_row;
     tb->row_lo = 0;
     tb->row_hi = t[i].rows;
   }
@@ -132,28 +143,6 @@ const dt_param *dt_model_param(const dt_model *m, const char *name) {
   for (int i = 0; i < m->n_params; i++)
     if (!strcmp(m->params[i].name, name)) return &m->params[i];
   return NULL;
-}
-
-float *dt_model_w(dt_model *m, const char *name) {
-  const dt_param *p = dt_model_param(m, name);
-  if (!p) dt_panic("model has no parameter %s", name);
-  return m->w + p->offset;
-}
-
-float *dt_model_g(dt_model *m, const char *name) {
-  const dt_param *p = dt_model_param(m, name);
-  if (!p) dt_panic("model has no parameter %s", name);
-  return m->g + p->offset;
-}
-
-/* FNV-1a: a stable 32-bit id of a parameter name for the init stream. */
-uint32_t dt_name_hash(const char *name) {
-  uint32_t h = 2166136261u;
-  for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
-    h ^= *c;
-    h *= 16777619u;
-  }
-  return h;
 }
 
 /* The initial value of element e (in PyTorch layout) of a parameter. */
@@ -200,33 +189,7 @@ int dt_model_init(dt_model *m, uint64_t seed) {
   DT_TRY(be->zero(be, m->g, (size_t)m->n_dense * sizeof(float)));
   m->adam_step = 0;
 
-  /* Tables: N(0, 0.01^2), item bias 0, padding row 0 of dynamic.item_emb 0.
-   * Element (global row, col) has its own counter, so a sharded table holds
-   * exactly the rows a replicated one would. */
-  for (int t = 0; t < DT_MAX_TABLES; t++) {
-    dt_table *tb = &m->tables[t];
-    if (!tb->present) continue;
-    int64_t local = tb->row_hi - tb->row_lo;
-    uint32_t hash = dt_name_hash(tb->name);
-    float *rows = dt_xmalloc((size_t)(local * tb->dim) * sizeof(float));
-    for (int64_t r = 0; r < local; r++) {
-      int64_t gr = tb->row_lo + r;
-      for (int c = 0; c < tb->dim; c++) {
-        float x = 0.0f;
-        if (t != DT_TABLE_ITEM_BIAS && !(t == DT_TABLE_DYN_ITEM && gr == 0)) {
-          dt_rand4 rr = dt_philox(seed, DT_RNG_INIT, hash, (uint32_t)gr, (uint32_t)((uint64_t)gr >> 32), (uint32_t)c);
-          x = 0.01f * dt_normal_from(rr.v[0], rr.v[1]);
-        }
-        rows[r * tb->dim + c] = x;
-      }
-    }
-    rc = be->upload(be, tb->data, rows, (size_t)(local * tb->dim) * sizeof(float));
-    free(rows);
-    DT_TRY(rc);
-    DT_TRY(be->zero(be, tb->m, (size_t)(local * tb->dim) * sizeof(float)));
-    DT_TRY(be->zero(be, tb->v, (size_t)(local * tb->dim) * sizeof(float)));
-    DT_TRY(be->zero(be, tb->acc, (size_t)local * sizeof(float)));
-    DT_TRY(be->zero(be, tb->row_step, (size_t)local * sizeof(int64_t)));
-  }
+  /* tables: N(0, 0.01^2), item bias 0, padding row 0 of dynamic.item_emb 0 */
+  for (int t = 0; t < DT_MAX_TABLES; t++) DT_TRY(dt_table_init(&m->tables[t], seed));
   return DT_OK;
 }

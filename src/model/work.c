@@ -124,14 +124,3 @@ void dt_model_work_free(dt_model *m) {
   free(w);
   m->work = NULL;
 }
-
-int dt_table_grad_reserve(dt_model *m, dt_table *tb, int64_t rows) {
-  if (rows <= tb->grad_cap) return DT_OK;
-  dt_backend *be = m->be;
-  int64_t c = grown(rows, tb->grad_cap);
-  tb->grad_cap = 0;
-  DT_TRY(dt_backend_replace(be, (void **)&tb->grad_ids, (size_t)c * sizeof(int32_t)));
-  DT_TRY(dt_backend_replace(be, (void **)&tb->grad_rows, (size_t)(c * tb->dim) * sizeof(float)));
-  tb->grad_cap = c;
-  return DT_OK;
-}

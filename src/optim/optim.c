@@ -29,14 +29,12 @@ int dt_optim_dense_step(dt_model *m, double lr, double grad_scale, int64_t lo, i
   return m->be->adam(m->be, m->w + lo, m->g + lo, m->m + lo, m->v + lo, hi - lo, h);
 }
 
-int dt_optim_table_step(dt_model *m, int t, const int32_t *local_ids, const float *grads, int64_t rows, double lr,
-                        double grad_scale) {
-  const dt_config *cfg = m->cfg;
-  dt_table *tb = &m->tables[t];
-  if (rows == 0) return DT_OK;
+dt_sparse_optim dt_optim_sparse_kind(const dt_config *cfg) {
+  return !strcmp(cfg->optim_sparse, "rowwise_adagrad") ? DT_SPARSE_ROWWISE_ADAGRAD : DT_SPARSE_LAZY_ADAM;
+}
+
+dt_adam_hyper dt_optim_sparse_hyper(const dt_config *cfg, double lr, double grad_scale) {
   dt_adam_hyper h = {(float)lr, (float)cfg->optim_beta1, (float)cfg->optim_beta2, (float)cfg->optim_eps,
                      (float)dt_config_sparse_weight_decay(cfg), (float)grad_scale, 0};
-  if (!strcmp(cfg->optim_sparse, "rowwise_adagrad"))
-    return m->be->adagrad_rows(m->be, tb->data, tb->acc, local_ids, grads, rows, tb->dim, h);
-  return m->be->adam_rows(m->be, tb->data, tb->m, tb->v, tb->row_step, local_ids, grads, rows, tb->dim, h);
+  return h;
 }

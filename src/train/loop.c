@@ -16,68 +16,20 @@
 #include "dtrain/shard.h"
 #include "dtrain/timer.h"
 #include "dtrain/trainer.h"
-
-typedef struct {
-  dt_session *s;
-  FILE *metrics;        /* rank 0 only */
-  char *ckpt_dir;
-  char *config_json;
-  dt_ckpt_state st;
-  double t0;
-} loop_ctx;
-
-/* ---- metrics.jsonl ----------------------------------------------------------------- */
-
-static int write_json_line(loop_ctx *L, cJSON *o) {
-  int rc = DT_OK;
-  if (L->metrics) {
-    char *s = cJSON_PrintUnformatted(o);
-    if (!s || fprintf(L->metrics, "%s\n", s) < 0 || fflush(L->metrics) != 0)
-      rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s/metrics.jsonl: %s", L->s->run_dir, strerror(errno));
-    cJSON_free(s);
-  }
-  cJSON_Delete(o);
-  return rc;
-}
-
-static void add_alpha(cJSON *o, const double a[3]) {
-  cJSON *arr = cJSON_CreateArray();
-  for (int k = 0; k < 3; k++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(a[k]));
-  cJSON_AddItemToObject(o, "alpha_mean", arr);
-}
-
-/* Bytes this rank has sent: the dense all-reduce, and every table's sparse
- * exchange (lookups and gradients). */
-static void comm_bytes(dt_session *s, uint64_t *dense, uint64_t *sparse) {
-  dt_comm_stats cs;
-  dt_comm_get_stats(s->comm, &cs);
-  *dense = cs.dense_bytes;
-  *sparse = 0;
-  for (int t = 0; t < DT_MAX_TABLES; t++) {
-    if (!s->tables[t].present) continue;
-    dt_comm_table_stats ts;
-    dt_comm_get_table_stats(s->comm, s->tables[t].comm_ids.rows_id, &ts);
-    *sparse += ts.lookup_bytes + ts.grad_bytes;
-  }
-}
+#include "train_internal.h"
 
 /* ---- Checkpoints -------------------------------------------------------------------- */
 
-static char *ckpt_path(loop_ctx *L, const char *name) { return dt_path_join(L->ckpt_dir, name); }
+static char *ckpt_path(dt_run *L, const char *name) { return dt_path_join(L->ckpt_dir, name); }
 
-static int save(loop_ctx *L, const char *name) {
+static int save(dt_run *L, const char *name) {
   /* with the sharded dense update each rank's Adam moments are current in
    * its own block only: gather them so the file holds all of them (the
    * shared-memory update keeps one copy, always whole) */
   dt_session *s = L->s;
-  if (dt_comm_dense_update(s->comm) == DT_DENSE_SHARDED) {
-    DT_TRY(dt_comm_dense_allgather(s->comm, s->model->m, s->model->n_dense));
-    DT_TRY(dt_comm_dense_allgather(s->comm, s->model->v, s->model->n_dense));
-  }
+  DT_TRY(dt_comm_dense_sync(s->comm)->before_save(s->comm, s->model->m, s->model->v, s->model->n_dense));
   char *path = ckpt_path(L, name);
   int rc = dt_ckpt_save(path, L->s->model, &L->st, L->config_json, L->s->ds.file_crc32, L->s->cfg.data_output,
-                        (const dt_ckpt_table_comm[]){L->s->tables[0].comm_ids, L->s->tables[1].comm_ids,
-                                                     L->s->tables[2].comm_ids, L->s->tables[3].comm_ids},
                         L->s->comm);
   if (!rc) dt_log_info("checkpoint %s", path);
   free(path);
@@ -85,7 +37,7 @@ static int save(loop_ctx *L, const char *name) {
 }
 
 /* Keeps the newest ckpt.keep_last epoch checkpoints (rank 0). */
-static void prune(loop_ctx *L, int64_t epoch) {
+static void prune(dt_run *L, int64_t epoch) {
   if (dt_comm_rank(L->s->comm) != 0) return;
   int64_t old = epoch - L->s->cfg.ckpt_keep_last;
   if (old < 1) return;
@@ -98,7 +50,7 @@ static void prune(loop_ctx *L, int64_t epoch) {
 
 /* ---- Validation ----------------------------------------------------------------------- */
 
-static int validate(loop_ctx *L, dt_eval_result *r) {
+static int validate(dt_run *L, dt_eval_result *r) {
   dt_eval_ctx ctx;
   dt_session_eval_ctx(L->s, &ctx);
   int rc = dt_evaluate(&ctx, DT_SPLIT_VALID, 1, 0, L->s->cfg.eval_max_users, r);
@@ -109,7 +61,7 @@ static int validate(loop_ctx *L, dt_eval_result *r) {
 
 /* ---- The loop ------------------------------------------------------------------------ */
 
-static int open_run_dir(loop_ctx *L, int resumed) {
+static int open_run_dir(dt_run *L, int resumed) {
   dt_session *s = L->s;
   L->ckpt_dir = dt_path_join(s->run_dir, "checkpoints");
   int rc = DT_OK;
@@ -172,7 +124,7 @@ static int64_t step_units(const dt_shard *sh, const dt_epoch_plan *plan, int64_t
   return hi - lo;
 }
 
-static int final_test(loop_ctx *L) {
+static int final_test(dt_run *L) {
   dt_session *s = L->s;
   char *best = ckpt_path(L, "best.h5");
   int rc = DT_OK;
@@ -201,240 +153,239 @@ static int final_test(loop_ctx *L) {
     if (o) {
       cJSON_AddStringToObject(o, "type", "test");
       cJSON_AddNumberToObject(o, "step", (double)L->st.global_step);
-      int wrc = write_json_line(L, o);
+      int wrc = dt_run_write_line(L, o);
       if (!rc) rc = wrc;
     }
   }
   return rc;
 }
 
-int dt_train_run(dt_session *s, const dt_train_options *opt) {
-  const dt_config *cfg = &s->cfg;
-  loop_ctx L;
-  memset(&L, 0, sizeof L);
-  L.s = s;
-  L.config_json = dt_config_to_json(cfg);
-  L.t0 = dt_now_s();
-  const int rank = dt_comm_rank(s->comm), size = dt_comm_size(s->comm);
-  int rc = DT_OK;
-  dt_shard shard;
-  memset(&shard, 0, sizeof shard);
-  dt_unit *units = NULL;
-  int64_t units_cap = 0;
-  balancer bal;
-  memset(&bal, 0, sizeof bal);
 
-  /* state: fresh or resumed */
-  L.st.best_metric = -1;
-  L.st.seed = (uint64_t)cfg->run_seed;
+/* ---- The run, in named steps ---------------------------------------------------------- */
+
+/* What one epoch's step loop needs and what it adds up. */
+typedef struct {
+  dt_shard shard;
+  dt_unit *units;
+  int64_t units_cap;
+  balancer bal;
+  int64_t max_steps, check_every;
+  double base_sparse_lr;
+} run_steps;
+
+typedef struct {
+  int64_t epoch, steps;   /* global steps of this epoch */
+  double lr_dense, lr_sparse;
+  double loss_sum, examples, alpha_sum[3]; /* example-weighted */
+  double t_start;
+} epoch_sums;
+
+/* Fresh parameters or a checkpoint's, the run directory, this rank's shard. */
+static int start_run(dt_run *L, const dt_train_options *opt, run_steps *R) {
+  dt_session *s = L->s;
+  const dt_config *cfg = &s->cfg;
+  int rc;
+  L->st.best_metric = -1;
+  L->st.seed = (uint64_t)cfg->run_seed;
   if (opt->resume) {
-    rc = dt_session_load(s, opt->resume, &L.st);
-    if (!rc) dt_log_info("resuming from %s: %lld epochs and %lld steps done", opt->resume, (long long)L.st.epoch,
-                         (long long)L.st.global_step);
+    rc = dt_session_load(s, opt->resume, &L->st);
+    if (!rc) dt_log_info("resuming from %s: %lld epochs and %lld steps done", opt->resume, (long long)L->st.epoch,
+                         (long long)L->st.global_step);
   } else {
     rc = dt_model_init(s->model, (uint64_t)cfg->run_seed);
-    /* shared_memory: every rank wrote the same values into the one copy of
-     * the dense parameters; nobody updates it before all are done
-     * (dt_session_load waits likewise) */
-    if (!rc && dt_comm_dense_update(s->comm) == DT_DENSE_SHARED) rc = dt_comm_barrier(s->comm);
+    /* node-shared parameters: every rank wrote the same values into the one
+     * copy; nobody updates it before all are done (dt_session_load waits
+     * likewise) */
+    rc = dt_comm_dense_sync(s->comm)->after_write(s->comm, rc, DT_EXIT_RUNTIME, "initialising the parameters");
   }
-  if (!rc) rc = open_run_dir(&L, opt->resume != NULL);
+  DT_TRY(rc);
+  DT_TRY(open_run_dir(L, opt->resume != NULL));
   const int chunk = s->model->history == DT_HISTORY_CHUNK;
-  if (!rc) rc = dt_shard_load(cfg->data_output, rank, size, chunk, cfg->train_batch_size, s->ds.history_len, &shard);
-  if (rc) goto out;
+  DT_TRY(dt_shard_load(cfg->data_output, dt_comm_rank(s->comm), dt_comm_size(s->comm), chunk, cfg->train_batch_size,
+                       s->ds.history_len, &R->shard));
   dt_log_info("training %s %s (%s history) on %s: %lld users, %lld items, %lld train interactions; this rank: %lld "
               "units, %lld interactions; %d rank(s), backend %s",
               cfg->model_version, cfg->model_variant, dt_config_history_mode(cfg), cfg->data_output,
-              (long long)s->ds.n_users, (long long)s->ds.n_items, (long long)s->ds.train.n, (long long)shard.n_units,
-              (long long)shard.n_interactions, size, s->be->name);
+              (long long)s->ds.n_users, (long long)s->ds.n_items, (long long)s->ds.train.n, (long long)R->shard.n_units,
+              (long long)R->shard.n_interactions, dt_comm_size(s->comm), s->be->name);
+  R->max_steps = opt->max_steps > 0 ? opt->max_steps : cfg->train_max_steps;
+  R->check_every = opt->check_replicas > 0 ? opt->check_replicas : cfg->comm_check_replicas;
+  R->base_sparse_lr = dt_config_sparse_lr(cfg);
+  return DT_OK;
+}
 
-  const int64_t max_steps = opt->max_steps > 0 ? opt->max_steps : cfg->train_max_steps;
-  const int64_t check_every = opt->check_replicas > 0 ? opt->check_replicas : cfg->comm_check_replicas;
-  const double base_sparse_lr = dt_config_sparse_lr(cfg);
-  int stop = 0;
-  for (int64_t epoch = L.st.epoch; epoch < cfg->train_epochs && !stop && !rc; epoch++) {
-    dt_epoch_plan plan;
-    rc = dt_shard_plan_epoch(&shard, (uint64_t)cfg->run_seed, epoch, &plan);
-    if (rc) break;
-    int64_t steps = plan.n_steps;
-    rc = dt_comm_allreduce_max_i64(s->comm, &steps, 1);
-    const double lr_d = dt_lr_at_epoch(cfg, cfg->train_lr, epoch), lr_s = dt_lr_at_epoch(cfg, base_sparse_lr, epoch);
-    double loss_sum = 0, ex_sum = 0, alpha_sum[3] = {0, 0, 0}, t_epoch = dt_now_s(), t_log = t_epoch;
-    int64_t ex_log = 0, steps_log = 0;
-    double phase[7] = {0, 0, 0, 0, 0, 0, 0};
-    uint64_t log_dense0 = 0, log_sparse0 = 0, log_lb0 = s->sparse_lower_bound_bytes;
-    comm_bytes(s, &log_dense0, &log_sparse0);
-    dt_progress prog;
-    char label[64];
-    snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch + 1, (long long)cfg->train_epochs);
-    dt_progress_begin(&prog, label, steps, "steps");
-    int64_t step0 = epoch == L.st.epoch ? L.st.step_in_epoch : 0;
-    for (int64_t step = step0; step < steps && !rc; step++) {
-      dt_comm_set_progress(s->comm, epoch, L.st.global_step);
-      int64_t nu = step_units(&shard, &plan, step, &units, &units_cap);
-      if (size > 1 && cfg->comm_balance_steps) {
-        rc = balance_step(s, &bal, &units, &nu, &units_cap);
-        if (rc) break;
-      }
-      dt_step_stats st;
-      rc = dt_train_step(s, units, nu, epoch, L.st.global_step, lr_d, lr_s, &st);
-      if (rc) break;
-      L.st.global_step++;
-      L.st.step_in_epoch = step + 1;
-      loss_sum += st.loss * (double)st.examples;
-      ex_sum += (double)st.examples;
-      ex_log += st.examples;
-      steps_log++;
-      const double ph[7] = {st.t_batch, st.t_forward, st.t_backward, st.t_wait, st.t_dense, st.t_sparse, st.t_update};
-      for (int k = 0; k < 7; k++) phase[k] += ph[k];
-      for (int k = 0; k < 3; k++) alpha_sum[k] += st.alpha[k] * (double)st.examples;
-      char extra[96];
-      snprintf(extra, sizeof extra, "loss %.4f", st.loss);
+/* --check-replicas: the replicated tables' checksums agree over ranks. */
+static int check_replicas(dt_session *s) {
+  int ids[DT_MAX_TABLES];
+  uint64_t sums[DT_MAX_TABLES];
+  int nt = 0;
+  for (int t = 0; t < DT_MAX_TABLES; t++) {
+    const dt_table *tb = &s->model->tables[t];
+    if (!tb->present || tb->sharded) continue;
+    DT_TRY(dt_table_checksum(tb, &sums[nt]));
+    ids[nt++] = tb->comm_id;
+  }
+  return dt_comm_check_replicas(s->comm, nt, ids, sums);
+}
+
+/* One global step of an epoch: this rank's units, the step, its line. */
+static int run_one_step(dt_run *L, run_steps *R, const dt_epoch_plan *plan, epoch_sums *E, dt_step_log *lg,
+                        int64_t step, double *loss) {
+  dt_session *s = L->s;
+  dt_comm_set_progress(s->comm, E->epoch, L->st.global_step);
+  int64_t nu = step_units(&R->shard, plan, step, &R->units, &R->units_cap);
+  if (dt_comm_size(s->comm) > 1 && s->cfg.comm_balance_steps)
+    DT_TRY(balance_step(s, &R->bal, &R->units, &nu, &R->units_cap));
+  dt_step_stats st;
+  DT_TRY(dt_train_step(s, R->units, nu, E->epoch, L->st.global_step, E->lr_dense, E->lr_sparse, &st));
+  *loss = st.loss;
+  L->st.global_step++;
+  L->st.step_in_epoch = step + 1;
+  E->loss_sum += st.loss * (double)st.examples;
+  E->examples += (double)st.examples;
+  for (int k = 0; k < 3; k++) E->alpha_sum[k] += st.alpha[k] * (double)st.examples;
+  DT_TRY(dt_step_log_add(L, lg, &st, E->epoch, step + 1 == E->steps, E->lr_dense, E->lr_sparse));
+  if (R->check_every > 0 && L->st.global_step % R->check_every == 0) DT_TRY(check_replicas(s));
+  return DT_OK;
+}
+
+/* The epoch's steps (from where a resumed run left off); *stop when
+ * --max-steps is reached. */
+static int run_epoch_steps(dt_run *L, run_steps *R, epoch_sums *E, int *stop) {
+  dt_session *s = L->s;
+  const dt_config *cfg = &s->cfg;
+  dt_epoch_plan plan;
+  DT_TRY(dt_shard_plan_epoch(&R->shard, (uint64_t)cfg->run_seed, E->epoch, &plan));
+  E->steps = plan.n_steps;
+  int rc = dt_comm_allreduce_max_i64(s->comm, &E->steps, 1);
+  E->lr_dense = dt_lr_at_epoch(cfg, cfg->train_lr, E->epoch);
+  E->lr_sparse = dt_lr_at_epoch(cfg, R->base_sparse_lr, E->epoch);
+  E->t_start = dt_now_s();
+  dt_step_log lg;
+  dt_step_log_begin(L, &lg);
+  dt_progress prog;
+  char label[64], extra[96];
+  snprintf(label, sizeof label, "epoch %lld/%lld", (long long)E->epoch + 1, (long long)cfg->train_epochs);
+  dt_progress_begin(&prog, label, E->steps, "steps");
+  int64_t step0 = E->epoch == L->st.epoch ? L->st.step_in_epoch : 0;
+  for (int64_t step = step0; step < E->steps && !rc && !*stop; step++) {
+    double loss = 0;
+    rc = run_one_step(L, R, &plan, E, &lg, step, &loss);
+    if (!rc) {
+      snprintf(extra, sizeof extra, "loss %.4f", loss);
       dt_progress_update(&prog, step + 1, extra);
-      if (L.st.global_step % cfg->run_log_every == 0 || step + 1 == steps) {
-        double now = dt_now_s();
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "type", "step");
-        cJSON_AddNumberToObject(o, "epoch", (double)epoch + 1);
-        cJSON_AddNumberToObject(o, "step", (double)L.st.global_step);
-        cJSON_AddNumberToObject(o, "loss", st.loss);
-        cJSON_AddNumberToObject(o, "examples", (double)st.examples);
-        cJSON_AddNumberToObject(o, "bpr", st.bpr);
-        cJSON_AddNumberToObject(o, "neg_entropy", st.entropy);
-        cJSON_AddNumberToObject(o, "balance", st.balance);
-        add_alpha(o, st.alpha);
-        cJSON_AddNumberToObject(o, "lr", lr_d);
-        cJSON_AddNumberToObject(o, "sparse_lr", lr_s);
-        cJSON_AddNumberToObject(o, "grad_norm", st.grad_norm);
-        cJSON_AddNumberToObject(o, "examples_per_sec", now > t_log ? (double)ex_log / (now - t_log) : 0);
-        cJSON_AddNumberToObject(o, "time_s", now - L.t0);
-        cJSON_AddNumberToObject(o, "peak_rss_mb", (double)dt_peak_rss_bytes() / 1048576.0);
-        /* this rank's communication per step since the last line */
-        uint64_t dense_b, sparse_b;
-        comm_bytes(s, &dense_b, &sparse_b);
-        double per = steps_log > 0 ? (double)steps_log : 1.0;
-        cJSON_AddNumberToObject(o, "comm_dense_bytes_per_step", (double)(dense_b - log_dense0) / per);
-        cJSON_AddNumberToObject(o, "comm_sparse_bytes_per_step", (double)(sparse_b - log_sparse0) / per);
-        cJSON_AddNumberToObject(o, "sparse_lower_bound_bytes_per_step",
-                                (double)(s->sparse_lower_bound_bytes - log_lb0) / per);
-        /* this rank's time per step, by phase (ms) */
-        static const char *phase_names[7] = {"batch",      "forward",     "backward", "wait",
-                                             "dense_comm", "sparse_comm", "update"};
-        cJSON *tm = cJSON_CreateObject();
-        for (int k = 0; k < 7; k++) {
-          cJSON_AddNumberToObject(tm, phase_names[k], 1e3 * phase[k] / per);
-          phase[k] = 0;
-        }
-        cJSON_AddItemToObject(o, "time_ms", tm);
-        log_dense0 = dense_b;
-        log_sparse0 = sparse_b;
-        log_lb0 = s->sparse_lower_bound_bytes;
-        steps_log = 0;
-        rc = write_json_line(&L, o);
-        t_log = now;
-        ex_log = 0;
-      }
-      if (!rc && check_every > 0 && L.st.global_step % check_every == 0) {
-        int ids[DT_MAX_TABLES];
-        uint64_t sums[DT_MAX_TABLES];
-        int nt = 0;
-        for (int t = 0; t < DT_MAX_TABLES; t++) {
-          const dt_table *tb = &s->model->tables[t];
-          if (!tb->present || s->tables[t].placement != DT_PLACEMENT_REPLICATED) continue;
-          size_t bytes = (size_t)(tb->rows * tb->dim) * sizeof(float);
-          float *host = dt_xmalloc(bytes);
-          rc = s->be->download(s->be, host, tb->data, bytes);
-          sums[nt] = dt_comm_checksum(DT_COMM_CHECKSUM_INIT, host, bytes);
-          ids[nt++] = s->tables[t].comm_ids.rows_id;
-          free(host);
-          if (rc) break;
-        }
-        if (!rc) rc = dt_comm_check_replicas(s->comm, nt, ids, sums);
-      }
-      if (!rc && max_steps > 0 && L.st.global_step >= max_steps) {
-        stop = 1;
-        break;
-      }
     }
-    dt_epoch_plan_free(&plan);
-    if (rc) {
-      dt_progress_end(&prog, L.st.step_in_epoch, "failed");
-      break;
-    }
-    double epoch_time = dt_now_s() - t_epoch;
-    dt_progress_end(&prog, L.st.step_in_epoch, NULL);
-    if (stop && L.st.step_in_epoch < steps) {
+    if (!rc && R->max_steps > 0 && L->st.global_step >= R->max_steps) *stop = 1;
+  }
+  dt_epoch_plan_free(&plan);
+  dt_progress_end(&prog, L->st.step_in_epoch, rc ? "failed" : NULL);
+  return rc;
+}
+
+/* Validation (every train.eval_every epochs and the last) into the epoch
+ * line, and the early-stopping bookkeeping; *improved when the best
+ * validation NDCG@10 so far. */
+static int validate_epoch(dt_run *L, const epoch_sums *E, double epoch_time, cJSON *o, int *improved) {
+  const dt_config *cfg = &L->s->cfg;
+  const int64_t epoch = E->epoch;
+  *improved = 0;
+  if (cfg->train_eval_every <= 0 || ((epoch + 1) % cfg->train_eval_every != 0 && epoch + 1 != cfg->train_epochs))
+    return DT_OK;
+  dt_eval_result r;
+  DT_TRY(validate(L, &r));
+  cJSON *v = cJSON_CreateObject();
+  cJSON_AddNumberToObject(v, "ndcg@10", r.sampled.ndcg[1]);
+  cJSON_AddNumberToObject(v, "hr@10", r.sampled.hr[1]);
+  cJSON_AddNumberToObject(v, "mrr", r.sampled.mrr);
+  cJSON_AddNumberToObject(v, "users", (double)r.sampled.users);
+  cJSON_AddItemToObject(o, "valid", v);
+  double metric = r.sampled.ndcg[1];
+  *improved = metric > L->st.best_metric;
+  if (*improved) {
+    L->st.best_metric = metric;
+    L->st.best_epoch = epoch + 1;
+    L->st.bad_epochs = 0;
+  } else {
+    L->st.bad_epochs++;
+  }
+  const double loss = E->examples > 0 ? E->loss_sum / E->examples : NAN;
+  dt_log_info(
+      "epoch %lld: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f (best %.4f at epoch %lld), alpha %.3f %.3f "
+      "%.3f, %.0f examples/s",
+      (long long)epoch + 1, loss, metric, r.sampled.hr[1], L->st.best_metric, (long long)L->st.best_epoch,
+      E->examples > 0 ? E->alpha_sum[0] / E->examples : NAN, E->examples > 0 ? E->alpha_sum[1] / E->examples : NAN,
+      E->examples > 0 ? E->alpha_sum[2] / E->examples : NAN, epoch_time > 0 ? E->examples / epoch_time : 0);
+  return DT_OK;
+}
+
+/* After a whole epoch: its line (with validation), the epoch and best
+ * checkpoints, early stopping (*stop). */
+static int end_epoch(dt_run *L, const epoch_sums *E, int *stop) {
+  const dt_config *cfg = &L->s->cfg;
+  const int64_t epoch = E->epoch;
+  const double epoch_time = dt_now_s() - E->t_start;
+  L->st.epoch = epoch + 1;
+  L->st.step_in_epoch = 0;
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "type", "epoch");
+  cJSON_AddNumberToObject(o, "epoch", (double)epoch + 1);
+  cJSON_AddNumberToObject(o, "step", (double)L->st.global_step);
+  cJSON_AddNumberToObject(o, "loss", E->examples > 0 ? E->loss_sum / E->examples : NAN);
+  cJSON_AddNumberToObject(o, "examples_per_sec", epoch_time > 0 ? E->examples / epoch_time : 0);
+  cJSON_AddNumberToObject(o, "epoch_time_s", epoch_time);
+  double am[3];
+  for (int k = 0; k < 3; k++) am[k] = E->examples > 0 ? E->alpha_sum[k] / E->examples : NAN;
+  dt_log_add_alpha(o, am);
+  cJSON_AddNumberToObject(o, "lr", E->lr_dense);
+  int improved = 0, rc = validate_epoch(L, E, epoch_time, o, &improved);
+  if (rc) {
+    cJSON_Delete(o);
+    return rc;
+  }
+  cJSON_AddNumberToObject(o, "best_ndcg@10", L->st.best_metric);
+  DT_TRY(dt_run_write_line(L, o));
+  if (cfg->ckpt_every > 0 && (epoch + 1) % cfg->ckpt_every == 0) {
+    char name[64];
+    snprintf(name, sizeof name, "epoch-%04lld.h5", (long long)epoch + 1);
+    DT_TRY(save(L, name));
+    prune(L, epoch + 1);
+  }
+  if (improved) DT_TRY(save(L, "best.h5"));
+  if (cfg->train_patience > 0 && L->st.bad_epochs >= cfg->train_patience) {
+    dt_log_info("early stopping: no better validation NDCG@10 for %lld epochs", (long long)L->st.bad_epochs);
+    *stop = 1;
+  }
+  return DT_OK;
+}
+
+int dt_train_run(dt_session *s, const dt_train_options *opt) {
+  dt_run L;
+  memset(&L, 0, sizeof L);
+  L.s = s;
+  L.config_json = dt_config_to_json(&s->cfg);
+  L.t0 = dt_now_s();
+  run_steps R;
+  memset(&R, 0, sizeof R);
+  int rc = start_run(&L, opt, &R), stop = 0;
+  for (int64_t epoch = L.st.epoch; !rc && !stop && epoch < s->cfg.train_epochs; epoch++) {
+    epoch_sums E = {.epoch = epoch};
+    rc = run_epoch_steps(&L, &R, &E, &stop);
+    if (!rc && stop && L.st.step_in_epoch < E.steps) {
       /* stopped inside the epoch (--max-steps): a resumable checkpoint */
       L.st.epoch = epoch;
       rc = save(&L, "last.h5");
       break;
     }
-    L.st.epoch = epoch + 1;
-    L.st.step_in_epoch = 0;
-    /* validation and early stopping */
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "epoch");
-    cJSON_AddNumberToObject(o, "epoch", (double)epoch + 1);
-    cJSON_AddNumberToObject(o, "step", (double)L.st.global_step);
-    cJSON_AddNumberToObject(o, "loss", ex_sum > 0 ? loss_sum / ex_sum : NAN);
-    cJSON_AddNumberToObject(o, "examples_per_sec", epoch_time > 0 ? ex_sum / epoch_time : 0);
-    cJSON_AddNumberToObject(o, "epoch_time_s", epoch_time);
-    double am[3];
-    for (int k = 0; k < 3; k++) am[k] = ex_sum > 0 ? alpha_sum[k] / ex_sum : NAN;
-    add_alpha(o, am);
-    cJSON_AddNumberToObject(o, "lr", lr_d);
-    int improved = 0;
-    if (cfg->train_eval_every > 0 && ((epoch + 1) % cfg->train_eval_every == 0 || epoch + 1 == cfg->train_epochs)) {
-      dt_eval_result r;
-      rc = validate(&L, &r);
-      if (rc) {
-        cJSON_Delete(o);
-        break;
-      }
-      cJSON *v = cJSON_CreateObject();
-      cJSON_AddNumberToObject(v, "ndcg@10", r.sampled.ndcg[1]);
-      cJSON_AddNumberToObject(v, "hr@10", r.sampled.hr[1]);
-      cJSON_AddNumberToObject(v, "mrr", r.sampled.mrr);
-      cJSON_AddNumberToObject(v, "users", (double)r.sampled.users);
-      cJSON_AddItemToObject(o, "valid", v);
-      double metric = r.sampled.ndcg[1];
-      improved = metric > L.st.best_metric;
-      if (improved) {
-        L.st.best_metric = metric;
-        L.st.best_epoch = epoch + 1;
-        L.st.bad_epochs = 0;
-      } else {
-        L.st.bad_epochs++;
-      }
-      dt_log_info("epoch %lld: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f (best %.4f at epoch %lld), alpha %.3f %.3f "
-                  "%.3f, %.0f examples/s",
-                  (long long)epoch + 1, ex_sum > 0 ? loss_sum / ex_sum : NAN, metric, r.sampled.hr[1],
-                  L.st.best_metric, (long long)L.st.best_epoch, am[0], am[1], am[2],
-                  epoch_time > 0 ? ex_sum / epoch_time : 0);
-    }
-    cJSON_AddNumberToObject(o, "best_ndcg@10", L.st.best_metric);
-    rc = write_json_line(&L, o);
-    if (!rc && cfg->ckpt_every > 0 && (epoch + 1) % cfg->ckpt_every == 0) {
-      char name[64];
-      snprintf(name, sizeof name, "epoch-%04lld.h5", (long long)epoch + 1);
-      rc = save(&L, name);
-      if (!rc) prune(&L, epoch + 1);
-    }
-    if (!rc && improved) rc = save(&L, "best.h5");
-    if (!rc && cfg->train_patience > 0 && L.st.bad_epochs >= cfg->train_patience) {
-      dt_log_info("early stopping: no better validation NDCG@10 for %lld epochs", (long long)L.st.bad_epochs);
-      stop = 1;
-    }
+    if (!rc) rc = end_epoch(&L, &E, &stop);
   }
   if (!rc && !(stop && L.st.step_in_epoch > 0)) rc = save(&L, "last.h5");
   if (!rc && !opt->skip_final_eval) rc = final_test(&L);
-out:
-  if (rc && L.ckpt_dir && rank == 0) /* say where the last good state is */
+  if (rc && L.ckpt_dir && dt_comm_rank(s->comm) == 0) /* say where the last good state is */
     dt_log_error("training stopped; the checkpoints in %s are intact", L.ckpt_dir);
-  free(units);
-  dt_comm_buffer_free(&bal.all);
-  free(bal.weight);
-  dt_shard_free(&shard);
+  free(R.units);
+  dt_comm_buffer_free(&R.bal.all);
+  free(R.bal.weight);
+  dt_shard_free(&R.shard);
   if (L.metrics) fclose(L.metrics);
   free(L.ckpt_dir);
   free(L.config_json);

@@ -1,11 +1,13 @@
 /* session.c: what every rank sets up for train, eval and recommend, and the
  * per-batch placement work of sharded tables. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "dtrain/error.h"
 #include "dtrain/log.h"
+#include "dtrain/optim.h"
 #include "dtrain/trainer.h"
 
 static const char *placement_key(int t) {
@@ -22,38 +24,16 @@ static const char *placement_value(const dt_config *cfg, int t) {
   }
 }
 
-/* Registers every present table with the communicator (and, for sharded
- * ones, twins for the 1-float and int64 per-row state used by checkpoint
- * gathers) and shards the model's storage. Same order on every rank. */
+/* Places every present table (replicated or sharded, comm.placement.*):
+ * the same order on every rank. */
 static int place_tables(dt_session *s) {
-  dt_model *m = s->model;
   for (int t = 0; t < DT_MAX_TABLES; t++) {
-    dt_table_sync *ts = &s->tables[t];
-    dt_table *tb = &m->tables[t];
-    memset(ts, 0, sizeof *ts);
-    ts->present = tb->present;
+    dt_table *tb = &s->model->tables[t];
     if (!tb->present) continue;
-    int rc = dt_placement_parse(placement_value(&s->cfg, t), &ts->placement);
+    dt_placement placement;
+    int rc = dt_placement_parse(placement_value(&s->cfg, t), &placement);
     if (rc) return dt_fail_context(rc, "config key 'comm.placement.%s'", placement_key(t));
-    /* one rank holds every row either way: skip the owner machinery */
-    if (dt_comm_size(s->comm) == 1) ts->placement = DT_PLACEMENT_REPLICATED;
-    char name[96];
-    DT_TRY(dt_comm_table_add(s->comm, tb->name, tb->rows, tb->dim, ts->placement, &ts->comm_ids.rows_id));
-    snprintf(name, sizeof name, "%s/acc", tb->name);
-    DT_TRY(dt_comm_table_add(s->comm, name, tb->rows, 1, ts->placement, &ts->comm_ids.scalar_id));
-    snprintf(name, sizeof name, "%s/row_step", tb->name);
-    DT_TRY(dt_comm_table_add(s->comm, name, tb->rows, 2, ts->placement, &ts->comm_ids.step_id));
-    if (ts->placement == DT_PLACEMENT_SHARDED) {
-      int64_t lo, hi;
-      dt_comm_table_range(s->comm, ts->comm_ids.rows_id, &lo, &hi);
-      DT_TRY(dt_model_shard_table(m, t, lo, hi));
-      /* one machine: the blocks in shared memory, lookups read the owners' rows */
-      float *mine, *whole;
-      DT_TRY(dt_comm_table_shared(s->comm, ts->comm_ids.rows_id, tb->dim, &mine, &whole));
-      if (mine) DT_TRY(dt_model_adopt_shared_rows(m, t, mine, whole));
-      dt_log_info("table %s: sharded, this rank holds rows [%lld, %lld) of %lld%s", tb->name, (long long)lo,
-                  (long long)hi, (long long)tb->rows, mine ? " in shared memory (lookups read the owners' rows)" : "");
-    }
+    DT_TRY(dt_table_place(tb, s->comm, placement == DT_PLACEMENT_SHARDED));
   }
   return DT_OK;
 }
@@ -91,29 +71,13 @@ int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare) {
   DT_TRY(dt_comm_dense_update_setup(comm, s->cfg.comm_dense_update, s->model->n_dense, &shared));
   if (shared.w) DT_TRY(dt_model_adopt_dense(s->model, shared.w, shared.m, shared.v, shared.g));
   DT_TRY(place_tables(s));
+  s->sparse_optim = dt_optim_sparse_kind(&s->cfg);
   DT_TRY(dt_batch_builder_create(s->model, &s->ds, s->be, &s->bb));
   return DT_OK;
 }
 
-static void free_sync(dt_backend *be, dt_table_sync *ts) {
-  void *dev[] = {ts->d_cache, ts->d_uniq, ts->d_sums, ts->d_upd_ids, ts->d_upd_rows};
-  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
-    if (dev[i] && be) be->free(be, dev[i]);
-  free(ts->uniq);
-  free(ts->rows_host);
-  free(ts->h_ids);
-  free(ts->h_rows);
-  dt_sparse_rows_free(&ts->global);
-  memset(ts, 0, sizeof *ts);
-}
-
 void dt_session_close(dt_session *s) {
-  for (int t = 0; t < DT_MAX_TABLES; t++) free_sync(s->be, &s->tables[t]);
-  if (s->be) {
-    if (s->d_dscores) s->be->free(s->be, s->d_dscores);
-    if (s->d_dalpha) s->be->free(s->be, s->d_dalpha);
-  }
-  free(s->h_alpha);
+  dt_loss_free(&s->loss, s->be);
   dt_batch_builder_free(s->bb);
   dt_model_free(s->model);
   if (s->be) s->be->destroy(s->be);
@@ -125,14 +89,9 @@ void dt_session_close(dt_session *s) {
 
 int dt_session_load(dt_session *s, const char *path, dt_ckpt_state *st) {
   int rc = dt_ckpt_load(path, s->model, st);
-  /* node-shared parameters: nobody reads another rank's rows (or updates the
-   * shared weights) before every rank has loaded its part */
-  if (dt_comm_dense_update(s->comm) == DT_DENSE_SHARED) {
-    int64_t failed = rc != DT_OK;
-    DT_TRY(dt_comm_allreduce_max_i64(s->comm, &failed, 1));
-    if (failed && !rc) return dt_fail(DT_EXIT_DATA, "loading %s failed on another rank (see its message)", path);
-  }
-  return rc;
+  char what[4096];
+  snprintf(what, sizeof what, "loading %s", path);
+  return dt_comm_dense_sync(s->comm)->after_write(s->comm, rc, DT_EXIT_DATA, what);
 }
 
 void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx) {
@@ -142,73 +101,25 @@ void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx) {
   ctx->model = s->model;
   ctx->ds = &s->ds;
   ctx->bb = s->bb;
-  int any_sharded = 0; /* whose lookups go through the owners */
-  for (int t = 0; t < DT_MAX_TABLES; t++)
-    any_sharded |= s->tables[t].present && s->tables[t].placement == DT_PLACEMENT_SHARDED &&
-                   !s->model->tables[t].shared_rows;
-  ctx->prepare_batch = any_sharded ? dt_session_prepare_batch : NULL;
+  int any_lookup = 0; /* tables whose rows come from their owners */
+  for (int t = 0; t < DT_MAX_TABLES; t++) any_lookup |= dt_table_needs_lookup(&s->model->tables[t]);
+  ctx->prepare_batch = any_lookup ? dt_session_prepare_batch : NULL;
   ctx->prepare_ctx = s;
-  for (int t = 0; t < DT_MAX_TABLES; t++)
-    ctx->table_comm_id[t] =
-        s->tables[t].present && s->tables[t].placement == DT_PLACEMENT_SHARDED ? s->tables[t].comm_ids.rows_id : -1;
 }
 
 /* ---- Sharded lookups ------------------------------------------------------------- */
 
-static int cmp_i32(const void *a, const void *b) {
-  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-  return (x > y) - (x < y);
-}
-
 int dt_session_prepare_batch(void *session) {
   dt_session *s = session;
-  dt_model *m = s->model;
-  dt_backend *be = s->be;
   int changed = 0;
   for (int t = 0; t < DT_MAX_TABLES; t++) {
-    dt_table_sync *ts = &s->tables[t];
-    dt_table *tb = &m->tables[t];
-    if (!ts->present || ts->placement != DT_PLACEMENT_SHARDED || tb->shared_rows) continue;
-    /* the batch's ids for this table, all parts */
-    int64_t total = 0, cnt;
-    for (int part = 0; part < 2; part++)
-      if (dt_batch_table_ids(s->bb, t, part, &cnt)) total += cnt;
-    if (total > ts->uniq_cap) {
-      ts->uniq_cap = total + total / 4 + 16;
-      ts->uniq = dt_xrealloc(ts->uniq, (size_t)ts->uniq_cap * sizeof(int32_t));
-    }
-    int64_t k = 0;
-    for (int part = 0; part < 2; part++) {
-      int32_t *ids = dt_batch_table_ids(s->bb, t, part, &cnt);
-      if (ids) {
-        memcpy(ts->uniq + k, ids, (size_t)cnt * sizeof(int32_t));
-        k += cnt;
-      }
-    }
-    qsort(ts->uniq, (size_t)k, sizeof(int32_t), cmp_i32);
-    int64_t u = 0;
-    for (int64_t i = 0; i < k; i++)
-      if (u == 0 || ts->uniq[u - 1] != ts->uniq[i]) ts->uniq[u++] = ts->uniq[i];
-    ts->n_uniq = u;
-    /* fetch the rows from their owners, into the table's view */
-    ts->rows_host = dt_xrealloc(ts->rows_host, (size_t)((u > 0 ? u : 1) * tb->dim) * sizeof(float));
-    dt_table_ref ref = {m, t};
-    DT_TRY(dt_comm_sharded_lookup(s->comm, ts->comm_ids.rows_id, ts->uniq, u, dt_model_fetch_rows, &ref,
-                                  ts->rows_host));
-    if (u > ts->cache_cap) {
-      ts->cache_cap = u + u / 4 + 16;
-      DT_TRY(dt_backend_replace(be, (void **)&ts->d_cache, (size_t)(ts->cache_cap * tb->dim) * sizeof(float)));
-    }
-    if (u > 0) DT_TRY(be->upload(be, ts->d_cache, ts->rows_host, (size_t)(u * tb->dim) * sizeof(float)));
-    tb->view = ts->d_cache;
-    /* global ids -> positions in the view */
-    for (int part = 0; part < 2; part++) {
-      int32_t *ids = dt_batch_table_ids(s->bb, t, part, &cnt);
-      for (int64_t i = 0; ids && i < cnt; i++) {
-        const int32_t *hit = bsearch(&ids[i], ts->uniq, (size_t)u, sizeof(int32_t), cmp_i32);
-        ids[i] = (int32_t)(hit - ts->uniq);
-      }
-    }
+    dt_table *tb = &s->model->tables[t];
+    if (!dt_table_needs_lookup(tb)) continue;
+    /* the batch's ids for this table, all parts: rewritten to view positions */
+    int32_t *ids[2];
+    int64_t counts[2];
+    for (int part = 0; part < 2; part++) ids[part] = dt_batch_table_ids(s->bb, t, part, &counts[part]);
+    DT_TRY(dt_table_lookup(tb, ids, counts, 2));
     changed = 1;
   }
   return changed ? dt_batch_upload_ids(s->bb) : DT_OK;

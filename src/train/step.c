@@ -1,103 +1,56 @@
 /* step.c: one optimizer step on a global batch (MODEL.md "Loss" and
  * "Optimisation"), with the data-parallel exchanges:
  *
- *   build batch -> (sharded lookups) -> forward -> alpha statistics of the
- *   global batch (all-reduce) -> BPR + gate regularisers -> backward ->
- *   dense all-reduce -> sparse rows coalesced, exchanged (replicated:
- *   all-gather; sharded: to owners) -> global gradient norm -> clip ->
- *   Adam (dense) and lazy Adam / row-wise Adagrad (tables).
+ *   build batch -> (sharded lookups) -> forward -> loss (loss.h: the global
+ *   batch's statistics, BPR + gate regularisers) -> backward -> dense
+ *   gradient reduced (comm.h's dense-sync strategy) -> each table's rows
+ *   coalesced and exchanged (embed.h) -> global gradient norm -> clip ->
+ *   Adam (dense) and each table's row update.
  *
  * Every rank runs the same collectives in the same order, with an empty
  * local batch when its lanes ran out. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "dtrain/error.h"
-#include "dtrain/log.h"
 #include "dtrain/optim.h"
 #include "dtrain/timer.h"
 #include "dtrain/trainer.h"
 
-static int grow_dev(dt_backend *be, void **p, int64_t *cap, int64_t need, size_t elem) {
-  if (need <= *cap && *p) return DT_OK;
-  *cap = need + need / 4 + 16;
-  return dt_backend_replace(be, p, (size_t)*cap * elem);
-}
-
-/* Grows a pair of buffers to `need` ids (int32) and `need` rows of dim floats. */
-static int grow_rows(dt_backend *be, int32_t **ids, float **rows, int64_t *cap, int64_t need, int dim) {
-  if (need <= *cap && *ids) return DT_OK;
-  *cap = need + need / 4 + 16;
-  DT_TRY(dt_backend_replace(be, (void **)ids, (size_t)*cap * sizeof(int32_t)));
-  return dt_backend_replace(be, (void **)rows, (size_t)(*cap * dim) * sizeof(float));
-}
-
-/* Coalesces table t's gradient rows locally, maps them to global ids and
- * exchanges them; ts->global holds the rows this rank applies. Adds the
- * rows' squared norm to *sumsq_replicated (identical on every rank) or
- * *sumsq_sharded (this rank's owned rows only). */
-static int exchange_table(dt_session *s, int t, double *sumsq_replicated, double *sumsq_sharded) {
-  dt_backend *be = s->be;
-  dt_table *tb = &s->model->tables[t];
-  dt_table_sync *ts = &s->tables[t];
-  const int dim = tb->dim;
-  int64_t n = tb->grad_n, m = 0;
-  DT_TRY(grow_rows(be, &ts->d_uniq, &ts->d_sums, &ts->dsum_cap, n, dim));
-  if (n > 0) DT_TRY(be->coalesce_rows(be, tb->grad_ids, tb->grad_rows, n, dim, ts->d_uniq, ts->d_sums, &m));
-  /* the coalesced rows in host memory: the backend's own on the CPU */
-  int32_t *ids = ts->d_uniq;
-  float *rows_h = ts->d_sums;
-  if (!dt_backend_host_memory(be)) {
-    if (m > ts->h_cap) {
-      ts->h_cap = m + m / 4 + 16;
-      ts->h_ids = dt_xrealloc(ts->h_ids, (size_t)ts->h_cap * sizeof(int32_t));
-      ts->h_rows = dt_xrealloc(ts->h_rows, (size_t)(ts->h_cap * dim) * sizeof(float));
-    }
-    if (m > 0) {
-      DT_TRY(be->download(be, ts->h_ids, ts->d_uniq, (size_t)m * sizeof(int32_t)));
-      DT_TRY(be->download(be, ts->h_rows, ts->d_sums, (size_t)(m * dim) * sizeof(float)));
-    }
-    ids = ts->h_ids;
-    rows_h = ts->h_rows;
+/* The dense gradient summed over ranks, every table's rows exchanged, and
+ * the global gradient norm (the sharded shares summed over ranks). */
+static int reduce_gradients(dt_session *s, dt_dense_block *blk, dt_step_stats *out) {
+  dt_model *m = s->model;
+  double t0 = dt_now_s(), t1;
+  DT_TRY(dt_comm_dense_sync(s->comm)->reduce(s->comm, s->be, m->g, m->n_dense, blk));
+  t1 = dt_now_s();
+  out->t.dense_comm = t1 - t0;
+  t0 = t1;
+  double ss_rep = 0, ss_shard = 0;
+  for (int t = 0; t < DT_MAX_TABLES; t++)
+    if (m->tables[t].present)
+      DT_TRY(dt_table_exchange_grads(&m->tables[t], &ss_rep, &ss_shard, &s->sparse_lower_bound_bytes));
+  double ss_dense = blk->sumsq;
+  if (blk->partial) { /* blocks of the dense gradient sum like the sharded tables' rows */
+    ss_shard += ss_dense;
+    ss_dense = 0;
   }
-  s->sparse_lower_bound_bytes += (uint64_t)m * (uint64_t)dim * sizeof(float);
-  if (ts->placement == DT_PLACEMENT_SHARDED) {
-    /* view positions -> global ids (ascending: the view is sorted); a
-     * node-shared table is read by global id already */
-    if (!tb->shared_rows)
-      for (int64_t k = 0; k < m; k++) ids[k] = ts->uniq[ids[k]];
-    DT_TRY(dt_comm_sharded_exchange(s->comm, ts->comm_ids.rows_id, ids, rows_h, m, &ts->global));
-  } else {
-    DT_TRY(dt_comm_replicated_exchange(s->comm, ts->comm_ids.rows_id, ids, rows_h, m, &ts->global));
-  }
-  double ss = 0;
-  const float *restrict rows = ts->global.rows;
-  /* the simd reduction's lane order is fixed at compile time: same bits every run */
-#pragma omp simd reduction(+ : ss)
-  for (int64_t k = 0; k < ts->global.n * dim; k++) ss += (double)rows[k] * rows[k];
-  if (ts->placement == DT_PLACEMENT_SHARDED)
-    *sumsq_sharded += ss;
-  else
-    *sumsq_replicated += ss;
+  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, &ss_shard, 1));
+  out->grad_norm = sqrt(ss_dense + ss_rep + ss_shard);
+  out->t.sparse_comm = dt_now_s() - t0;
   return DT_OK;
 }
 
-/* Applies this rank's rows of table t (after the exchange). */
-static int apply_table(dt_session *s, int t, double lr, double scale) {
-  dt_backend *be = s->be;
-  dt_table *tb = &s->model->tables[t];
-  dt_table_sync *ts = &s->tables[t];
-  int64_t r = ts->global.n;
-  if (r == 0) return DT_OK;
-  /* global ids -> rows of this rank's storage */
-  if (tb->row_lo != 0)
-    for (int64_t k = 0; k < r; k++) ts->global.ids[k] -= (int32_t)tb->row_lo;
-  if (dt_backend_host_memory(be)) return dt_optim_table_step(s->model, t, ts->global.ids, ts->global.rows, r, lr, scale);
-  DT_TRY(grow_rows(be, &ts->d_upd_ids, &ts->d_upd_rows, &ts->upd_cap, r, tb->dim));
-  DT_TRY(be->upload(be, ts->d_upd_ids, ts->global.ids, (size_t)r * sizeof(int32_t)));
-  DT_TRY(be->upload(be, ts->d_upd_rows, ts->global.rows, (size_t)(r * tb->dim) * sizeof(float)));
-  return dt_optim_table_step(s->model, t, ts->d_upd_ids, ts->d_upd_rows, r, lr, scale);
+/* Adam on this rank's block of the dense parameters, every table's update,
+ * then the dense-sync strategy makes the parameters whole again. */
+static int update_parameters(dt_session *s, const dt_dense_block *blk, double lr_dense, double lr_sparse, double clip) {
+  dt_model *m = s->model;
+  DT_TRY(dt_optim_dense_step(m, lr_dense, clip, blk->lo, blk->hi));
+  const dt_adam_hyper sparse_hyper = dt_optim_sparse_hyper(&s->cfg, lr_sparse, clip);
+  for (int t = 0; t < DT_MAX_TABLES; t++)
+    if (m->tables[t].present) DT_TRY(dt_table_apply(&m->tables[t], s->sparse_optim, &sparse_hyper));
+  DT_TRY(dt_comm_dense_sync(s->comm)->after_update(s->comm, s->be, m->w, m->g, m->n_dense, blk));
+  return s->be->sync(s->be);
 }
 
 int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t epoch, int64_t global_step,
@@ -113,91 +66,40 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
   const dt_batch *b = dt_batch_get(s->bb);
   DT_TRY(dt_session_prepare_batch(s));
   t1 = dt_now_s();
-  out->t_batch = t1 - t0;
+  out->t.batch = t1 - t0;
   t0 = t1;
   const float *scores, *alpha;
   DT_TRY(dt_model_forward(m, b, &scores, &alpha));
-
-  /* statistics of the global batch: alpha column sums, examples, pairs */
-  const int64_t n = b->n;
-  if (n * 3 > s->h_alpha_cap) {
-    s->h_alpha_cap = n * 3 + 64;
-    s->h_alpha = dt_xrealloc(s->h_alpha, (size_t)s->h_alpha_cap * sizeof(float));
+  dt_loss_value lv;
+  DT_TRY(dt_loss_batch_stats(&s->loss, s->comm, be, b, alpha, &lv));
+  out->examples = (int64_t)lv.n_global;
+  out->pairs = (int64_t)lv.pairs_global;
+  if (lv.n_global <= 0) { /* an empty global batch: nothing to learn from */
+    out->t.wait = lv.t_wait;
+    return DT_OK;
   }
-  if (n > 0) DT_TRY(be->download(be, s->h_alpha, alpha, (size_t)(n * 3) * sizeof(float)));
-  double stats[5] = {0, 0, 0, (double)n, (double)(n * (b->c - 1))};
-  for (int64_t i = 0; i < n; i++)
-    for (int k = 0; k < 3; k++) stats[k] += s->h_alpha[i * 3 + k];
-  double tw = dt_now_s();
-  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, stats, 5));
-  out->t_wait = dt_now_s() - tw;
-  const double n_global = stats[3], pairs_global = stats[4];
-  out->examples = (int64_t)n_global;
-  out->pairs = (int64_t)pairs_global;
-  if (n_global <= 0) return DT_OK; /* an empty global batch: nothing to learn from */
-  float mean[3];
-  for (int k = 0; k < 3; k++) {
-    out->alpha[k] = stats[k] / n_global;
-    mean[k] = (float)out->alpha[k];
-  }
-
-  /* loss and its gradients w.r.t. scores and alpha */
-  DT_TRY(grow_dev(be, (void **)&s->d_dscores, &s->dscore_cap, b->nc > 0 ? b->nc : 1, sizeof(float)));
-  DT_TRY(grow_dev(be, (void **)&s->d_dalpha, &s->dalpha_cap, n > 0 ? n * 3 : 3, sizeof(float)));
-  double parts[2] = {0, 0}; /* BPR sum, sum of alpha log alpha */
-  if (n > 0) {
-    DT_TRY(be->bpr(be, scores, n, b->c, (float)(1.0 / pairs_global), s->d_dscores, &parts[0]));
-    DT_TRY(be->zero(be, s->d_dalpha, (size_t)(n * 3) * sizeof(float)));
-    DT_TRY(be->gate_reg(be, alpha, n, (float)cfg->model_lambda_ent, (float)cfg->model_lambda_bal, mean,
-                        (int64_t)n_global, s->d_dalpha, &parts[1]));
-  }
+  for (int k = 0; k < 3; k++) out->alpha[k] = lv.alpha_mean[k];
+  DT_TRY(dt_loss_grad(&s->loss, be, cfg, b, scores, alpha, &lv));
   DT_TRY(be->sync(be));
   t1 = dt_now_s();
-  out->t_forward = t1 - t0 - out->t_wait;
+  out->t.forward = t1 - t0 - lv.t_wait;
   t0 = t1;
-  /* shared_memory: the last update left every gradient buffer zero */
-  const dt_dense_update upd = dt_comm_dense_update(s->comm);
-  if (upd != DT_DENSE_SHARED) DT_TRY(dt_model_zero_grad(m));
-  DT_TRY(dt_model_backward(m, b, s->d_dscores, m->use_gate ? s->d_dalpha : NULL));
+  DT_TRY(dt_comm_dense_sync(s->comm)->begin_backward(s->comm, be, m->g, m->n_dense));
+  DT_TRY(dt_model_backward(m, b, s->loss.d_dscores, m->use_gate ? s->loss.d_dalpha : NULL));
   DT_TRY(be->sync(be));
   t1 = dt_now_s();
-  out->t_backward = t1 - t0;
-  t0 = t1;
-  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, parts, 2));
-  t1 = dt_now_s();
-  out->t_wait += t1 - t0;
-  t0 = t1;
-  out->bpr = parts[0] / pairs_global;
-  out->entropy = parts[1] / n_global;
-  out->balance = 0;
-  for (int k = 0; k < 3; k++) out->balance += (out->alpha[k] - 1.0 / 3.0) * (out->alpha[k] - 1.0 / 3.0);
-  out->loss = out->bpr + cfg->model_lambda_ent * out->entropy + cfg->model_lambda_bal * out->balance;
+  out->t.backward = t1 - t0;
+  DT_TRY(dt_loss_reduce(s->comm, cfg, &lv));
+  out->t.wait = lv.t_wait;
+  out->bpr = lv.bpr;
+  out->entropy = lv.entropy;
+  out->balance = lv.balance;
+  out->loss = lv.loss;
 
   /* gradients of the global batch: every loss term is already divided by
-   * the global counts, so the exchange sums. sharded / shared_memory: each
-   * rank ends with the sum of its own block [lo, hi) only and updates it */
-  int64_t lo = 0, hi = m->n_dense;
-  if (upd != DT_DENSE_ALLREDUCE) dt_comm_dense_shard(s->comm, m->n_dense, &lo, &hi);
-  double ss_dense = 0;
-  if (upd == DT_DENSE_SHARDED)
-    DT_TRY(dt_comm_dense_reduce_scatter(s->comm, m->g, m->n_dense));
-  else if (upd == DT_DENSE_SHARED) /* the block's sum of squares comes with it */
-    DT_TRY(dt_comm_dense_shared_reduce(s->comm, &ss_dense));
-  else
-    DT_TRY(dt_comm_dense_allreduce(s->comm, m->g, m->n_dense, 0));
-  t1 = dt_now_s();
-  out->t_dense = t1 - t0;
-  t0 = t1;
-  double ss_rep = 0, ss_shard = 0;
-  for (int t = 0; t < DT_MAX_TABLES; t++)
-    if (s->tables[t].present) DT_TRY(exchange_table(s, t, &ss_rep, &ss_shard));
-  if (upd != DT_DENSE_SHARED) DT_TRY(be->sumsq(be, m->g + lo, hi - lo, &ss_dense));
-  if (upd != DT_DENSE_ALLREDUCE) { /* blocks of the dense gradient sum like the sharded tables' rows */
-    ss_shard += ss_dense;
-    ss_dense = 0;
-  }
-  DT_TRY(dt_comm_allreduce_sum_f64(s->comm, &ss_shard, 1));
-  out->grad_norm = sqrt(ss_dense + ss_rep + ss_shard);
+   * the global counts, so the exchanges sum */
+  dt_dense_block blk;
+  DT_TRY(reduce_gradients(s, &blk, out));
   if (!isfinite(out->loss) || !isfinite(out->grad_norm))
     return dt_fail(DT_EXIT_RUNTIME,
                    "non-finite %s at epoch %lld, step %lld (loss %g, gradient norm %g); parameters were not updated. "
@@ -205,19 +107,8 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
                    !isfinite(out->loss) ? "loss" : "gradient", (long long)epoch, (long long)global_step, out->loss,
                    out->grad_norm);
   out->clip = dt_clip_factor(out->grad_norm, cfg->optim_clip_norm);
-  t1 = dt_now_s();
-  out->t_sparse = t1 - t0;
-  t0 = t1;
-
-  DT_TRY(dt_optim_dense_step(m, lr_dense, out->clip, lo, hi));
-  if (upd == DT_DENSE_SHARDED) DT_TRY(dt_comm_dense_allgather(s->comm, m->w, m->n_dense));
-  for (int t = 0; t < DT_MAX_TABLES; t++)
-    if (s->tables[t].present) DT_TRY(apply_table(s, t, lr_sparse, out->clip));
-  if (upd == DT_DENSE_SHARED) { /* the other blocks of this buffer were zeroed by their owners */
-    DT_TRY(be->zero(be, m->g + lo, (size_t)(hi - lo) * sizeof(float)));
-    DT_TRY(dt_comm_dense_shared_wait(s->comm));
-  }
-  DT_TRY(be->sync(be));
-  out->t_update = dt_now_s() - t0;
+  t0 = dt_now_s();
+  DT_TRY(update_parameters(s, &blk, lr_dense, lr_sparse, out->clip));
+  out->t.update = dt_now_s() - t0;
   return DT_OK;
 }

@@ -14,11 +14,7 @@ int dt_cpu_softmax3_fwd(dt_backend *be, const float *logits, float *alpha, int64
 int dt_cpu_softmax3_bwd(dt_backend *be, const float *alpha, const float *dalpha, float *dlogits, int64_t n) {
   (void)be;
   DT_CPU_REQUIRE(n >= 0, "softmax3_bwd", "negative n=%lld", (long long)n);
-  for (int64_t i = 0; i < n; i++) {
-    const float *a = alpha + 3 * i, *da = dalpha + 3 * i;
-    float dot = a[0] * da[0] + a[1] * da[1] + a[2] * da[2];
-    for (int k = 0; k < 3; k++) dlogits[3 * i + k] = a[k] * (da[k] - dot);
-  }
+  for (int64_t i = 0; i < n; i++) dt_softmax3_bwd(alpha + 3 * i, dalpha + 3 * i, dlogits + 3 * i);
   return 0;
 }
 
@@ -29,15 +25,14 @@ int dt_cpu_gate_reg(dt_backend *be, const float *alpha, int64_t n, float lambda_
                  (long long)n_global);
   double neg_ent = 0.0;
   if (n_global > 0) {
-    float ent_scale = lambda_ent / (float)n_global;
-    /* d/dalpha_ik of lambda_bal * sum_k (mean_k - 1/3)^2, mean_k = sum_i alpha_ik / n_global */
+    const float ent_scale = dt_gate_ent_scale(lambda_ent, n_global);
     float bal[3];
-    for (int k = 0; k < 3; k++) bal[k] = 2.0f * lambda_bal * (mean_host[k] - 1.0f / 3.0f) / (float)n_global;
+    for (int k = 0; k < 3; k++) bal[k] = dt_gate_bal_grad(lambda_bal, mean_host[k], n_global);
     for (int64_t i = 0; i < n; i++) {
       for (int k = 0; k < 3; k++) {
         float a = alpha[3 * i + k];
-        neg_ent += (double)(a * logf(a + 1e-8f));
-        dalpha[3 * i + k] += ent_scale * dt_neg_entropy_grad(a) + bal[k];
+        neg_ent += (double)dt_neg_entropy(a);
+        dalpha[3 * i + k] += dt_gate_reg_grad(a, ent_scale, bal[k]);
       }
     }
   }

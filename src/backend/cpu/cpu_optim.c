@@ -102,14 +102,14 @@ int dt_cpu_adagrad_rows(dt_backend *be, float *table, float *acc, const int32_t 
     float ss = 0.0f;
 #pragma omp simd reduction(+ : ss)
     for (int j = 0; j < dim; j++) {
-      float gj = gs * g[j] + wd * w[j];
+      float gj = dt_optim_grad(g[j], w[j], gs, wd);
       ss += gj * gj;
     }
-    float a = acc[ids[k]] + ss / (float)dim;
+    float a = dt_adagrad_acc(acc[ids[k]], ss, dim);
     acc[ids[k]] = a;
-    float step = hyper.lr / (sqrtf(a) + hyper.eps);
+    const float step = dt_adagrad_step(hyper.lr, a, hyper.eps);
     /* g is recomputed from the row before the row changes */
-    for (int j = 0; j < dim; j++) w[j] -= step * (gs * g[j] + wd * w[j]);
+    for (int j = 0; j < dim; j++) w[j] = dt_adagrad_update(w[j], dt_optim_grad(g[j], w[j], gs, wd), step);
   }
   return 0;
 }

@@ -3,6 +3,7 @@
  * mixtures. Host outputs (loss and entropy sums) come from deterministic
  * double reductions. */
 #include "backend/cuda/cuda_internal.h"
+#include "dtrain/op_math.h"
 
 static int cu_gru_step_fwd(dt_backend *be, const float *xg, const float *hg, const float *h_prev, float *h_out,
                            float *cache, int64_t a, int h) {
@@ -42,10 +43,9 @@ static int cu_softmax3_bwd(dt_backend *be, const float *alpha, const float *dalp
   return 0;
 }
 
-/* ent = lambda_ent / N sum alpha log(alpha + 1e-8): d/dalpha = lambda_ent/N
- * dt_neg_entropy_grad(alpha). bal = lambda_bal sum_k (mean_k - 1/3)^2 with
- * mean_k = 1/N sum_i alpha_ik: d/dalpha_ik = 2 lambda_bal (mean_k - 1/3)/N,
- * the same for every row, so it is computed once here. */
+/* The regularisers' coefficients (op_math.h: dt_gate_ent_scale,
+ * dt_gate_bal_grad) are the same for every row, so they are computed once
+ * here, in float as on the CPU. */
 static int cu_gate_reg(dt_backend *be, const float *alpha, int64_t n, float lambda_ent, float lambda_bal,
                        const float *mean_host, int64_t n_global, float *dalpha, double *neg_entropy_sum_host) {
   dt_cuda *c;
@@ -54,10 +54,9 @@ static int cu_gate_reg(dt_backend *be, const float *alpha, int64_t n, float lamb
   if (n < 0 || n_global < n)
     return dt_cuda_bad_call("gate_reg", "n=%lld rows with n_global=%lld", (long long)n, (long long)n_global);
   if (n == 0) return 0; /* so n_global >= 1 below */
-  const float ent_scale = (float)((double)lambda_ent / (double)n_global);
+  const float ent_scale = dt_gate_ent_scale(lambda_ent, n_global);
   float bal[3];
-  for (int k = 0; k < 3; k++)
-    bal[k] = (float)(2.0 * (double)lambda_bal * ((double)mean_host[k] - 1.0 / 3.0) / (double)n_global);
+  for (int k = 0; k < 3; k++) bal[k] = dt_gate_bal_grad(lambda_bal, mean_host[k], n_global);
   DT_KERNEL(dtk_gate_reg, (c->stream, alpha, n, ent_scale, bal[0], bal[1], bal[2], dalpha, c->partials));
   return dt_cuda_partials_to_host(c, dtk_partial_count(n), neg_entropy_sum_host);
 }

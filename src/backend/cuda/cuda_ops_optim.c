@@ -1,12 +1,10 @@
 /* cuda_ops_optim.c: the optimizers of the CUDA backend: Adam fused over the
- * contiguous dense buffer, lazy Adam and row-wise Adagrad on table rows. */
-#include <math.h>
-
+ * contiguous dense buffer, lazy Adam and row-wise Adagrad on table rows.
+ * The bias corrections are op_math.h's, as on the CPU and in the row
+ * kernels. */
 #include "backend/cuda/cuda_internal.h"
+#include "dtrain/op_math.h"
 
-/* 1 - beta^t in double, rounded once to float: the same rule the row
- * kernels apply per row (kernels/optim.cu). */
-static float bias_correction(float beta, int64_t t) { return (float)(1.0 - pow((double)beta, (double)t)); }
 
 static int cu_adam(dt_backend *be, float *param, const float *grad, float *m, float *v, int64_t n,
                    dt_adam_hyper hyper) {
@@ -15,8 +13,8 @@ static int cu_adam(dt_backend *be, float *param, const float *grad, float *m, fl
   if (n < 0) return dt_cuda_bad_call("adam", "n=%lld", (long long)n);
   if (hyper.step < 1) return dt_cuda_bad_call("adam", "step %lld (steps count from 1)", (long long)hyper.step);
   if (n == 0) return 0;
-  DT_KERNEL(dtk_adam, (c->stream, param, grad, m, v, n, hyper, bias_correction(hyper.beta1, hyper.step),
-                       bias_correction(hyper.beta2, hyper.step)));
+  DT_KERNEL(dtk_adam, (c->stream, param, grad, m, v, n, hyper, dt_adam_bias_correction(hyper.beta1, hyper.step),
+                       dt_adam_bias_correction(hyper.beta2, hyper.step)));
   return 0;
 }
 

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "dtrain/batch.h"
 #include "dtrain/ckpt.h"
 #include "dtrain/cli.h"
 #include "dtrain/comm.h"
@@ -50,23 +49,14 @@ static int recommend_one(dt_session *s, const char *uid, int k, int64_t when, in
   if (u < 0) return dt_fail(DT_EXIT_DATA, "recommend: unknown user '%s' (not in %s)", uid, s->cfg.data_output);
   int32_t user = (int32_t)u;
   int32_t pos = (int32_t)(ds->user_ptr[u + 1] - ds->user_ptr[u]);
-  const int64_t I = ds->n_items, block = 4096;
+  const int64_t I = ds->n_items;
+  float *scores = dt_xmalloc((size_t)I * sizeof(float));
+  dt_eval_ctx ctx;
+  dt_session_eval_ctx(s, &ctx);
+  int rc = dt_score_catalogue(&ctx, &user, &pos, &when, 1, 4096, scores);
   scored *all = dt_xmalloc((size_t)I * sizeof(scored));
-  int32_t *cand = dt_xmalloc((size_t)block * sizeof(int32_t));
-  float *host = dt_xmalloc((size_t)block * sizeof(float));
-  int rc = DT_OK;
-  for (int64_t lo = 0; lo < I && !rc; lo += block) {
-    int64_t cb = I - lo < block ? I - lo : block;
-    for (int64_t j = 0; j < cb; j++) cand[j] = (int32_t)(lo + j);
-    rc = dt_batch_build_candidates(s->bb, &user, &pos, &when, 1, cand, (int)cb);
-    if (!rc) rc = dt_session_prepare_batch(s);
-    const float *sc, *al;
-    if (!rc) rc = dt_model_forward(s->model, dt_batch_get(s->bb), &sc, &al);
-    if (!rc) rc = s->be->download(s->be, host, sc, (size_t)cb * sizeof(float));
-    for (int64_t j = 0; j < cb && !rc; j++) all[lo + j] = (scored){host[j], (int32_t)(lo + j)};
-  }
-  free(cand);
-  free(host);
+  for (int64_t i = 0; i < I; i++) all[i] = (scored){scores[i], (int32_t)i};
+  free(scores);
   if (rc) {
     free(all);
     return rc;

@@ -29,7 +29,11 @@ static void usage(void) {
       "\nexit codes: 0 ok, 2 usage/config, 3 data, 4 runtime/device/communication\n");
 }
 
-int dt_cmd_train(int argc, char **argv) {
+/* train's own options into *topt, the common ones into *common;
+ * epochs_set (the caller's, 64 bytes: common keeps a pointer to it) holds
+ * --epochs as a --set. *help when --help was given. */
+static int parse_options(int argc, char **argv, dt_cli_common *common, dt_train_options *topt, char *epochs_set,
+                         int *help) {
   enum { OPT_EPOCHS = 2000, OPT_MAX_STEPS, OPT_RESUME, OPT_CHECK, OPT_NO_EVAL };
   static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
                                           {"epochs", required_argument, 0, OPT_EPOCHS},
@@ -38,35 +42,45 @@ int dt_cmd_train(int argc, char **argv) {
                                           {"check-replicas", required_argument, 0, OPT_CHECK},
                                           {"no-final-eval", no_argument, 0, OPT_NO_EVAL},
                                           {0, 0, 0, 0}};
-  dt_cli_common common = {0};
-  dt_train_options topt = {0};
-  char epochs_set[64] = "";
   int rc = DT_OK, opt;
   optind = 0;
   opterr = 0;
-  while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
-    if (dt_cli_common_option(opt, optarg, &common)) continue;
+  while (!rc && (opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
+    if (dt_cli_common_option(opt, optarg, common)) continue;
     char *end = NULL;
     switch (opt) {
-      case OPT_EPOCHS: snprintf(epochs_set, sizeof epochs_set, "train.epochs=%s", optarg); break;
+      case OPT_EPOCHS: snprintf(epochs_set, 64, "train.epochs=%s", optarg); break;
       case OPT_MAX_STEPS:
-        topt.max_steps = strtoll(optarg, &end, 10);
-        if (!*optarg || *end || topt.max_steps <= 0) rc = dt_fail(DT_EXIT_USAGE, "train: --max-steps needs a positive integer, got '%s'", optarg);
+        topt->max_steps = strtoll(optarg, &end, 10);
+        if (!*optarg || *end || topt->max_steps <= 0) rc = dt_fail(DT_EXIT_USAGE, "train: --max-steps needs a positive integer, got '%s'", optarg);
         break;
-      case OPT_RESUME: topt.resume = optarg; break;
+      case OPT_RESUME: topt->resume = optarg; break;
       case OPT_CHECK:
-        topt.check_replicas = strtoll(optarg, &end, 10);
-        if (!*optarg || *end || topt.check_replicas <= 0)
+        topt->check_replicas = strtoll(optarg, &end, 10);
+        if (!*optarg || *end || topt->check_replicas <= 0)
           rc = dt_fail(DT_EXIT_USAGE, "train: --check-replicas needs a positive integer, got '%s'", optarg);
         break;
-      case OPT_NO_EVAL: topt.skip_final_eval = 1; break;
-      case DT_OPT_HELP: usage(); dt_cli_common_free(&common); return DT_OK;
+      case OPT_NO_EVAL: topt->skip_final_eval = 1; break;
+      case DT_OPT_HELP: *help = 1; return DT_OK;
       default: rc = dt_fail(DT_EXIT_USAGE, "train: unknown or incomplete option '%s' (see dtrain train --help)", argv[optind - 1]);
     }
-    if (rc) goto out;
   }
-  if ((rc = dt_cli_no_positionals(argc, argv, optind, "train")) != DT_OK) goto out;
-  if (epochs_set[0]) dt_cli_common_option(DT_OPT_SET, epochs_set, &common);
+  if (!rc) rc = dt_cli_no_positionals(argc, argv, optind, "train");
+  if (!rc && epochs_set[0]) dt_cli_common_option(DT_OPT_SET, epochs_set, common);
+  return rc;
+}
+
+int dt_cmd_train(int argc, char **argv) {
+  dt_cli_common common = {0};
+  dt_train_options topt = {0};
+  char epochs_set[64] = "";
+  int help = 0;
+  int rc = parse_options(argc, argv, &common, &topt, epochs_set, &help);
+  if (rc || help) {
+    if (help) usage();
+    dt_cli_common_free(&common);
+    return rc;
+  }
   dt_cli_apply_logging(&common);
 
   dt_comm *comm = NULL;

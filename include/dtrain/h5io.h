@@ -1,10 +1,11 @@
-/* h5io.h (internal to src/data): checked HDF5 reads and writes of 1-D
- * datasets, string arrays and attributes, with messages naming the file and
- * the object. HDF5's own error printing is switched off; the innermost
- * HDF5 message is appended to ours instead.
+/* h5io.h: the one HDF5 helper layer (prepared data sets and checkpoints):
+ * checked reads and writes of 1-D datasets, string arrays, attributes and
+ * row ranges of 1-D/2-D datasets, with messages naming the file and the
+ * object. HDF5's own error printing is switched off; the innermost HDF5
+ * message is appended to ours instead.
  */
-#ifndef DTRAIN_DATA_H5IO_H
-#define DTRAIN_DATA_H5IO_H
+#ifndef DTRAIN_H5IO_H
+#define DTRAIN_H5IO_H
 
 #include <hdf5.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@ int dt_h5_write_f32(hid_t loc, const char *name, const float *data, int64_t n, c
 int dt_h5_write_strings(hid_t loc, const char *name, char *const *s, int64_t n, const char *path);
 int dt_h5_write_attr_int(hid_t loc, const char *name, int64_t v, const char *path);
 int dt_h5_write_attr_str(hid_t loc, const char *name, const char *v, const char *path);
+int dt_h5_write_attr_f64(hid_t loc, const char *name, double v, const char *path);
 
 /* ---- reading ---- */
 /* Length of 1-D dataset `name`. */
@@ -39,7 +41,21 @@ int dt_h5_read_array(hid_t file, const char *name, hid_t mem_type, size_t elem, 
                      int64_t *n, const char *path);
 int dt_h5_read_strings(hid_t file, const char *name, int64_t expect, char ***out, const char *path);
 int dt_h5_read_attr_int(hid_t loc, const char *name, int64_t *v, const char *path);
-/* The string attribute, malloc'd. */
+int dt_h5_read_attr_f64(hid_t loc, const char *name, double *v, const char *path);
+/* The string attribute (fixed or variable length), malloc'd. */
 int dt_h5_read_attr_str(hid_t loc, const char *name, char **v, const char *path);
+
+/* ---- row ranges of 1-D [rows] or 2-D [rows, cols] datasets ---- */
+/* Creates dataset `name` of file_type: [rows] when cols == 0, else [rows, cols]. */
+int dt_h5_create_rows(hid_t loc, const char *name, hid_t file_type, int64_t rows, int64_t cols, hid_t *out,
+                      const char *path);
+/* Writes (reads) rows [row0, row0 + n) of dataset ds from (into) host
+ * memory of mem_type, cols values per row. */
+int dt_h5_write_rows(hid_t ds, hid_t mem_type, int64_t row0, int64_t n, int64_t cols, const void *buf, const char *path,
+                     const char *name);
+int dt_h5_read_rows(hid_t ds, hid_t mem_type, int64_t row0, int64_t n, int64_t cols, void *buf, const char *path,
+                    const char *name);
+/* Rank and dimensions (up to 4) of a dataset; -1 when unreadable. */
+int dt_h5_shape(hid_t ds, int64_t dims[4]);
 
 #endif

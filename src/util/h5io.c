@@ -1,5 +1,5 @@
 /* h5io.c: checked HDF5 I/O helpers (h5io.h). */
-#include "data/h5io.h"
+#include "dtrain/h5io.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +172,17 @@ int dt_h5_write_attr_str(hid_t loc, const char *name, const char *v, const char 
   return DT_OK;
 }
 
+int dt_h5_write_attr_f64(hid_t loc, const char *name, double v, const char *path) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t a = space < 0 ? -1 : H5Acreate2(loc, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t st = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+  if (st < 0) dt_h5_last_error();
+  if (a >= 0) H5Aclose(a);
+  if (space >= 0) H5Sclose(space);
+  if (st < 0) return h5_fail(DT_EXIT_RUNTIME, path, "write attribute", name);
+  return DT_OK;
+}
+
 /* ---- reading ---- */
 
 int dt_h5_length(hid_t file, const char *name, int64_t *n, const char *path) {
@@ -250,36 +261,115 @@ int dt_h5_read_strings(hid_t file, const char *name, int64_t expect, char ***out
   return DT_OK;
 }
 
-int dt_h5_read_attr_int(hid_t loc, const char *name, int64_t *v, const char *path) {
+/* A scalar attribute as mem_type. */
+static int read_attr(hid_t loc, const char *name, hid_t mem_type, void *v, const char *path) {
   hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
   if (a < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_DATA, path, "open attribute", name);
-  herr_t st = H5Aread(a, H5T_NATIVE_INT64, v);
+  herr_t st = H5Aread(a, mem_type, v);
   if (st < 0) dt_h5_last_error();
   H5Aclose(a);
   if (st < 0) return h5_fail(DT_EXIT_DATA, path, "read attribute", name);
   return DT_OK;
 }
 
+int dt_h5_read_attr_int(hid_t loc, const char *name, int64_t *v, const char *path) {
+  return read_attr(loc, name, H5T_NATIVE_INT64, v, path);
+}
+
+int dt_h5_read_attr_f64(hid_t loc, const char *name, double *v, const char *path) {
+  return read_attr(loc, name, H5T_NATIVE_DOUBLE, v, path);
+}
+
+/* A variable-length string attribute of type ft, malloc'd into *v. */
+static herr_t read_attr_vlen_str(hid_t a, char **v) {
+  char *s = NULL;
+  hid_t mt = H5Tcopy(H5T_C_S1);
+  herr_t st = mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ? -1 : H5Aread(a, mt, &s);
+  if (st >= 0) *v = dt_xstrdup(s ? s : "");
+  if (s) H5free_memory(s);
+  if (mt >= 0) H5Tclose(mt);
+  return st;
+}
+
 int dt_h5_read_attr_str(hid_t loc, const char *name, char **v, const char *path) {
   hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
   if (a < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_DATA, path, "open attribute", name);
   hid_t ft = H5Aget_type(a);
-  size_t width = ft < 0 || H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0 ? 0 : H5Tget_size(ft);
+  int is_str = ft >= 0 && H5Tget_class(ft) == H5T_STRING;
+  int vlen = is_str && H5Tis_variable_str(ft) > 0;
+  size_t width = is_str && !vlen ? H5Tget_size(ft) : 0;
   if (ft >= 0) H5Tclose(ft);
-  if (width == 0) {
+  if (!vlen && width == 0) {
     H5Aclose(a);
-    return dt_fail(DT_EXIT_DATA, "%s: attribute %s is not a fixed-length string", path, name);
+    return dt_fail(DT_EXIT_DATA, "%s: attribute %s is not a string", path, name);
   }
-  hid_t mt = fixed_string_type(width);
-  char *buf = dt_xcalloc(width + 1, 1);
-  herr_t st = mt < 0 ? -1 : H5Aread(a, mt, buf);
+  herr_t st;
+  if (vlen) {
+    st = read_attr_vlen_str(a, v);
+  } else {
+    hid_t mt = fixed_string_type(width);
+    char *buf = dt_xcalloc(width + 1, 1);
+    st = mt < 0 ? -1 : H5Aread(a, mt, buf);
+    if (mt >= 0) H5Tclose(mt);
+    if (st < 0)
+      free(buf);
+    else
+      *v = buf;
+  }
   if (st < 0) dt_h5_last_error();
-  if (mt >= 0) H5Tclose(mt);
   H5Aclose(a);
-  if (st < 0) {
-    free(buf);
-    return h5_fail(DT_EXIT_DATA, path, "read attribute", name);
-  }
-  *v = buf;
+  if (st < 0) return h5_fail(DT_EXIT_DATA, path, "read attribute", name);
   return DT_OK;
+}
+
+/* ---- row ranges ---- */
+
+int dt_h5_create_rows(hid_t loc, const char *name, hid_t file_type, int64_t rows, int64_t cols, hid_t *out,
+                      const char *path) {
+  hsize_t d[2] = {(hsize_t)rows, (hsize_t)cols};
+  hid_t space = H5Screate_simple(cols > 0 ? 2 : 1, d, NULL);
+  hid_t ds = space < 0 ? -1 : H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (ds < 0) dt_h5_last_error();
+  if (space >= 0) H5Sclose(space);
+  if (ds < 0) return h5_fail(DT_EXIT_RUNTIME, path, "create dataset", name);
+  *out = ds;
+  return DT_OK;
+}
+
+static int transfer_rows(hid_t ds, hid_t mem_type, int64_t row0, int64_t n, int64_t cols, void *buf, int write) {
+  if (n == 0) return 0;
+  hid_t fs = H5Dget_space(ds);
+  int ndim = fs < 0 ? -1 : H5Sget_simple_extent_ndims(fs);
+  hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, (hsize_t)cols};
+  int ok = ndim >= 1 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
+  hid_t ms = ok ? H5Screate_simple(ndim, count, NULL) : -1;
+  ok =
+      ok && ms >= 0 &&
+      (write ? H5Dwrite(ds, mem_type, ms, fs, H5P_DEFAULT, buf) : H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, buf)) >= 0;
+  if (!ok) dt_h5_last_error();
+  if (ms >= 0) H5Sclose(ms);
+  if (fs >= 0) H5Sclose(fs);
+  return ok ? 0 : -1;
+}
+
+int dt_h5_write_rows(hid_t ds, hid_t mem_type, int64_t row0, int64_t n, int64_t cols, const void *buf, const char *path,
+                     const char *name) {
+  if (transfer_rows(ds, mem_type, row0, n, cols, (void *)buf, 1) == 0) return DT_OK;
+  return h5_fail(DT_EXIT_RUNTIME, path, "write rows of", name);
+}
+
+int dt_h5_read_rows(hid_t ds, hid_t mem_type, int64_t row0, int64_t n, int64_t cols, void *buf, const char *path,
+                    const char *name) {
+  if (transfer_rows(ds, mem_type, row0, n, cols, buf, 0) == 0) return DT_OK;
+  return h5_fail(DT_EXIT_DATA, path, "read rows of", name);
+}
+
+int dt_h5_shape(hid_t ds, int64_t dims[4]) {
+  hid_t sp = H5Dget_space(ds);
+  hsize_t d[4] = {0, 0, 0, 0};
+  int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+  if (nd >= 1 && nd <= 4) H5Sget_simple_extent_dims(sp, d, NULL);
+  if (sp >= 0) H5Sclose(sp);
+  for (int i = 0; i < 4; i++) dims[i] = (int64_t)d[i];
+  return nd;
 }

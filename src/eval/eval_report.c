@@ -1,0 +1,115 @@
+/* eval_report.c: the metric table and the JSON of an evaluation (eval.h). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dtrain/error.h"
+#include "eval_internal.h"
+
+static void print_metrics_row(FILE *f, const char *name, const dt_metrics *m, int full) {
+  fprintf(f, "  %-22s %8lld", name, (long long)m->users);
+  for (int k = 0; k < DT_EVAL_NK; k++) fprintf(f, "  %6.4f %6.4f", m->ndcg[k], full ? m->recall[k] : m->hr[k]);
+  fprintf(f, "  %6.4f\n", m->mrr);
+}
+
+void dt_eval_print(FILE *f, const dt_eval_result *r) {
+  const char *split = r->split == DT_SPLIT_VALID ? "valid" : "test";
+  fprintf(f, "\nEvaluation on %s\n", split);
+  fprintf(f, "  %-22s %8s  %-13s  %-13s  %-13s  %6s\n", "protocol", "users", "NDCG@5 R@5", "NDCG@10 R@10",
+          "NDCG@20 R@20", "MRR");
+  if (r->has_sampled) {
+    print_metrics_row(f, "sampled 1+99", &r->sampled, 0);
+    print_metrics_row(f, "  popularity", &r->pop_sampled, 0);
+  }
+  if (r->has_full) {
+    print_metrics_row(f, "full ranking", &r->full, 1);
+    print_metrics_row(f, "  popularity", &r->pop_full, 1);
+    fprintf(f, "  full ranking: precision@10 %.4f  MAP@10 %.4f  HR@10 %.4f  coverage@5/10/20 %.4f %.4f %.4f\n",
+            r->full.precision[1], r->full.map[1], r->full.hr[1], r->full.coverage[0], r->full.coverage[1],
+            r->full.coverage[2]);
+  }
+  if (r->has_sampled) {
+    fprintf(f, "  mean alpha (static, dynamic, content): %.3f %.3f %.3f\n", r->alpha_mean[0], r->alpha_mean[1],
+            r->alpha_mean[2]);
+    fprintf(f, "  cold start (train history length):\n  %-8s %8s %8s %8s   %s\n", "bucket", "users", "NDCG@10",
+            "HR@10", "alpha (s, d, c)");
+    for (int b = 0; b < DT_EVAL_BUCKETS; b++) {
+      const dt_bucket *bk = &r->buckets[b];
+      fprintf(f, "  %-8s %8lld %8.4f %8.4f   %.3f %.3f %.3f\n", bk->name, (long long)bk->users, bk->ndcg10, bk->hr10,
+              bk->alpha[0], bk->alpha[1], bk->alpha[2]);
+    }
+  }
+  fflush(f);
+}
+
+static void add_number(cJSON *o, const char *key, double v) {
+  if (isfinite(v))
+    cJSON_AddNumberToObject(o, key, v);
+  else
+    cJSON_AddNullToObject(o, key);
+}
+
+static cJSON *metrics_json(const dt_metrics *m, int full) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "users", (double)m->users);
+  char key[32];
+  for (int k = 0; k < DT_EVAL_NK; k++) {
+    int K = dt_eval_ks[k];
+    snprintf(key, sizeof key, "ndcg@%d", K);
+    add_number(o, key, m->ndcg[k]);
+    snprintf(key, sizeof key, "hr@%d", K);
+    add_number(o, key, m->hr[k]);
+    snprintf(key, sizeof key, "recall@%d", K);
+    add_number(o, key, m->recall[k]);
+    snprintf(key, sizeof key, "precision@%d", K);
+    add_number(o, key, m->precision[k]);
+    snprintf(key, sizeof key, "map@%d", K);
+    add_number(o, key, m->map[k]);
+    if (full) {
+      snprintf(key, sizeof key, "coverage@%d", K);
+      add_number(o, key, m->coverage[k]);
+    }
+  }
+  add_number(o, "mrr", m->mrr);
+  return o;
+}
+
+char *dt_eval_to_json(const dt_eval_result *r) {
+  cJSON *root = cJSON_CreateObject();
+  cJSON_AddStringToObject(root, "split", r->split == DT_SPLIT_VALID ? "valid" : "test");
+  cJSON *pop = cJSON_CreateObject();
+  if (r->has_sampled) {
+    cJSON_AddItemToObject(root, "sampled", metrics_json(&r->sampled, 0));
+    cJSON_AddItemToObject(pop, "sampled", metrics_json(&r->pop_sampled, 0));
+  }
+  if (r->has_full) {
+    cJSON_AddItemToObject(root, "full", metrics_json(&r->full, 1));
+    cJSON_AddItemToObject(pop, "full", metrics_json(&r->pop_full, 1));
+  }
+  cJSON_AddItemToObject(root, "popularity", pop);
+  if (r->has_sampled) {
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; k < 3; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber(r->alpha_mean[k]));
+    cJSON_AddItemToObject(root, "alpha_mean", a);
+    cJSON *bs = cJSON_CreateArray();
+    for (int b = 0; b < DT_EVAL_BUCKETS; b++) {
+      const dt_bucket *bk = &r->buckets[b];
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddStringToObject(o, "name", bk->name ? bk->name : dt_eval_bucket_names[b]);
+      cJSON_AddNumberToObject(o, "users", (double)bk->users);
+      add_number(o, "ndcg@10", bk->ndcg10);
+      add_number(o, "hr@10", bk->hr10);
+      cJSON *al = cJSON_CreateArray();
+      for (int k = 0; k < 3; k++) cJSON_AddItemToArray(al, cJSON_CreateNumber(bk->alpha[k]));
+      cJSON_AddItemToObject(o, "alpha", al);
+      cJSON_AddItemToArray(bs, o);
+    }
+    cJSON_AddItemToObject(root, "buckets", bs);
+  }
+  char *s = cJSON_Print(root);
+  cJSON_Delete(root);
+  char *copy = dt_xstrdup(s ? s : "{}");
+  cJSON_free(s);
+  return copy;
+}

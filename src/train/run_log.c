@@ -1,0 +1,116 @@
+/* run_log.c: metrics.jsonl's step lines (train_internal.h). */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "dtrain/error.h"
+#include "dtrain/fsutil.h"
+#include "dtrain/timer.h"
+#include "train_internal.h"
+
+int dt_run_write_line(dt_run *R, cJSON *o) {
+  int rc = DT_OK;
+  if (R->metrics) {
+    char *s = cJSON_PrintUnformatted(o);
+    if (!s || fprintf(R->metrics, "%s\n", s) < 0 || fflush(R->metrics) != 0)
+      rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s/metrics.jsonl: %s", R->s->run_dir, strerror(errno));
+    cJSON_free(s);
+  }
+  cJSON_Delete(o);
+  return rc;
+}
+
+void dt_log_add_alpha(cJSON *o, const double a[3]) {
+  cJSON *arr = cJSON_CreateArray();
+  for (int k = 0; k < 3; k++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(a[k]));
+  cJSON_AddItemToObject(o, "alpha_mean", arr);
+}
+
+/* Bytes this rank has sent: the dense reduction, and every table's sparse
+ * exchange (lookups and gradients). */
+static void comm_bytes(dt_session *s, uint64_t *dense, uint64_t *sparse) {
+  dt_comm_stats cs;
+  dt_comm_get_stats(s->comm, &cs);
+  *dense = cs.dense_bytes;
+  *sparse = 0;
+  for (int t = 0; t < DT_MAX_TABLES; t++) {
+    if (!s->model->tables[t].present) continue;
+    dt_comm_table_stats ts;
+    dt_comm_get_table_stats(s->comm, s->model->tables[t].comm_id, &ts);
+    *sparse += ts.lookup_bytes + ts.grad_bytes;
+  }
+}
+
+/* The phases of dt_step_times, in the order of "time_ms". */
+static const struct {
+  const char *name;
+  size_t offset;
+} phases[] = {
+    {"batch", offsetof(dt_step_times, batch)},       {"forward", offsetof(dt_step_times, forward)},
+    {"backward", offsetof(dt_step_times, backward)}, {"wait", offsetof(dt_step_times, wait)},
+    {"dense_comm", offsetof(dt_step_times, dense_comm)}, {"sparse_comm", offsetof(dt_step_times, sparse_comm)},
+    {"update", offsetof(dt_step_times, update)},
+};
+enum { N_PHASES = sizeof phases / sizeof phases[0] };
+
+static double *phase(dt_step_times *t, int k) { return (double *)((char *)t + phases[k].offset); }
+
+void dt_step_log_begin(dt_run *R, dt_step_log *lg) {
+  memset(lg, 0, sizeof *lg);
+  lg->since = dt_now_s();
+  lg->floor0 = R->s->sparse_lower_bound_bytes;
+  comm_bytes(R->s, &lg->dense0, &lg->sparse0);
+}
+
+static cJSON *step_line(dt_run *R, dt_step_log *lg, const dt_step_stats *st, int64_t epoch, double lr_dense,
+                        double lr_sparse, double now) {
+  dt_session *s = R->s;
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "type", "step");
+  cJSON_AddNumberToObject(o, "epoch", (double)epoch + 1);
+  cJSON_AddNumberToObject(o, "step", (double)R->st.global_step);
+  cJSON_AddNumberToObject(o, "loss", st->loss);
+  cJSON_AddNumberToObject(o, "examples", (double)st->examples);
+  cJSON_AddNumberToObject(o, "bpr", st->bpr);
+  cJSON_AddNumberToObject(o, "neg_entropy", st->entropy);
+  cJSON_AddNumberToObject(o, "balance", st->balance);
+  dt_log_add_alpha(o, st->alpha);
+  cJSON_AddNumberToObject(o, "lr", lr_dense);
+  cJSON_AddNumberToObject(o, "sparse_lr", lr_sparse);
+  cJSON_AddNumberToObject(o, "grad_norm", st->grad_norm);
+  cJSON_AddNumberToObject(o, "examples_per_sec", now > lg->since ? (double)lg->examples / (now - lg->since) : 0);
+  cJSON_AddNumberToObject(o, "time_s", now - R->t0);
+  cJSON_AddNumberToObject(o, "peak_rss_mb", (double)dt_peak_rss_bytes() / 1048576.0);
+  /* this rank's communication per step since the last line */
+  uint64_t dense_b, sparse_b;
+  comm_bytes(s, &dense_b, &sparse_b);
+  double per = lg->steps > 0 ? (double)lg->steps : 1.0;
+  cJSON_AddNumberToObject(o, "comm_dense_bytes_per_step", (double)(dense_b - lg->dense0) / per);
+  cJSON_AddNumberToObject(o, "comm_sparse_bytes_per_step", (double)(sparse_b - lg->sparse0) / per);
+  cJSON_AddNumberToObject(o, "sparse_lower_bound_bytes_per_step",
+                          (double)(s->sparse_lower_bound_bytes - lg->floor0) / per);
+  /* this rank's time per step, by phase (ms) */
+  cJSON *tm = cJSON_CreateObject();
+  for (int k = 0; k < N_PHASES; k++) cJSON_AddNumberToObject(tm, phases[k].name, 1e3 * *phase(&lg->t, k) / per);
+  cJSON_AddItemToObject(o, "time_ms", tm);
+  lg->dense0 = dense_b;
+  lg->sparse0 = sparse_b;
+  return o;
+}
+
+int dt_step_log_add(dt_run *R, dt_step_log *lg, const dt_step_stats *st, int64_t epoch, int last_of_epoch,
+                    double lr_dense, double lr_sparse) {
+  lg->examples += st->examples;
+  lg->steps++;
+  dt_step_times t = st->t;
+  for (int k = 0; k < N_PHASES; k++) *phase(&lg->t, k) += *phase(&t, k);
+  if (R->st.global_step % R->s->cfg.run_log_every != 0 && !last_of_epoch) return DT_OK;
+  double now = dt_now_s();
+  cJSON *o = step_line(R, lg, st, epoch, lr_dense, lr_sparse, now);
+  memset(&lg->t, 0, sizeof lg->t);
+  lg->floor0 = R->s->sparse_lower_bound_bytes;
+  lg->steps = 0;
+  lg->since = now;
+  lg->examples = 0;
+  return dt_run_write_line(R, o);
+}
