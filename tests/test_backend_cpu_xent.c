@@ -184,7 +184,8 @@ static void test_softmax_xent_one_block(void **state) {
   tb_open(&t, 2);
   tb_rng r = tb_seed(502);
   enum { N = 9, C = 5 };
-  float *s = tb_floats(&t, N * C), *ds = tb_floats(&t, N * C), *work = tb_floats(&t, 3 * N);
+  float *s = tb_floats(&t, N * C), *ds = tb_floats(&t, N * C);
+  float *work = tb_floats(&t, 3 * N * C); /* the c = 1 call below has N * C rows */
   tb_fill(&r, s, N * C, -5, 5);
   s[2 * C + 1] = 1.0e4f; /* a negative far above the rest: lse = 1e4 exactly in float */
   double p[N * C], g[N * C], loss = -1.0;

@@ -4,8 +4,10 @@
  * poisoned (NaN) first, so an element the GPU never writes fails; and the
  * same bits when run twice (determinism). Tolerances as
  * test_backend_cuda_ops.c (test_backend_cuda_util.h): 1e-5 relative (rms
- * floor) for fp32, 5e-3 for TF32 GEMMs; seq_pos_grad adds in the CPU's
- * order and must match it exactly.
+ * floor) for fp32; for attention with TF32 GEMMs 1e-2 (TF32 keeps 10
+ * mantissa bits, unit roundoff 4.9e-4, and the backward chains three
+ * products: dP = dO V^T, dS, dQ = dS K; 3.4e-3 was the worst seen);
+ * seq_pos_grad and the target scores must match the CPU exactly.
  *
  * Windows mix lengths 0, 1, 2 and up to 2L-1 = 99 in one batch; heads 1, 3
  * and 4. Skipped (77) without a usable CUDA device; under the emulator
@@ -15,6 +17,8 @@
 #include <time.h>
 
 #include "test_backend_cuda_util.h"
+
+#define TOL_ATTN_TF32 1e-2
 
 /* ---- helpers ---- */
 
@@ -172,7 +176,7 @@ static void test_attention(void **state) {
   attn_case(g_gpu, TOL_FP32, mixed, 8, 64, 1);
   attn_case(g_gpu, TOL_FP32, mixed, 8, 64, 4);
   attn_case(g_gpu, TOL_FP32, mixed, 8, 48, 3); /* dh = 16 with three heads */
-  attn_case(g_tf32, TOL_TF32, mixed, 8, 64, 1);
+  attn_case(g_tf32, TOL_ATTN_TF32, mixed, 8, 64, 1);
   const int one[] = {1};
   attn_case(g_gpu, TOL_FP32, one, 1, 8, 2); /* one token */
   const int same[] = {50, 50, 50};
