@@ -5,7 +5,8 @@
  *  - "floor": the FLOPs and the fewest device-memory bytes of one training
  *    step at the global batch (2048 by default) for v2 with `prefix`
  *    histories and v3 with `chunk` histories, counted from MODEL.md's
- *    shapes, term by term, with the assumptions that go into them; and the
+ *    shapes, term by term, with the assumptions that go into them, and for
+ *    the SASRec encoder's chunk step (bench/sasrec_cost.h); and the
  *    time each takes at the device's measured rates (or, without a device,
  *    at an H100 SXM's datasheet rates).
  *  - "device", "peaks": the GPU, and its measured fp32/TF32 GEMM rate and
@@ -16,7 +17,10 @@
  *
  * Without a usable device it prints the floor with "skipped" and the reason
  * and exits 0. Options: --batch N --neg N --hist-v2 S --hist-v3 S --nnz K
- * --users N --items N --reps N --peak-n N --quick.
+ * --users N --items N --reps N --peak-n N --quick, and for SASRec
+ * --sasrec-len T (tokens per window, default 2L-1 = 99) --sasrec-examples E
+ * (examples per window, default L = 50) --sasrec-heads H --xent-block C
+ * (softmax cross-entropy's columns per block, default 16384).
  */
 #include <math.h>
 #include <stdint.h>
@@ -29,6 +33,7 @@
 #include "dtrain/error.h"
 #include "dtrain/rng.h"
 #include "dtrain/timer.h"
+#include "sasrec_cost.h"
 
 /* ---- the model's shapes (MODEL.md) ---- */
 
@@ -42,6 +47,8 @@ typedef struct {
   int reps;
   int quick;
   int peak_n; /* SGEMM size (and copy size) for the measured peaks */
+  /* SASRec chunk step (issue 13): d = EMB, 2 blocks */
+  int sasrec_len, sasrec_examples, sasrec_heads, xent_block;
 } shapes;
 
 enum { EMB = 64, HID = 128, GATES = 3 * HID, HIST = 50, VOCAB = 5000, C1 = 512, C2 = 256, GATE_H = 64, HEAD_H = 32 };
@@ -171,6 +178,12 @@ static void print_cost(const char *name, const step_cost *c, const shapes *s, do
       t_fp32 > t_bytes ? "fp32 arithmetic" : "memory", last ? "" : ",");
 }
 
+static sasrec_shape sasrec_of(const shapes *s) {
+  sasrec_shape q = {EMB, 2, s->sasrec_heads, HIST, (int)s->neg, (double)s->batch, (double)s->sasrec_len,
+                    (double)s->sasrec_examples, s->train_interactions};
+  return q;
+}
+
 static void print_floor(const shapes *s, double fp32, double tf32, double bw, const char *rates_from) {
   step_cost v2 = cost_v2_prefix(s), v3 = cost_v3_chunk(s);
   printf("  \"floor\": {\n");
@@ -186,8 +199,10 @@ static void print_floor(const shapes *s, double fp32, double tf32, double bw, co
       (long long)s->batch, (long long)s->neg, (long long)(s->batch * (1 + s->neg)), (long long)s->hist_v2, s->hist_v3,
       (long long)s->nnz, (long long)s->train_interactions, ceil((double)s->train_interactions / (double)s->batch));
   print_cost("v2_prefix", &v2, s, fp32, tf32, bw, 0);
-  print_cost("v3_chunk", &v3, s, fp32, tf32, bw, 1);
-  printf("  }");
+  print_cost("v3_chunk", &v3, s, fp32, tf32, bw, 0);
+  const sasrec_shape q = sasrec_of(s);
+  sasrec_cost_print("sasrec_chunk", &q, fp32, tf32, bw);
+  printf("\n  }");
 }
 
 /* ---- timing ---- */
@@ -421,6 +436,8 @@ static int run_topk(void *p) {
   return g_be->topk(g_be, x->f[0], x->n, x->m, x->k, x->idx_host, x->val_host);
 }
 
+static void bench_sasrec_ops(const shapes *s);
+
 static void bench_ops(const shapes *s) {
   const int reps = s->reps;
   const int64_t B = s->batch, R = s->batch * (1 + s->neg);
@@ -607,6 +624,117 @@ static void bench_ops(const shapes *s) {
     free(x.val_host);
     ctx_free(&x);
   }
+  bench_sasrec_ops(s);
+}
+
+/* ---- the SASRec chunk step's ops (issue 13) ---- */
+
+/* f: 0 x / qkv, 1 y / out, 2 weight, 3 bias, 4 mean, 5 rstd, 6 dy / dout,
+ * 7 dx / dqkv, 8 probs, 9 pos; i: 0 offsets, 1 ids */
+typedef struct {
+  op_ctx x;
+  dt_seq_windows w;
+  int heads;
+} seq_ctx;
+
+static int run_ln_fwd(void *p) {
+  seq_ctx *q = p;
+  op_ctx *x = &q->x;
+  return g_be->layer_norm_fwd(g_be, x->f[0], x->f[2], x->f[3], 1e-8f, x->n, x->d, x->f[1], x->f[4], x->f[5]);
+}
+static int run_ln_bwd(void *p) {
+  seq_ctx *q = p;
+  op_ctx *x = &q->x;
+  return g_be->layer_norm_bwd(g_be, x->f[6], x->f[0], x->f[2], x->f[4], x->f[5], x->n, x->d, x->f[7], 1, x->f[2],
+                              x->f[3]);
+}
+static int run_attn_fwd(void *p) {
+  seq_ctx *q = p;
+  return g_be->attn_fwd(g_be, q->x.f[0], q->w, q->x.d, q->heads, q->x.f[1], q->x.f[8]);
+}
+static int run_attn_bwd(void *p) {
+  seq_ctx *q = p;
+  return g_be->attn_bwd(g_be, q->x.f[0], q->x.f[8], q->x.f[6], q->w, q->x.d, q->heads, q->x.f[7]);
+}
+static int run_seq_embed(void *p) {
+  seq_ctx *q = p;
+  return g_be->seq_embed_fwd(g_be, q->x.f[2], q->x.i[1], 8.0f, q->x.f[9], 2 * HIST, q->w, q->x.d, q->x.f[1]);
+}
+static int run_pos_grad(void *p) {
+  seq_ctx *q = p;
+  return g_be->seq_pos_grad(g_be, q->x.f[6], q->w, q->x.d, 2 * HIST, q->x.f[9]);
+}
+/* losses: f[0] scores, f[1] dscores, f[2] run_max, f[3] run_sum, f[4] tgt_score, i[0] target */
+static int run_bce(void *p) {
+  op_ctx *x = p;
+  return g_be->bce(g_be, x->f[0], x->n, x->c, 1.0f / (float)x->n, x->f[1], &x->out);
+}
+static int run_xent_stats(void *p) {
+  op_ctx *x = p;
+  return g_be->xent_stats(g_be, x->f[0], x->n, x->c, x->c, 0, x->i[0], 1, x->f[2], x->f[3], x->f[4]);
+}
+static int run_xent_grad(void *p) {
+  op_ctx *x = p;
+  return g_be->xent_grad(g_be, x->f[0], x->n, x->c, x->c, 0, x->i[0], x->f[2], 1.0f / (float)x->n, x->f[1], x->c);
+}
+
+static void bench_sasrec_ops(const shapes *s) {
+  const int reps = s->reps, d = EMB, len = s->sasrec_len, h = s->sasrec_heads;
+  const int64_t W = (s->batch + s->sasrec_examples - 1) / s->sasrec_examples, N = W * len;
+  char shape[160];
+  int32_t *off = malloc((size_t)(W + 1) * sizeof *off);
+  for (int64_t k = 0; k <= W; k++) off[k] = (int32_t)(k * len);
+  seq_ctx q = {.x = {.n = N, .d = d}, .heads = h};
+  q.x.i[0] = dev_alloc((size_t)(W + 1) * sizeof *off);
+  CHECK(g_be->upload(g_be, q.x.i[0], off, (size_t)(W + 1) * sizeof *off));
+  q.w = (dt_seq_windows){q.x.i[0], W, N, len};
+  const int64_t np = dt_attn_probs_floats(off, W, h);
+  free(off);
+  q.x.f[0] = dev_uniform((size_t)(N * 3 * d), -1, 1);
+  q.x.f[1] = dev_uniform((size_t)(N * d), -1, 1);
+  q.x.f[2] = dev_uniform((size_t)(s->items * d), 0.5f, 1.5f); /* LN weight; the item table for seq_embed */
+  q.x.f[3] = dev_uniform((size_t)d, -1, 1);
+  q.x.f[4] = dev_uniform((size_t)N, -1, 1);
+  q.x.f[5] = dev_uniform((size_t)N, 0.5f, 2);
+  q.x.f[6] = dev_uniform((size_t)(N * d), -1, 1);
+  q.x.f[7] = dev_uniform((size_t)(N * 3 * d), -1, 1);
+  q.x.f[8] = dev_uniform((size_t)np, 0, 1);
+  q.x.f[9] = dev_uniform((size_t)(2 * HIST * d), -0.01f, 0.01f);
+  q.x.i[1] = dev_ids((size_t)N, s->items, 0);
+  const double nd = (double)(N * d);
+  snprintf(shape, sizeof shape, "[%lld, %d]", (long long)N, d);
+  report("layer_norm_fwd", shape, time_op(run_ln_fwd, &q, reps), 0, 4.0 * (2.0 * nd + 2.0 * N));
+  report("layer_norm_bwd", shape, time_op(run_ln_bwd, &q, reps), 0, 4.0 * (4.0 * nd + 2.0 * N));
+  const double attn_flops = 2.0 * 2.0 * (double)W * len * (double)len * d;
+  snprintf(shape, sizeof shape, "%lld windows x %d tokens, d=%d, heads=%d", (long long)W, len, d, h);
+  report("attn_fwd", shape, time_op(run_attn_fwd, &q, reps), attn_flops, 4.0 * (4.0 * nd + (double)np));
+  report("attn_bwd", shape, time_op(run_attn_bwd, &q, reps), 2.0 * attn_flops, 4.0 * (8.0 * nd + (double)np));
+  snprintf(shape, sizeof shape, "%lld tokens of %d", (long long)N, d);
+  report("seq_embed_fwd", shape, time_op(run_seq_embed, &q, reps), 2.0 * nd, 4.0 * 3.0 * nd);
+  report("seq_pos_grad", shape, time_op(run_pos_grad, &q, reps), nd, 4.0 * (nd + 2.0 * len * d));
+  ctx_free(&q.x);
+
+  const int c = (int)(1 + s->neg);
+  op_ctx x = {.n = s->batch, .c = c};
+  x.f[0] = dev_uniform((size_t)(s->batch * c), -3, 3);
+  x.f[1] = dev_uniform((size_t)(s->batch * c), -1, 1);
+  snprintf(shape, sizeof shape, "n=%lld c=%d", (long long)s->batch, c);
+  report("bce", shape, time_op(run_bce, &x, reps), 0, 8.0 * (double)(s->batch * c));
+  ctx_free(&x);
+  /* the full-catalogue softmax's block: [batch, xent_block] */
+  op_ctx y = {.n = s->batch, .c = s->xent_block};
+  const size_t ns = (size_t)(s->batch * s->xent_block);
+  y.f[0] = dev_uniform(ns, -3, 3);
+  y.f[1] = dev_uniform(ns, -1, 1);
+  y.f[2] = dev_uniform((size_t)s->batch, 2, 3);
+  y.f[3] = dev_uniform((size_t)s->batch, 1, 2);
+  y.f[4] = dev_uniform((size_t)s->batch, -1, 1);
+  y.i[0] = dev_ids((size_t)s->batch, s->xent_block, 0);
+  snprintf(shape, sizeof shape, "[%lld, %d] block of %lld items", (long long)s->batch, s->xent_block,
+           (long long)s->items);
+  report("xent_stats", shape, time_op(run_xent_stats, &y, reps), 0, 4.0 * (double)ns);
+  report("xent_grad", shape, time_op(run_xent_grad, &y, reps), 0, 8.0 * (double)ns);
+  ctx_free(&y);
 }
 
 /* Peak rates measured once: SGEMM 8192^3 (fp32 and TF32) and a 1 GiB copy. */
@@ -645,7 +773,7 @@ static void measure_peaks(int n, double *fp32, double *tf32, double *bw) {
 }
 
 int main(int argc, char **argv) {
-  shapes s = {2048, 1, HIST, 2.0, 60, 728719, 159729, 4717000, 50, 0, 8192};
+  shapes s = {2048, 1, HIST, 2.0, 60, 728719, 159729, 4717000, 50, 0, 8192, 2 * HIST - 1, HIST, 1, 16384};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -670,13 +798,23 @@ int main(int argc, char **argv) {
       s.peak_n = atoi(v), i++;
     } else if (v && !strcmp(a, "--reps")) {
       s.reps = atoi(v), i++;
+    } else if (v && !strcmp(a, "--sasrec-len")) {
+      s.sasrec_len = atoi(v), i++;
+    } else if (v && !strcmp(a, "--sasrec-examples")) {
+      s.sasrec_examples = atoi(v), i++;
+    } else if (v && !strcmp(a, "--sasrec-heads")) {
+      s.sasrec_heads = atoi(v), i++;
+    } else if (v && !strcmp(a, "--xent-block")) {
+      s.xent_block = atoi(v), i++;
     } else {
       fprintf(stderr, "bench_cuda: unknown option %s (see the comment at the top of bench/bench_cuda.c)\n", a);
       return DT_EXIT_USAGE;
     }
   }
   if (s.batch < 1 || s.neg < 1 || s.hist_v2 < 1 || s.hist_v2 > HIST || s.nnz < 1 || s.nnz > VOCAB || s.reps < 1 ||
-      s.peak_n < 64 || s.items < s.batch * (1 + s.neg)) {
+      s.peak_n < 64 || s.items < s.batch * (1 + s.neg) || s.sasrec_len < 1 || s.sasrec_len > 2 * HIST ||
+      s.sasrec_examples < 1 || s.sasrec_examples > s.sasrec_len + 1 || s.sasrec_heads < 1 || EMB % s.sasrec_heads ||
+      s.xent_block < 1) {
     fprintf(stderr, "bench_cuda: options out of range\n");
     return DT_EXIT_USAGE;
   }

@@ -48,6 +48,24 @@ typedef struct {
   const int64_t *row_keys;
 } dt_dropout_key;
 
+/* ==== Sequence encoder (SASRec) and softmax losses: types (issue 13) ==== */
+
+/* Variable-length windows packed sequence-major, the SASRec encoder's
+ * layout: window s holds rows [offsets[s], offsets[s+1]) of a [n_tokens, *]
+ * matrix, its positions p = 0 .. len_s - 1 in order (len_s = offsets[s+1] -
+ * offsets[s], 0 allowed). offsets[0] = 0, ascending, offsets[n_seq] =
+ * n_tokens. max_len (a host value) must be >= every len_s: the CUDA backend
+ * pads each window to it inside the attention ops, the CPU backend checks
+ * the offsets against it. Passed by value. */
+typedef struct {
+  const int32_t *offsets; /* backend memory, [n_seq + 1] */
+  int64_t n_seq;
+  int64_t n_tokens;
+  int max_len;
+} dt_seq_windows;
+
+/* ==== end of issue 13 types ==== */
+
 struct dt_backend {
   const char *name; /* "cpu" or "cuda" */
   void *impl;
@@ -199,6 +217,103 @@ struct dt_backend {
 
   /* ---- lifetime ---- */
   void (*destroy)(dt_backend *be);
+
+  /* ==== Sequence encoder (SASRec, MODEL.md 1c) and softmax losses (issue 13) ====
+   * Shapes as above; dt_seq_windows is described with its type. */
+
+  /* ---- layer norm (torch.nn.LayerNorm over the last dimension) ---- */
+  /* For each row r of x [n, d]:
+   *   mean_r = sum_c x[r,c] / d,  var_r = sum_c (x[r,c] - mean_r)^2 / d (biased),
+   *   rstd_r = 1 / sqrt(var_r + eps),
+   *   y[r,c] = (x[r,c] - mean_r) rstd_r weight[c] + bias[c].
+   * y [n, d], mean [n], rstd [n] are overwritten (mean and rstd are what the
+   * backward needs); y must not alias x. */
+  int (*layer_norm_fwd)(dt_backend *be, const float *x, const float *weight, const float *bias, float eps, int64_t n,
+                        int d, float *y, float *mean, float *rstd);
+  /* Backward, from dy [n, d] and the forward's x, mean, rstd:
+   *   xhat = (x - mean) rstd, g = dy weight,
+   *   dx[r,c] = rstd_r (g - mean_c'(g) - xhat mean_c'(g xhat)): written to
+   *     dx [n, d], or added to it when accumulate_dx != 0 (the residual
+   *     branch's gradient already there);
+   *   dweight[c] += sum_r dy xhat, dbias[c] += sum_r dy (accumulate,
+   *     deterministic column sums as bias_grad; either may be NULL).
+   * dx must not alias dy or x. */
+  int (*layer_norm_bwd)(dt_backend *be, const float *dy, const float *x, const float *weight, const float *mean,
+                        const float *rstd, int64_t n, int d, float *dx, int accumulate_dx, float *dweight,
+                        float *dbias);
+
+  /* ---- causal multi-head self-attention within packed windows ---- */
+  /* d = heads * dh. qkv [n_tokens, 3d] is in_proj's output (as
+   * torch.nn.MultiheadAttention: Q in columns [0, d), K in [d, 2d), V in
+   * [2d, 3d)); head k uses columns k*dh .. k*dh + dh - 1 of each. For window
+   * s, head k and positions i, j < len_s (rows offsets[s] + i, + j):
+   *   S_ij = <Q_i, K_j> / sqrt(dh),
+   *   P_ij = exp(S_ij - max_{j'<=i} S_ij') / sum_{j'<=i} exp(S_ij' - max) for
+   *          j <= i (causal: a position sees itself and earlier ones of its
+   *          own window only), P_ij = 0 for j > i,
+   *   out[row i, k*dh + c] = sum_{j<=i} P_ij V[row j, k*dh + c].
+   * out [n_tokens, d] is overwritten (heads side by side: out_proj's input).
+   * probs (overwritten) keeps P for the backward, dt_attn_probs_floats()
+   * floats = heads * sum_s len_s^2: window s's part starts at heads *
+   * sum_{s'<s} len_s'^2, then head k's [len_s, len_s] matrix, row-major, at
+   * k * len_s^2 (zeros above the diagonal). Same layout on every backend. */
+  int (*attn_fwd)(dt_backend *be, const float *qkv, dt_seq_windows w, int d, int heads, float *out, float *probs);
+  /* Backward, from dout [n_tokens, d] and the forward's qkv and probs, to
+   * dqkv [n_tokens, 3d] (overwritten, in qkv's layout):
+   *   dV_j = sum_{i>=j} P_ij dout_i,  dP_ij = <dout_i, V_j>,
+   *   dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij'),
+   *   dQ_i = sum_j dS_ij K_j / sqrt(dh),  dK_j = sum_i dS_ij Q_i / sqrt(dh).
+   * Each window and head is independent: deterministic. */
+  int (*attn_bwd)(dt_backend *be, const float *qkv, const float *probs, const float *dout, dt_seq_windows w, int d,
+                  int heads, float *dqkv);
+
+  /* ---- the encoder's input embedding ---- */
+  /* out[t,:] = scale * table[ids[t],:] + pos[p_t,:] for the token in row t
+   * at position p_t of its window (SASRec: scale = sqrt(d), ids = item + 1).
+   * table [*, d], ids [n_tokens], pos [pos_rows, d] with w.max_len <=
+   * pos_rows; out [n_tokens, d] overwritten. The table rows' gradient is
+   * scale * dout, coalesced by ids as any gathered row's. */
+  int (*seq_embed_fwd)(dt_backend *be, const float *table, const int32_t *ids, float scale, const float *pos,
+                       int64_t pos_rows, dt_seq_windows w, int d, float *out);
+  /* The positional table's gradient: dpos[p,:] += sum over the windows s with
+   * len_s > p, in window order, of dx[offsets[s] + p, :] (accumulate; the
+   * same order on every backend; p < w.max_len <= pos_rows). */
+  int (*seq_pos_grad)(dt_backend *be, const float *dx, dt_seq_windows w, int d, int64_t pos_rows, float *dpos);
+
+  /* ---- losses ---- */
+  /* Binary cross-entropy (SASRec's loss) over scores [n, c], column 0 the
+   * positive, 1..c-1 negatives:
+   *   loss_sum = sum_i [softplus(-s_i0) + sum_{j>0} softplus(s_ij)]
+   *   dscores = inv_count * d(loss_sum)/dscores  (overwrite; may be scores)
+   * *loss_sum_host gets the local sum (double), as bpr. */
+  int (*bce)(dt_backend *be, const float *scores, int64_t n, int c, float inv_count, float *dscores,
+             double *loss_sum_host);
+  /* Softmax cross-entropy, loss_i = lse_i - s_i,target_i with lse_i = log
+   * sum_j e^{s_ij} over all columns, when the columns (classes) arrive in
+   * blocks: a block [n, cols] with row stride ld holds the score columns
+   * col0 .. col0 + cols - 1. target [n] holds each row's target column
+   * (global; NULL: column 0 for every row; < 0: in no block, when the caller
+   * scores the targets itself and fills tgt_score). Blocks may come in any
+   * order.
+   * Pass 1, once per block: each row's running max and sum, [n] each:
+   *   m' = max(m, max_j s_ij),  sum' = sum e^{m - m'} + sum_j e^{s_ij - m'}
+   * (first != 0: this is the first block; the old contents are ignored),
+   * and tgt_score[i] = s_i,target_i when the target column is in the block
+   * (rows whose target is elsewhere keep their tgt_score). */
+  int (*xent_stats)(dt_backend *be, const float *scores, int64_t n, int cols, int ld, int64_t col0,
+                    const int32_t *target, int first, float *run_max, float *run_sum, float *tgt_score);
+  /* After pass 1: lse[i] = run_max[i] + log(run_sum[i]) ([n], overwrite;
+   * may be run_max or run_sum, in place) and *loss_sum_host = sum_i (lse_i -
+   * tgt_score_i) over the local rows, in double. */
+  int (*xent_loss)(dt_backend *be, const float *run_max, const float *run_sum, const float *tgt_score, int64_t n,
+                   float *lse, double *loss_sum_host);
+  /* Pass 2, once per block: dscores[i,j] = scale (e^{s_ij - lse_i} - [col0 +
+   * j == target_i]) with row stride ldd (overwrite; dscores may be scores
+   * with ldd == ld, in place). */
+  int (*xent_grad)(dt_backend *be, const float *scores, int64_t n, int cols, int ld, int64_t col0,
+                   const int32_t *target, const float *lse, float scale, float *dscores, int ldd);
+
+  /* ==== end of issue 13 ops ==== */
 };
 
 /* Dropout sites (the `site` of dt_dropout_key). Never renumber. */
@@ -237,5 +352,20 @@ int dt_backend_alloc(dt_backend *be, size_t bytes, void **out);
 /* Frees *p (if set) and allocates `bytes` in its place (contents are not
  * kept); bytes == 0 leaves *p NULL. For grow-only work buffers. */
 int dt_backend_replace(dt_backend *be, void **p, size_t bytes);
+
+/* ==== Sequence encoder and softmax losses: helpers (issue 13; backend_seq.c) ==== */
+
+/* Floats of attn_fwd's probs for windows with these offsets (host copy,
+ * [n_seq + 1]): heads * sum_s len_s^2. */
+int64_t dt_attn_probs_floats(const int32_t *offsets_host, int64_t n_seq, int heads);
+/* Softmax cross-entropy over scores [n, c] in one block, column 0 every
+ * row's target (sampled softmax with [positive, negatives] rows): the three
+ * xent ops above. dscores = scale * d(sum_i lse_i - s_i0)/dscores
+ * (overwrite; may be scores), *loss_sum_host = that sum (local rows,
+ * double). work: 3n floats of backend memory. */
+int dt_softmax_xent(dt_backend *be, const float *scores, int64_t n, int c, float scale, float *dscores, float *work,
+                    double *loss_sum_host);
+
+/* ==== end of issue 13 helpers ==== */
 
 #endif

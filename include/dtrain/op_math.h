@@ -213,4 +213,77 @@ DT_HD static inline float dt_bpr_pair(float sp, float sn, float *dsp) {
   return dt_softplus(-x);
 }
 
+/* ==== Sequence encoder (SASRec) and softmax losses (issue 13) ==== */
+
+/* ---- layer norm ---- */
+
+/* 1 / sqrt(var + eps) of a row's biased variance */
+DT_HD static inline float dt_layer_norm_rstd(float var, float eps) { return 1.0f / sqrtf(var + eps); }
+
+/* y = (x - mean) rstd w + b */
+DT_HD static inline float dt_layer_norm_fwd(float x, float mean, float rstd, float w, float b) {
+  return (x - mean) * rstd * w + b;
+}
+
+/* dx of one element: g = dy w, xhat = (x - mean) rstd, and over the row
+ * mean_g = mean(g), mean_gx = mean(g xhat):  dx = rstd (g - mean_g - xhat mean_gx). */
+DT_HD static inline float dt_layer_norm_bwd(float g, float xhat, float rstd, float mean_g, float mean_gx) {
+  return rstd * (g - mean_g - xhat * mean_gx);
+}
+
+/* ---- softmax (attention rows, cross-entropy) ---- */
+
+/* e^(s - max), the unnormalised term of a softmax whose row maximum is max
+ * (s <= max, so no overflow; far below max it is ~1e-38, not 0, which
+ * next to the row's largest term 1 is below float resolution) */
+DT_HD static inline float dt_softmax_term(float s, float max) { return dt_exp(s - max); }
+
+/* Backward of a softmax row p = softmax(s): ds_j = p_j (dp_j - dot), with
+ * dot = sum_j p_j dp_j over the row. */
+DT_HD static inline float dt_softmax_bwd(float p, float dp, float dot) { return p * (dp - dot); }
+
+/* Online log-sum-exp: merges a part (m2, sum2) = (max, sum e^(s - max)) of a
+ * row into the running (*m, *sum). An empty part (sum2 = 0, m2 = -inf)
+ * changes nothing; an empty running state takes the part as it is. */
+DT_HD static inline void dt_lse_merge(float *m, float *sum, float m2, float sum2) {
+  if (!(sum2 > 0.0f)) return;
+  if (!(*sum > 0.0f)) {
+    *m = m2;
+    *sum = sum2;
+  } else if (m2 > *m) {
+    *sum = *sum * dt_exp(*m - m2) + sum2;
+    *m = m2;
+  } else {
+    *sum = *sum + sum2 * dt_exp(m2 - *m);
+  }
+}
+
+/* log sum_j e^(s_j) from the running (max, sum) */
+DT_HD static inline float dt_lse(float m, float sum) { return m + logf(sum); }
+
+/* d/ds of scale * (lse - s_target) for one score: scale (e^(s - lse) - [target]) */
+DT_HD static inline float dt_xent_grad(float s, float lse, int is_target, float scale) {
+  return scale * (dt_exp(s - lse) - (is_target ? 1.0f : 0.0f));
+}
+
+/* ---- binary cross-entropy ---- */
+
+/* One score's term: -log sig(s) = softplus(-s) for the positive, -log
+ * sig(-s) = softplus(s) for a negative. Writes d(term)/ds. */
+DT_HD static inline float dt_bce_term(float s, int positive, float *ds) {
+  if (positive) {
+    *ds = -dt_sigmoid(-s);
+    return dt_softplus(-s);
+  }
+  *ds = dt_sigmoid(s);
+  return dt_softplus(s);
+}
+
+/* ---- the encoder's input ---- */
+
+/* scale * item embedding + positional embedding (SASRec: scale = sqrt(d)) */
+DT_HD static inline float dt_seq_embed(float item, float scale, float pos) { return scale * item + pos; }
+
+/* ==== end of issue 13 ==== */
+
 #endif

@@ -9,7 +9,8 @@
 // leaves an allocation, or a free of a pointer that is not one, fails with
 // an error instead of corrupting memory; new allocations are filled with
 // 0xff bytes (NaN as float), so a result never written shows up. Streams are
-// synchronous. cuBLAS's SGEMM is CBLAS in column-major order, with operands
+// synchronous. cuBLAS's SGEMM (and its strided-batched form, one SGEMM per
+// entry) is CBLAS in column-major order, with operands
 // rounded to TF32 when the handle's math mode asks for it.
 //
 // DTK_EMU_NO_DEVICE=1 in the environment makes cudaGetDeviceCount fail as
@@ -540,6 +541,21 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOper
     cblas_sgemm(CblasColMajor, cta, ctb, m, n, k, *alpha, a32.data(), lda, b32.data(), ldb, *beta, c, ldc);
   } else {
     cblas_sgemm(CblasColMajor, cta, ctb, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc);
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+// One SGEMM per batch entry, each operand at its stride (a batch entry's
+// operand outside a device allocation fails as cublasSgemm does).
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                         int k, const float *alpha, const float *a, int lda, long long int stride_a,
+                                         const float *b, int ldb, long long int stride_b, const float *beta, float *c,
+                                         int ldc, long long int stride_c, int batch) {
+  if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  for (int i = 0; i < batch; i++) {
+    cublasStatus_t st = cublasSgemm_v2(h, ta, tb, m, n, k, alpha, a + (long long)i * stride_a, lda,
+                                       b + (long long)i * stride_b, ldb, beta, c + (long long)i * stride_c, ldc);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
   }
   return CUBLAS_STATUS_SUCCESS;
 }

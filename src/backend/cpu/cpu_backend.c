@@ -152,6 +152,18 @@ int dt_backend_cpu_create(int threads, dt_backend **out) {
   be->topk = dt_cpu_topk;
   be->destroy = cpu_destroy;
 
+  /* sequence encoder and softmax losses (issue 13) */
+  be->layer_norm_fwd = dt_cpu_layer_norm_fwd;
+  be->layer_norm_bwd = dt_cpu_layer_norm_bwd;
+  be->attn_fwd = dt_cpu_attn_fwd;
+  be->attn_bwd = dt_cpu_attn_bwd;
+  be->seq_embed_fwd = dt_cpu_seq_embed_fwd;
+  be->seq_pos_grad = dt_cpu_seq_pos_grad;
+  be->bce = dt_cpu_bce;
+  be->xent_stats = dt_cpu_xent_stats;
+  be->xent_loss = dt_cpu_xent_loss;
+  be->xent_grad = dt_cpu_xent_grad;
+
   /* OpenBLAS runs single-threaded inside the OpenMP threads (dt_cpu_gemm
    * splits C among them): one pool, no oversubscription. The setting is
    * process-wide and the same for every backend. */

@@ -144,4 +144,37 @@ int dt_cpu_adagrad_rows(dt_backend *be, float *table, float *acc, const int32_t 
 int dt_cpu_topk(dt_backend *be, const float *scores, int64_t n, int64_t cols, int k, int32_t *idx_host,
                 float *val_host);
 
+/* ==== sequence encoder and softmax losses (issue 13) ==== */
+
+/* Checks a dt_seq_windows against its contract (offsets from 0 to n_tokens,
+ * ascending, no window longer than max_len); names `op` in the message. */
+int dt_cpu_check_windows(const char *op, dt_seq_windows w);
+
+/* layer norm, input embedding (cpu_seq.c) */
+int dt_cpu_layer_norm_fwd(dt_backend *be, const float *x, const float *weight, const float *bias, float eps,
+                          int64_t n, int d, float *y, float *mean, float *rstd);
+int dt_cpu_layer_norm_bwd(dt_backend *be, const float *dy, const float *x, const float *weight, const float *mean,
+                          const float *rstd, int64_t n, int d, float *dx, int accumulate_dx, float *dweight,
+                          float *dbias);
+int dt_cpu_seq_embed_fwd(dt_backend *be, const float *table, const int32_t *ids, float scale, const float *pos,
+                         int64_t pos_rows, dt_seq_windows w, int d, float *out);
+int dt_cpu_seq_pos_grad(dt_backend *be, const float *dx, dt_seq_windows w, int d, int64_t pos_rows, float *dpos);
+
+/* attention (cpu_attn.c) */
+int dt_cpu_attn_fwd(dt_backend *be, const float *qkv, dt_seq_windows w, int d, int heads, float *out, float *probs);
+int dt_cpu_attn_bwd(dt_backend *be, const float *qkv, const float *probs, const float *dout, dt_seq_windows w, int d,
+                    int heads, float *dqkv);
+
+/* losses (cpu_xent.c) */
+int dt_cpu_bce(dt_backend *be, const float *scores, int64_t n, int c, float inv_count, float *dscores,
+               double *loss_sum_host);
+int dt_cpu_xent_stats(dt_backend *be, const float *scores, int64_t n, int cols, int ld, int64_t col0,
+                      const int32_t *target, int first, float *run_max, float *run_sum, float *tgt_score);
+int dt_cpu_xent_loss(dt_backend *be, const float *run_max, const float *run_sum, const float *tgt_score, int64_t n,
+                     float *lse, double *loss_sum_host);
+int dt_cpu_xent_grad(dt_backend *be, const float *scores, int64_t n, int cols, int ld, int64_t col0,
+                     const int32_t *target, const float *lse, float scale, float *dscores, int ldd);
+
+/* ==== end of issue 13 ==== */
+
 #endif

@@ -312,6 +312,8 @@ int dt_backend_cuda_create(int device, int tf32, dt_backend **out) {
   dt_cuda_fill_model_ops(be);
   dt_cuda_fill_optim_ops(be);
   dt_cuda_fill_eval_ops(be);
+  dt_cuda_fill_seq_ops(be);
+  dt_cuda_fill_loss_ops(be);
 
   dt_log_info("cuda backend: device %d, %s (compute capability %d.%d, %d SMs, %.1f GiB), TF32 %s%s", c->device,
               c->device_name, c->cc_major, c->cc_minor, c->sm_count, (double)c->total_mem / (1024.0 * 1024.0 * 1024.0),

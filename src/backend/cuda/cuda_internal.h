@@ -81,5 +81,8 @@ void dt_cuda_fill_sparse_ops(dt_backend *be);
 void dt_cuda_fill_model_ops(dt_backend *be);
 void dt_cuda_fill_optim_ops(dt_backend *be);
 void dt_cuda_fill_eval_ops(dt_backend *be);
+/* issue 13: sequence encoder (cuda_ops_seq.c), losses (cuda_ops_loss.c) */
+void dt_cuda_fill_seq_ops(dt_backend *be);
+void dt_cuda_fill_loss_ops(dt_backend *be);
 
 #endif

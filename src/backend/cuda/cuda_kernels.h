@@ -169,6 +169,56 @@ cudaError_t dtk_segmented_sort_desc(cudaStream_t s, void *temp, size_t *temp_byt
 cudaError_t dtk_topk_sort_pick(cudaStream_t s, const float *scores, const float *keys_sorted,
                                const int32_t *vals_sorted, int64_t rows, int64_t cols, int k, int32_t *idx, float *val);
 
+/* ==== sequence encoder and softmax losses (issue 13) ==== */
+
+/* ---- layer norm, input embedding (kernels/seq.cu) ---- */
+cudaError_t dtk_layer_norm_fwd(cudaStream_t s, const float *x, const float *w, const float *b, float eps, int64_t n,
+                               int d, float *y, float *mean, float *rstd);
+cudaError_t dtk_layer_norm_bwd_dx(cudaStream_t s, const float *dy, const float *x, const float *w, const float *mean,
+                                  const float *rstd, int64_t n, int d, float *dx, int accumulate);
+/* Chunk sums (DTK_BIAS_CHUNK rows, as bias_grad) of dy xhat into part_w and
+ * of dy into part_b, each [chunks, d]; dtk_bias_grad_finish adds them. */
+cudaError_t dtk_layer_norm_bwd_partials(cudaStream_t s, const float *dy, const float *x, const float *mean,
+                                        const float *rstd, int64_t n, int d, float *part_w, float *part_b);
+cudaError_t dtk_seq_embed(cudaStream_t s, const float *table, const int32_t *ids, float scale, const float *pos,
+                          const int32_t *offsets, int64_t n_seq, int d, float *out);
+cudaError_t dtk_seq_pos_grad(cudaStream_t s, const float *dx, const int32_t *offsets, int64_t n_seq, int max_len,
+                             int d, float *dpos);
+
+/* ---- attention (kernels/attn.cu) ----
+ * Padded layouts: operands [n_seq * heads, T, dh], scores [n_seq * heads,
+ * T, T], pair b = s * heads + k; T >= every window's length. */
+/* sizes[s] = heads * len_s^2 (s < n_seq), sizes[n_seq] = 0 */
+cudaError_t dtk_attn_prob_sizes(cudaStream_t s, const int32_t *offsets, int64_t n_seq, int heads, int64_t *sizes);
+/* dst (padded) from columns col0 + k*dh .. of src [n_tokens, ld] */
+cudaError_t dtk_attn_pad(cudaStream_t s, const float *src, int ld, int col0, const int32_t *offsets, int64_t n_seq,
+                         int heads, int T, int dh, float *dst);
+/* the window rows of src (padded) into columns col0 + k*dh .. of dst [n_tokens, ld] */
+cudaError_t dtk_attn_unpad(cudaStream_t s, const float *src, const int32_t *offsets, int64_t n_seq, int heads, int T,
+                           int dh, int ld, int col0, float *dst);
+/* causal softmax of the scores in place, and the compact copy at poff */
+cudaError_t dtk_attn_softmax_fwd(cudaStream_t s, float *S, const int32_t *offsets, const int64_t *poff, int64_t n_seq,
+                                 int heads, int T, float *probs);
+cudaError_t dtk_attn_expand_probs(cudaStream_t s, const float *probs, const int32_t *offsets, const int64_t *poff,
+                                  int64_t n_seq, int heads, int T, float *P);
+/* dS = P (dP - <P, dP>) in place of dP */
+cudaError_t dtk_attn_softmax_bwd(cudaStream_t s, const float *P, float *dS, const int32_t *offsets, int64_t n_seq,
+                                 int heads, int T);
+
+/* ---- losses (kernels/xent.cu) ---- */
+/* partials (dtk_partial_count(n)) get sums of the loss terms */
+cudaError_t dtk_bce(cudaStream_t s, const float *scores, int64_t n, int c, float inv_count, float *dscores,
+                    double *partials);
+cudaError_t dtk_xent_stats(cudaStream_t s, const float *scores, int64_t n, int cols, int ld, int64_t col0,
+                           const int32_t *target, int first, float *run_max, float *run_sum, float *tgt_score);
+/* partials (dtk_partial_count(n)) get sums of lse - tgt_score */
+cudaError_t dtk_xent_loss(cudaStream_t s, const float *run_max, const float *run_sum, const float *tgt_score, int64_t n,
+                          float *lse, double *partials);
+cudaError_t dtk_xent_grad(cudaStream_t s, const float *scores, int64_t n, int cols, int ld, int64_t col0,
+                          const int32_t *target, const float *lse, float scale, float *dscores, int ldd);
+
+/* ==== end of issue 13 ==== */
+
 #ifdef __cplusplus
 }
 #endif
