@@ -17,9 +17,10 @@
 /* One protocol's sums: users, mrr, then ndcg/hr/recall/precision/map per K. */
 enum { M_USERS = 0, M_MRR, M_NDCG, M_HR = M_NDCG + DT_EVAL_NK, M_RECALL = M_HR + DT_EVAL_NK,
        M_PREC = M_RECALL + DT_EVAL_NK, M_MAP = M_PREC + DT_EVAL_NK, M_SIZE = M_MAP + DT_EVAL_NK };
-/* A sampled batch: model, popularity, alpha sums, buckets (users, ndcg, hr, alpha x3). */
+/* A sampled batch: model, popularity, alpha sums, buckets (users, ndcg, hr, alpha x3),
+ * users with fewer unseen items than eval.negatives. */
 enum { S_MODEL = 0, S_POP = M_SIZE, S_ALPHA = 2 * M_SIZE, S_BUCKETS = S_ALPHA + 3, B_SIZE = 6,
-       S_SIZE = S_BUCKETS + DT_EVAL_BUCKETS * B_SIZE };
+       S_FEWER = S_BUCKETS + DT_EVAL_BUCKETS * B_SIZE, S_SIZE = S_FEWER + 1 };
 /* A full-ranking batch: model, popularity. */
 enum { F_MODEL = 0, F_POP = M_SIZE, F_SIZE = 2 * M_SIZE };
 
@@ -142,6 +143,7 @@ static int sampled_batch(dt_eval_ctx *ctx, const int32_t *users, const int32_t *
   int rc = be->download(be, scores, d_scores, (size_t)(n * c) * sizeof(float));
   if (!rc) rc = be->download(be, alpha, d_alpha, (size_t)(n * 3) * sizeof(float));
   const int32_t *cand = dt_batch_host_candidates(ctx->bb);
+  const int32_t *n_negs = dt_batch_host_negative_counts(ctx->bb);
   for (int64_t e = 0; e < n && !rc; e++) {
     const float *row = scores + e * c;
     if (!isfinite(row[0])) {
@@ -150,7 +152,8 @@ static int sampled_batch(dt_eval_ctx *ctx, const int32_t *users, const int32_t *
       break;
     }
     int64_t rank = 1, pop_rank = 1;
-    for (int j = 1; j < c; j++) {
+    s[S_FEWER] += n_negs[e] < n_neg; /* ranked against all its unseen items */
+    for (int j = 1; j <= n_negs[e]; j++) {
       rank += row[j] >= row[0];
       pop_rank += pop[cand[e * c + j]] >= pop[cand[e * c]];
     }
@@ -478,6 +481,8 @@ int dt_evaluate(dt_eval_ctx *ctx, dt_split_kind split, int sampled, int full, in
     rc = over_batches(ctx, label, u2, p2, n, S_SIZE, sampled_fn, &arg, total);
     if (!rc) {
       out->has_sampled = 1;
+      out->sampled_negatives = (int)ctx->cfg->eval_negatives;
+      out->sampled_fewer_negatives = (int64_t)total[S_FEWER];
       sums_to_means(total + S_MODEL, &out->sampled);
       sums_to_means(total + S_POP, &out->pop_sampled);
       double un = total[S_MODEL + M_USERS] > 0 ? total[S_MODEL + M_USERS] : 1;
@@ -597,7 +602,9 @@ void dt_eval_print(FILE *f, const dt_eval_result *r) {
   fprintf(f, "  %-22s %8s  %-13s  %-13s  %-13s  %6s\n", "protocol", "users", "NDCG@5 R@5", "NDCG@10 R@10",
           "NDCG@20 R@20", "MRR");
   if (r->has_sampled) {
-    print_metrics_row(f, "sampled 1+99", &r->sampled, 0);
+    char label[32];
+    snprintf(label, sizeof label, "sampled 1+%d", r->sampled_negatives);
+    print_metrics_row(f, label, &r->sampled, 0);
     print_metrics_row(f, "  popularity", &r->pop_sampled, 0);
   }
   if (r->has_full) {
@@ -608,6 +615,9 @@ void dt_eval_print(FILE *f, const dt_eval_result *r) {
             r->full.coverage[2]);
   }
   if (r->has_sampled) {
+    if (r->sampled_fewer_negatives > 0)
+      fprintf(f, "  sampled: %lld users have fewer than %d unseen items and were ranked against all of them\n",
+              (long long)r->sampled_fewer_negatives, r->sampled_negatives);
     fprintf(f, "  mean alpha (static, dynamic, content): %.3f %.3f %.3f\n", r->alpha_mean[0], r->alpha_mean[1],
             r->alpha_mean[2]);
     fprintf(f, "  cold start (train history length):\n  %-8s %8s %8s %8s   %s\n", "bucket", "users", "NDCG@10",
@@ -658,7 +668,10 @@ char *dt_eval_to_json(const dt_eval_result *r) {
   cJSON_AddStringToObject(root, "split", r->split == DT_SPLIT_VALID ? "valid" : "test");
   cJSON *pop = cJSON_CreateObject();
   if (r->has_sampled) {
-    cJSON_AddItemToObject(root, "sampled", metrics_json(&r->sampled, 0));
+    cJSON *sampled = metrics_json(&r->sampled, 0);
+    cJSON_AddNumberToObject(sampled, "negatives", r->sampled_negatives);
+    cJSON_AddNumberToObject(sampled, "users_fewer_negatives", (double)r->sampled_fewer_negatives);
+    cJSON_AddItemToObject(root, "sampled", sampled);
     cJSON_AddItemToObject(pop, "sampled", metrics_json(&r->pop_sampled, 0));
   }
   if (r->has_full) {
