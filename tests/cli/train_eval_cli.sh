@@ -99,6 +99,18 @@ printf '%s\n%s\n' "$user" "$user" >"$work/users.txt"
 "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users "$work/users.txt" -k 3 --json >"$work/rec.json" ||
   fail "recommend --users"
 [ "$(wc -l <"$work/rec.json")" -eq 2 ] || fail "recommend --users: one JSON line per user expected"
+# --users naming a directory, a missing file or a file without ids: exit 3
+# naming it, never exit 0 with no output
+expect_exit 3 "recommend --users DIR" "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users "$work"
+grep -q "$work.*directory" "$work/err.txt" || fail "recommend --users DIR: $(cat "$work/err.txt")"
+expect_exit 3 "recommend --users MISSING" "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users "$work/none.txt"
+grep -q "none.txt" "$work/err.txt" || fail "recommend --users MISSING: $(cat "$work/err.txt")"
+printf '\n\n' >"$work/blank.txt"
+expect_exit 3 "recommend --users with no ids" "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users "$work/blank.txt"
+grep -q "blank.txt.*no user ids" "$work/err.txt" || fail "recommend --users BLANK: $(cat "$work/err.txt")"
+printf '%s\n' "$user" | "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users - -k 2 >"$work/rec_stdin.txt" ||
+  fail "recommend --users - (stdin)"
+[ "$(wc -l <"$work/rec_stdin.txt")" -eq 2 ] || fail "recommend --users - printed $(wc -l <"$work/rec_stdin.txt") lines"
 expect_exit 3 "unknown user" "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --user no-such-user
 grep -q "unknown user 'no-such-user'" "$work/err.txt" || fail "unknown user message: $(cat "$work/err.txt")"
 
