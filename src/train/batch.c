@@ -402,9 +402,9 @@ static int eval_negatives(const dt_dataset *ds, int32_t u, int n_neg, uint64_t s
     for (int64_t i = 0; i < n_items; i++)
       if (!mark[i]) out[got++] = (int32_t)i;
   } else if (unseen >= 2 * (int64_t)n_neg) {
-    /* rejection: each draw lands on a new unseen item with probability
-     * >= 1/2 of the catalogue's unseen share, so this is ~n_neg draws on a
-     * sparse user; the first draws are the ones the old protocol made */
+    /* rejection: at least half of the unseen items stay free, so a draw
+     * succeeds with probability >= unseen / (2 n_items): about n_neg draws
+     * for a user who has seen a small part of the catalogue */
     for (uint32_t draw = 0; got < n_neg; draw++) {
       dt_rand4 r = dt_philox(seed, DT_RNG_EVAL, (uint32_t)u, draw, 0, 0);
       int32_t item = (int32_t)dt_below64(r.v[0], r.v[1], (uint64_t)n_items);
