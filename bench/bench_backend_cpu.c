@@ -108,7 +108,7 @@ static void bench_gemm(dt_backend *be, const char *layer, int rows, int in, int 
 }
 
 int main(int argc, char **argv) {
-  dt_blas_core_check(argv); /* the same OpenBLAS kernels as dtrain itself */
+  dt_cpu_restart_check(argv); /* the same OpenBLAS kernels and OpenMP wait policy as dtrain itself */
   int threads = argc > 1 ? atoi(argv[1]) : 0;
   if (argc > 2) g_min_s = atof(argv[2]);
   dt_backend *be = NULL;

@@ -29,6 +29,25 @@ static void test_blas_core_choice(void **state) {
 #endif
 }
 
+/* --------------------------------------------- OpenMP's wait policy */
+
+static void test_omp_wait_choice(void **state) {
+  (void)state;
+  const char *var, *value;
+  /* nothing set: a bounded spin (libgomp's default 300000 spins through the
+   * time slices of a busy machine) */
+  assert_int_equal(dt_omp_wait_choice(NULL, NULL, &var, &value), 1);
+  assert_string_equal(var, "GOMP_SPINCOUNT");
+  assert_string_equal(value, "10000");
+  assert_int_equal(dt_omp_wait_choice("", "", &var, &value), 1); /* "" is unset */
+  /* either setting of the user's wins, and nothing is set */
+  assert_int_equal(dt_omp_wait_choice("active", NULL, &var, &value), 0);
+  assert_null(var);
+  assert_null(value);
+  assert_int_equal(dt_omp_wait_choice(NULL, "300000", &var, &value), 0);
+  assert_int_equal(dt_omp_wait_choice("passive", "0", &var, &value), 0);
+}
+
 /* ---------------------------------------------------------------- top-k */
 
 static void test_topk_ties_and_infinity(void **state) {
@@ -358,6 +377,7 @@ int main(void) {
       cmocka_unit_test(test_topk_ties_and_infinity),
       cmocka_unit_test(test_topk_matches_full_sort),
       cmocka_unit_test(test_blas_core_choice),
+      cmocka_unit_test(test_omp_wait_choice),
       cmocka_unit_test(test_coalesce_duplicates_unsorted),
       cmocka_unit_test(test_determinism),
       cmocka_unit_test(test_memory_ops),

@@ -209,6 +209,34 @@ static void test_file_errors(void **state) {
   expect_error("kid.json", NULL, 0, DT_EXIT_USAGE, "extended by", "kid.json");
 }
 
+/* A key given twice in one object: JSON parsers keep one or the other, so
+ * one of the user's settings would be lost silently. Exit 2 naming the key
+ * and both lines, in any file of the "extends" chain. */
+static void test_duplicate_keys(void **state) {
+  write_text("dup_top.json", "{\n  \"train\": {\"lr\": 0.1},\n  \"model\": {\"dim\": 8},\n  \"train\": {\"epochs\": 3}\n}\n");
+  expect_error("dup_top.json", NULL, 0, DT_EXIT_USAGE, "dup_top.json: key 'train' appears twice", "lines 2 and 4");
+  write_text("dup_leaf.json", "{\"train\": {\n  \"lr\": 0.1,\n  \"epochs\": 2,\n  \"lr\": 0.2\n}}");
+  expect_error("dup_leaf.json", NULL, 0, DT_EXIT_USAGE, "key 'train.lr' appears twice", "lines 2 and 4");
+  /* the same key after JSON escapes, on one line */
+  write_text("dup_esc.json", "{\"run\": {\"seed\": 1, \"s\\u0065ed\": 2}}");
+  expect_error("dup_esc.json", NULL, 0, DT_EXIT_USAGE, "key 'run.seed' appears twice", "lines 1 and 1");
+  write_text("dup_ext.json", "{\"extends\": \"sub/base.json\",\n\"extends\": \"other.json\"}");
+  expect_error("dup_ext.json", NULL, 0, DT_EXIT_USAGE, "key 'extends' appears twice", "lines 1 and 2");
+  /* in a parent: named, with the child that extends it */
+  write_text("dup_kid.json", "{\"extends\": \"dup_leaf.json\"}");
+  expect_error("dup_kid.json", NULL, 0, DT_EXIT_USAGE, "dup_leaf.json: key 'train.lr' appears twice", "extended by");
+  /* the same name in different objects, in strings and in arrays is fine */
+  write_text("nodup.json",
+             "{\"run\": {\"seed\": 1, \"name\": \"seed\"}, \"eval\": {\"seed\": 2}, "
+             "\"_comment\": [{\"seed\": 1}, {\"seed\": 2}], \"data\": {\"synthetic\": {\"seed\": 3}}}");
+  dt_config cfg;
+  if (dt_config_build(path_of("nodup.json"), NULL, 0, &cfg) != 0) fail_msg("nodup.json: %s", dt_error_message());
+  assert_int_equal(cfg.run_seed, 1);
+  assert_int_equal(cfg.eval_seed, 2);
+  assert_int_equal(cfg.data_synthetic_seed, 3);
+  dt_config_free(&cfg);
+}
+
 static void test_write_and_reload(void **state) {
   const char *sets[] = {"train.lr=0.125"};
   dt_config a, b;
@@ -271,6 +299,7 @@ int main(void) {
       cmocka_unit_test(test_cross_key_check),
       cmocka_unit_test(test_group_and_leaf_shapes),
       cmocka_unit_test(test_file_errors),
+      cmocka_unit_test(test_duplicate_keys),
       cmocka_unit_test(test_write_and_reload),
       cmocka_unit_test(test_every_shipped_config_is_valid),
       cmocka_unit_test(test_edit_distance),

@@ -145,7 +145,10 @@ static void truncated_file_is_refused(void **state) {
     dt_dataset ds;
     assert_int_equal(dt_dataset_load(cut, &ds), DT_EXIT_DATA);
     assert_non_null(strstr(dt_error_message(), cut));
-    assert_non_null(strstr(dt_error_message(), "dtrain prep --force"));
+    /* "move it away and run `dtrain prep`" when it cannot be opened (it
+     * cannot then be told for dtrain's, so prep --force would refuse it),
+     * "re-run `dtrain prep --force`" when a dataset inside is damaged */
+    assert_non_null(strstr(dt_error_message(), "dtrain prep"));
     char why[1024];
     assert_int_equal(dt_dataset_is_current(cut, &cfg, why, sizeof why), 0);
     dt_shard sh;
@@ -194,6 +197,13 @@ static void other_format_version_is_refused(void **state) {
   fclose(f);
   assert_int_equal(dt_dataset_load(path, &ds), DT_EXIT_DATA);
   assert_non_null(strstr(dt_error_message(), "not an HDF5 file"));
+  /* and not dtrain's to replace: ensure_prepared (train) refuses it */
+  assert_int_equal(dt_dataset_ensure_prepared(&cfg), DT_EXIT_DATA);
+  assert_non_null(strstr(dt_error_message(), "is not a dtrain prepared data set"));
+  char *text = NULL;
+  assert_int_equal(dt_read_file(path, &text, NULL, DT_EXIT_DATA), DT_OK);
+  assert_string_equal(text, "hello\n");
+  free(text);
   dt_config_free(&cfg);
   free(path);
 }

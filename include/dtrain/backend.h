@@ -322,17 +322,29 @@ enum { DT_SITE_STATIC = 1, DT_SITE_GRU = 2, DT_SITE_CONTENT = 3, DT_SITE_HEAD = 
 /* Creates the CPU backend with `threads` threads (0 = all cores). */
 int dt_backend_cpu_create(int threads, dt_backend **out);
 
-/* OpenBLAS's kernels for this CPU (cpu_blas_core.c). dt_blas_core_check runs
- * first thing in main(): when OpenBLAS fell back to generic kernels on a CPU
- * that runs faster ones and OPENBLAS_CORETYPE is unset, it restarts the
- * binary (execv of /proc/self/exe) with OPENBLAS_CORETYPE set. */
-void dt_blas_core_check(char **argv);
-/* Logs (once, at info level) that the restart happened; the CPU backend
+/* What the CPU libraries read when they load (cpu_blas_core.c,
+ * cpu_omp_wait.c). dt_cpu_restart_check runs first thing in main() and
+ * restarts the binary once (execv of /proc/self/exe) with
+ * - OPENBLAS_CORETYPE set when OpenBLAS fell back to generic kernels on a
+ *   CPU that runs faster ones and OPENBLAS_CORETYPE is unset;
+ * - GOMP_SPINCOUNT=10000 when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is
+ *   set (libgomp's threads spin 300000 iterations while they wait, which
+ *   slows training 10-30x when another process is busy on the machine).
+ * A user's own setting of either is kept. */
+void dt_cpu_restart_check(char **argv);
+/* Logs (once, at info level) what was chosen and by whom; the CPU backend
  * calls it when it starts. */
 void dt_blas_core_note(void);
 /* The core to restart with for OpenBLAS core name `core`, its config string
  * and the user's OPENBLAS_CORETYPE (NULL if unset), or NULL to keep it. */
 const char *dt_blas_core_choice(const char *core, const char *config, const char *user_setting);
+/* The OpenMP wait setting to restart with, given the user's OMP_WAIT_POLICY
+ * and GOMP_SPINCOUNT (NULL or "" = unset): 1 with the variable to set in
+ * *var and its value in *value, or 0 (the user chose) with both NULL. */
+int dt_omp_wait_choice(const char *user_policy, const char *user_spincount, const char **var, const char **value);
+/* Logs the wait policy in force: set by dtrain's restart (set_by_dtrain),
+ * the user's, or the runtime's default when the restart failed. */
+void dt_omp_wait_note(int set_by_dtrain);
 /* Creates the CUDA backend on device `device` (DT_EXIT_RUNTIME with a clear
  * message when CUDA is not compiled in or no usable device exists). */
 int dt_backend_cuda_create(int device, int tf32, dt_backend **out);

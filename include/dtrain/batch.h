@@ -39,8 +39,11 @@ int dt_batch_build_train(dt_batch_builder *bb, const dt_unit *units, int64_t n_u
                          uint64_t seed, int n_neg, int neg_tries);
 
 /* An evaluation batch: user users[i] at held-out position pos[i], ranked
- * against its positive and `n_neg` negatives drawn from the items the user
- * never interacted with (any split), keyed by (eval_seed, user). */
+ * against its positive and `n_neg` distinct negatives drawn uniformly from
+ * the items the user never interacted with (any split), keyed by
+ * (eval_seed, user) only. A user with fewer unseen items gets all of them;
+ * the rest of its candidate row repeats the positive and is not a
+ * negative (dt_batch_host_negative_counts says how many are). */
 int dt_batch_build_eval(dt_batch_builder *bb, const int32_t *users, const int32_t *pos, int64_t n, int n_neg,
                         uint64_t eval_seed);
 
@@ -55,6 +58,9 @@ int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const 
 const dt_batch *dt_batch_get(const dt_batch_builder *bb);
 const int32_t *dt_batch_host_candidates(const dt_batch_builder *bb);
 const int32_t *dt_batch_host_users(const dt_batch_builder *bb);
+/* Negatives of each example of the last dt_batch_build_eval: candidates
+ * 1..count of its row (n_neg unless the user had fewer unseen items). */
+const int32_t *dt_batch_host_negative_counts(const dt_batch_builder *bb);
 
 /* Host view of one table's ids in the last batch, for sharded tables: the
  * trainer rewrites them into the table's gathered-rows space, then calls

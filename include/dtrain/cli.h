@@ -11,7 +11,8 @@
 
 /* Options every subcommand accepts. */
 typedef struct {
-  const char *config_path;
+  const char **configs; /* --config files, in order (each layered over the ones before) */
+  int n_configs;
   const char **sets; /* "key=value" overrides, in order */
   int n_sets;
   int quiet, verbose, log_all_ranks;
@@ -26,7 +27,8 @@ enum { DT_OPT_CONFIG = 'c', DT_OPT_SET = 1000, DT_OPT_QUIET, DT_OPT_VERBOSE, DT_
       {"log-all-ranks", no_argument, 0, DT_OPT_LOG_ALL_RANKS}, {"help", no_argument, 0, DT_OPT_HELP}
 
 #define DT_CLI_COMMON_HELP                                                                  \
-  "  -c, --config FILE     JSON config (may \"extends\" others); default: schema defaults\n" \
+  "  -c, --config FILE     JSON config (may \"extends\" others); repeatable: each file is\n" \
+  "                        layered over the ones before it (later wins); default: schema defaults\n" \
   "      --set KEY=VALUE   override one config key (repeatable), e.g. --set train.lr=5e-4\n" \
   "      --quiet           only warnings and errors\n"                                      \
   "      --verbose         debug messages too\n"                                            \
@@ -37,10 +39,10 @@ enum { DT_OPT_CONFIG = 'c', DT_OPT_SET = 1000, DT_OPT_QUIET, DT_OPT_VERBOSE, DT_
 int dt_cli_common_option(int opt, const char *arg, dt_cli_common *common);
 /* Applies --quiet/--verbose/--log-all-ranks to the logger. */
 void dt_cli_apply_logging(const dt_cli_common *common);
-/* Builds the configuration from --config and --set. */
+/* Builds the configuration from the --config files (in order) and --set. */
 int dt_cli_build_config(const dt_cli_common *common, dt_config *cfg);
-/* The configuration of a command working from a checkpoint: --config when
- * given, else the merged config stored in the checkpoint; then --set.
+/* The configuration of a command working from a checkpoint: the --config
+ * files when given, else the merged config stored in the checkpoint; then --set.
  * *ckpt_crc (may be NULL) gets the checkpoint's data-set checksum. */
 int dt_cli_config_for_checkpoint(const dt_cli_common *common, const char *checkpoint, dt_config *cfg,
                                  uint32_t *ckpt_crc);

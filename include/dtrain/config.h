@@ -1,7 +1,8 @@
 /* config.h: the configuration, typed and validated.
  *
- * A configuration is built from a JSON file (which may name a parent with
- * "extends", itself layered the same way), then `--set key=value` overrides
+ * A configuration is built from JSON files (each may name a parent with
+ * "extends", itself layered the same way; several files layer in order, later
+ * ones winning), then `--set key=value` overrides
  * (typed by the schema), then schema defaults for every key left unset. The
  * schema (config_schema.def) is the one place keys, types, ranges and
  * defaults are defined. Every error names the key, where it came from (file
@@ -46,8 +47,13 @@ const dt_config_key *dt_config_schema(int *n_keys);
 const dt_config_key *dt_config_find_key(const char *key);
 
 /* Builds a configuration from `path` (NULL: defaults only) and `n_sets`
- * overrides "key=value". Returns 0, or DT_EXIT_USAGE with a message. */
+ * overrides "key=value". Returns 0, or DT_EXIT_USAGE with a message (also
+ * for a key given twice in one JSON object, naming both lines). */
 int dt_config_build(const char *path, const char *const *sets, int n_sets, dt_config *out);
+/* The same from n_paths files layered in order, each over the ones before
+ * it as if it extended them (later files win), then the overrides. */
+int dt_config_build_files(const char *const *paths, int n_paths, const char *const *sets, int n_sets,
+                          dt_config *out);
 /* Builds a configuration from a complete JSON text (e.g. a checkpoint's
  * stored config); `origin` names it in messages. */
 int dt_config_from_string(const char *json, const char *origin, dt_config *out);

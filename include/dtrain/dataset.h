@@ -121,9 +121,20 @@ int dt_dataset_load_ids(dt_dataset *ds);
 /* Writes a prepared data set (all of the struct, ids and vocab included)
  * to `path` atomically (a temporary file beside it, then rename), with the
  * given preparation config and source checksums (JSON texts). Creates the
- * directory. Fails with DT_EXIT_RUNTIME. */
+ * directory. Refuses (DT_EXIT_DATA) to replace anything at `path` that
+ * dt_dataset_check_replaceable() refuses; other failures DT_EXIT_RUNTIME. */
 int dt_dataset_write(const char *path, const dt_dataset *ds, const char *prep_config_json, const char *sources_json);
 void dt_dataset_free(dt_dataset *ds);
+
+/* Whether a prepared data set may be written to `path`: nothing is there,
+ * or a data set dtrain wrote (an HDF5 file whose root carries the
+ * format_version and prep_config attributes, of any format version).
+ * Anything else (another file, a directory, a dangling symbolic link, a
+ * file that cannot be read, an HDF5 file that cannot be opened or lacks
+ * those attributes) fails with DT_EXIT_DATA naming it and is left alone:
+ * dtrain replaces only what it wrote. Whether a data set of dtrain's is
+ * stale is the caller's question (dt_dataset_is_current, --force). */
+int dt_dataset_check_replaceable(const char *path);
 
 /* Reads only the prep summary recorded in a prepared file (no data). */
 int dt_dataset_read_summary(const char *path, dt_prep_summary *summary);

@@ -1,9 +1,10 @@
 /* eval.h: the evaluation protocols of MODEL.md section 3.
  *
  * Sampled (NCF/SASRec): each evaluation user's first held-out interaction
- * of the split ranked against eval.negatives items the user never
- * interacted with, drawn by (eval.seed, user). rank = 1 + #{negatives with
- * score >= the positive's}.
+ * of the split ranked against eval.negatives distinct items the user never
+ * interacted with (all of them when fewer remain; such users are counted),
+ * drawn by (eval.seed, user). rank = 1 + #{negatives with score >= the
+ * positive's}.
  * Full ranking: every item scored, the user's items before the first
  * held-out position excluded, top K (5, 10, 20) against all the user's
  * held-out items of the split.
@@ -52,6 +53,8 @@ typedef struct {
   dt_split_kind split;
   int has_sampled, has_full;
   dt_metrics sampled, full;
+  int sampled_negatives;           /* eval.negatives */
+  int64_t sampled_fewer_negatives; /* users with fewer unseen items, ranked against all of them */
   dt_metrics pop_sampled, pop_full;
   double alpha_mean[3];
   dt_bucket buckets[DT_EVAL_BUCKETS];
@@ -76,7 +79,8 @@ int dt_evaluate(dt_eval_ctx *ctx, dt_split_kind split, int sampled, int full, in
                 dt_eval_result *out);
 
 /* Prints the metric table (rank 0's job) and writes the result as JSON:
- * {"split", "sampled": {"ndcg@10", "hr@10", "mrr", ...}, "full": {...},
+ * {"split", "sampled": {"ndcg@10", "hr@10", "mrr", ..., "negatives",
+ *  "users_fewer_negatives"}, "full": {...},
  *  "popularity": {"sampled": {...}, "full": {...}}, "alpha_mean": [3],
  *  "buckets": [{"name", "users", "ndcg@10", "hr@10", "alpha"}]}. */
 void dt_eval_print(FILE *out, const dt_eval_result *r);

@@ -31,6 +31,8 @@ struct dt_batch_builder {
   int64_t *ex_seq;      /* example -> sequence */
   int32_t *ex_len;      /* example -> tokens of its sequence it reads */
   int64_t *sorted;      /* sequence indices, longest first */
+  int32_t *eval_n_neg;  /* example -> negatives drawn (evaluation batches) */
+  unsigned char *eval_mark; /* [n_items] scratch of the negative draw, kept zeroed */
   /* backend copies */
   struct {
     int32_t *ids_user, *ids_user_rep, *ids_item, *ids_bias, *ids_dyn_cand, *ids_dyn_tok, *cand, *readout;
@@ -100,7 +102,7 @@ void dt_batch_builder_free(dt_batch_builder *bb) {
   free_dev(bb);
   void *ps[] = {bb->user, bb->pos, bb->cand, bb->ids_user_rep, bb->ids_item, bb->ids_bias, bb->ids_dyn_cand,
                 bb->ids_dyn_tok, bb->readout, bb->ids_user, bb->ctx, bb->row_key, bb->cand_key, bb->tok_key,
-                bb->batch_sizes, bb->seqs, bb->ex_seq, bb->ex_len, bb->sorted};
+                bb->batch_sizes, bb->seqs, bb->ex_seq, bb->ex_len, bb->sorted, bb->eval_n_neg, bb->eval_mark};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
   free(bb);
 }
@@ -120,6 +122,7 @@ static void reserve_host(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t,
     bb->row_key = dt_xrealloc(bb->row_key, (size_t)c * sizeof(int64_t));
     bb->ex_seq = dt_xrealloc(bb->ex_seq, (size_t)c * sizeof(int64_t));
     bb->ex_len = dt_xrealloc(bb->ex_len, (size_t)c * sizeof(int32_t));
+    bb->eval_n_neg = dt_xrealloc(bb->eval_n_neg, (size_t)c * sizeof(int32_t));
   }
   if (nc > bb->cap_nc) {
     int64_t c = grow_to(nc);
@@ -378,12 +381,52 @@ int dt_batch_build_train(dt_batch_builder *bb, const dt_unit *units, int64_t n_u
   return dt_batch_upload_ids(bb);
 }
 
-/* Whether user u ever interacted with item i (any split): linear in the
- * user's list, which is short next to 99 draws over the catalogue. */
-static int user_has_item(const dt_dataset *ds, int32_t u, int32_t item) {
-  for (int64_t k = ds->user_ptr[u]; k < ds->user_ptr[u + 1]; k++)
-    if (ds->user_items[k] == item) return 1;
-  return 0;
+/* The sampled protocol's negatives of user u (MODEL.md section 3): n_neg
+ * DISTINCT items the user never interacted with in any split, uniformly,
+ * or all of them in id order when no more than n_neg remain. The draws are
+ * Philox(eval seed, user, counter): a function of (seed, user) and the data
+ * set only. mark[n_items] is zeroed scratch, zeroed again on return.
+ * Returns how many negatives were written to out. */
+static int eval_negatives(const dt_dataset *ds, int32_t u, int n_neg, uint64_t seed, unsigned char *mark,
+                          int32_t *out) {
+  const int64_t lo = ds->user_ptr[u], hi = ds->user_ptr[u + 1], n_items = ds->n_items;
+  int64_t seen = 0;
+  for (int64_t k = lo; k < hi; k++)
+    if (!mark[ds->user_items[k]]) {
+      mark[ds->user_items[k]] = 1;
+      seen++;
+    }
+  const int64_t unseen = n_items - seen;
+  int got = 0;
+  if (unseen <= n_neg) {
+    for (int64_t i = 0; i < n_items; i++)
+      if (!mark[i]) out[got++] = (int32_t)i;
+  } else if (unseen >= 2 * (int64_t)n_neg) {
+    /* rejection: at least half of the unseen items stay free, so a draw
+     * succeeds with probability >= unseen / (2 n_items): about n_neg draws
+     * for a user who has seen a small part of the catalogue */
+    for (uint32_t draw = 0; got < n_neg; draw++) {
+      dt_rand4 r = dt_philox(seed, DT_RNG_EVAL, (uint32_t)u, draw, 0, 0);
+      int32_t item = (int32_t)dt_below64(r.v[0], r.v[1], (uint64_t)n_items);
+      if (mark[item]) continue;
+      mark[item] = 2;
+      out[got++] = item;
+    }
+  } else {
+    /* few more unseen items than wanted (rejection would need ~n_items
+     * draws): selection sampling (Knuth's algorithm S) over the unseen
+     * items in id order, one draw per item visited */
+    int64_t left = unseen;
+    for (int64_t i = 0; i < n_items && got < n_neg; i++) {
+      if (mark[i]) continue;
+      dt_rand4 r = dt_philox(seed, DT_RNG_EVAL, (uint32_t)u, (uint32_t)i, 1, 0);
+      if ((int64_t)dt_below64(r.v[0], r.v[1], (uint64_t)left) < n_neg - got) out[got++] = (int32_t)i;
+      left--;
+    }
+  }
+  for (int64_t k = lo; k < hi; k++) mark[ds->user_items[k]] = 0;
+  for (int j = 0; j < got; j++) mark[out[j]] = 0;
+  return got;
 }
 
 static int finish_eval(dt_batch_builder *bb, int64_t n, int c) {
@@ -416,19 +459,12 @@ int dt_batch_build_eval(dt_batch_builder *bb, const int32_t *users, const int32_
     bb->pos[e] = pos[e];
     bb->row_key[e] = gid;
     bb->cand[e * c] = ds->user_items[gid];
-    /* negatives: uniform over items the user never interacted with; the
-     * draws depend only on (eval seed, user) */
-    int64_t user_items = ds->user_ptr[u + 1] - ds->user_ptr[u];
-    uint32_t draw = 0;
-    for (int j = 0; j < n_neg; j++) {
-      int32_t item;
-      for (;;) {
-        dt_rand4 r = dt_philox(eval_seed, DT_RNG_EVAL, (uint32_t)u, draw++, 0, 0);
-        item = (int32_t)dt_below64(r.v[0], r.v[1], (uint64_t)ds->n_items);
-        if (user_items >= ds->n_items || !user_has_item(ds, u, item)) break;
-      }
-      bb->cand[e * c + 1 + j] = item;
-    }
+    if (!bb->eval_mark) bb->eval_mark = dt_xcalloc((size_t)(ds->n_items > 0 ? ds->n_items : 1), 1);
+    int got = eval_negatives(ds, u, n_neg, eval_seed, bb->eval_mark, bb->cand + e * c + 1);
+    bb->eval_n_neg[e] = got;
+    /* a user with fewer unseen items: the row is padded with the positive,
+     * which callers skip (dt_batch_host_negative_counts) */
+    for (int j = got; j < n_neg; j++) bb->cand[e * c + 1 + j] = bb->cand[e * c];
     example_context(bb, e, u, pos[e], -1);
   }
   return finish_eval(bb, n, c);
@@ -451,6 +487,7 @@ int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const 
 const dt_batch *dt_batch_get(const dt_batch_builder *bb) { return &bb->batch; }
 const int32_t *dt_batch_host_candidates(const dt_batch_builder *bb) { return bb->cand; }
 const int32_t *dt_batch_host_users(const dt_batch_builder *bb) { return bb->user; }
+const int32_t *dt_batch_host_negative_counts(const dt_batch_builder *bb) { return bb->eval_n_neg; }
 
 int32_t *dt_batch_table_ids(dt_batch_builder *bb, int table, int part, int64_t *count) {
   const dt_batch *b = &bb->batch;

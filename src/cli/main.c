@@ -29,7 +29,6 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  dt_blas_core_check(argv);
   if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
     usage();
     return DT_OK;
@@ -61,6 +60,9 @@ int main(int argc, char **argv) {
     sub_argc = argc - 1;
     sub_argv = argv + 1;
   }
+  /* the commands that compute: OpenBLAS's kernels and the OpenMP wait
+   * policy must be set before those libraries start (one restart at most) */
+  if (run == dt_cmd_train || run == dt_cmd_eval || run == dt_cmd_recommend) dt_cpu_restart_check(argv);
   int rc = run(sub_argc, sub_argv);
   if (rc != DT_OK) {
     fflush(stdout);

@@ -4,13 +4,14 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config_suggest.h"
+#include "config/json_dupkeys.h"
 #include "dtrain/error.h"
 #include "dtrain/fsutil.h"
 
@@ -55,58 +56,8 @@ static int is_group(const char *prefix) {
   return 0;
 }
 
-int dt_edit_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  int *prev = dt_xmalloc((lb + 1) * sizeof(int));
-  int *cur = dt_xmalloc((lb + 1) * sizeof(int));
-  for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    cur[0] = (int)i;
-    for (size_t j = 1; j <= lb; j++) {
-      int cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      int best = prev[j - 1] + cost;
-      if (prev[j] + 1 < best) best = prev[j] + 1;
-      if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
-      cur[j] = best;
-    }
-    int *t = prev;
-    prev = cur;
-    cur = t;
-  }
-  int d = prev[lb];
-  free(prev);
-  free(cur);
-  return d;
-}
-
-static const char *last_component(const char *key) {
-  const char *dot = strrchr(key, '.');
-  return dot ? dot + 1 : key;
-}
-
-/* The valid key closest to `key`, or NULL when none is plausibly meant. */
-static const char *closest_key(const char *key) {
-  const char *best = NULL;
-  int best_d = INT_MAX;
-  for (int i = 0; i < N_KEYS; i++) {
-    int d = dt_edit_distance(key, g_schema[i].key);
-    if (d < best_d) {
-      best_d = d;
-      best = g_schema[i].key;
-    }
-  }
-  int limit = (int)strlen(key) / 3;
-  if (limit < 2) limit = 2;
-  if (best && best_d <= limit) return best;
-  /* A known key name put in the wrong group ("optim.lr" for "train.lr"). */
-  const char *tail = last_component(key);
-  for (int i = 0; i < N_KEYS; i++)
-    if (strcmp(last_component(g_schema[i].key), tail) == 0) return g_schema[i].key;
-  return NULL;
-}
-
 static int unknown_key_error(const char *key, const char *origin) {
-  const char *hint = closest_key(key);
+  const char *hint = dt_config_closest_key(key);
   if (hint)
     return dt_fail(DT_EXIT_USAGE, "unknown config key '%s' (%s); did you mean '%s'? (`dtrain config --schema` lists every key)",
                    key, origin, hint);
@@ -363,8 +314,15 @@ static int load_layer(layers *acc, const char *path, int depth) {
     free(text);
     return dt_fail(DT_EXIT_USAGE, "config file %s: invalid JSON at line %d, column %d", path, line, col);
   }
+  char dup[256];
+  int line1, line2, rc = DT_OK;
+  if (dt_json_find_duplicate_key(text, dup, sizeof dup, &line1, &line2))
+    rc = dt_fail(DT_EXIT_USAGE,
+                 "config file %s: key '%s' appears twice in one object (lines %d and %d); only one value can hold: "
+                 "remove the other",
+                 path, dup, line1, line2);
   free(text);
-  int rc = DT_OK;
+  if (rc != DT_OK) goto done;
   if (!cJSON_IsObject(root)) {
     rc = dt_fail(DT_EXIT_USAGE, "config file %s: the top level must be a JSON object", path);
     goto done;
@@ -500,12 +458,18 @@ static int take_layers(layers *acc, int rc, dt_config *out) {
   return DT_OK;
 }
 
-int dt_config_build(const char *path, const char *const *sets, int n_sets, dt_config *out) {
+int dt_config_build_files(const char *const *paths, int n_paths, const char *const *sets, int n_sets,
+                          dt_config *out) {
   memset(out, 0, sizeof *out);
   layers acc = {cJSON_CreateObject(), cJSON_CreateObject()};
-  int rc = path ? load_layer(&acc, path, 0) : DT_OK;
+  int rc = DT_OK;
+  for (int i = 0; i < n_paths && rc == DT_OK; i++) rc = load_layer(&acc, paths[i], 0);
   if (rc == DT_OK) rc = apply_sets(acc.tree, acc.origins, sets, n_sets);
   return take_layers(&acc, rc, out);
+}
+
+int dt_config_build(const char *path, const char *const *sets, int n_sets, dt_config *out) {
+  return dt_config_build_files(&path, path ? 1 : 0, sets, n_sets, out);
 }
 
 int dt_config_from_string(const char *json, const char *origin, dt_config *out) {

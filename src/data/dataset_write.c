@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dtrain/h5io.h"
@@ -92,8 +93,48 @@ static int fsync_path(const char *path) {
   return DT_OK;
 }
 
+/* Why the existing file at `path` is not a data set dtrain wrote, or NULL
+ * when it is one (reason in buf). */
+static const char *not_ours(const char *path, const struct stat *lst, char *buf, size_t n) {
+  struct stat st;
+  if (S_ISLNK(lst->st_mode) && stat(path, &st) != 0) return "it is a symbolic link to nothing";
+  if (!S_ISLNK(lst->st_mode)) st = *lst;
+  if (S_ISDIR(st.st_mode)) return "it is a directory";
+  if (!S_ISREG(st.st_mode)) return "it is not a regular file";
+  if (access(path, R_OK) != 0) {
+    snprintf(buf, n, "it cannot be read: %s", strerror(errno));
+    return buf;
+  }
+  if (H5Fis_hdf5(path) <= 0) return "it is not an HDF5 file";
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) {
+    snprintf(buf, n, "an HDF5 file that cannot be opened: %s", dt_h5_last_error());
+    return buf;
+  }
+  int ours = H5Aexists(f, "format_version") > 0 && H5Aexists(f, "prep_config") > 0;
+  H5Fclose(f);
+  return ours ? NULL : "an HDF5 file without the format_version and prep_config attributes dtrain writes";
+}
+
+int dt_dataset_check_replaceable(const char *path) {
+  dt_h5_quiet();
+  struct stat lst;
+  if (lstat(path, &lst) != 0) {
+    if (errno == ENOENT) return DT_OK;
+    return dt_fail(DT_EXIT_DATA, "cannot inspect data.output %s: %s", path, strerror(errno));
+  }
+  char buf[512];
+  const char *why = not_ours(path, &lst, buf, sizeof buf);
+  if (!why) return DT_OK;
+  return dt_fail(DT_EXIT_DATA,
+                 "data.output %s exists and is not a dtrain prepared data set (%s); dtrain replaces only data sets it "
+                 "wrote, even with --force: move it away, or set data.output to another path",
+                 path, why);
+}
+
 int dt_dataset_write(const char *path, const dt_dataset *ds, const char *prep_config_json, const char *sources_json) {
   dt_h5_quiet();
+  DT_TRY(dt_dataset_check_replaceable(path));
   char *dir = dt_path_dirname(path);
   int rc = dt_mkdir_p(dir);
   free(dir);
@@ -116,6 +157,8 @@ int dt_dataset_write(const char *path, const dt_dataset *ds, const char *prep_co
     rc = dt_fail(DT_EXIT_RUNTIME, "cannot finish writing %s (HDF5: %s): disk full?", tmp, detail);
   }
   if (rc == DT_OK) rc = fsync_path(tmp);
+  /* again at the last moment: something may have appeared meanwhile */
+  if (rc == DT_OK) rc = dt_dataset_check_replaceable(path);
   if (rc == DT_OK && rename(tmp, path) != 0)
     rc = dt_fail(DT_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
   if (rc != DT_OK) {

@@ -293,6 +293,8 @@ fail:
 }
 
 int dt_prep_run(const dt_config *cfg, dt_prep_summary *summary) {
+  /* before the work, not after it: data.output must be free or dtrain's */
+  DT_TRY(dt_dataset_check_replaceable(cfg->data_output));
   dt_dataset ds;
   char *sources = NULL;
   DT_TRY(dt_prep_build(cfg, &ds, &sources));

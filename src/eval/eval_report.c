@@ -19,7 +19,9 @@ void dt_eval_print(FILE *f, const dt_eval_result *r) {
   fprintf(f, "  %-22s %8s  %-13s  %-13s  %-13s  %6s\n", "protocol", "users", "NDCG@5 R@5", "NDCG@10 R@10",
           "NDCG@20 R@20", "MRR");
   if (r->has_sampled) {
-    print_metrics_row(f, "sampled 1+99", &r->sampled, 0);
+    char label[32];
+    snprintf(label, sizeof label, "sampled 1+%d", r->sampled_negatives);
+    print_metrics_row(f, label, &r->sampled, 0);
     print_metrics_row(f, "  popularity", &r->pop_sampled, 0);
   }
   if (r->has_full) {
@@ -30,6 +32,9 @@ void dt_eval_print(FILE *f, const dt_eval_result *r) {
             r->full.coverage[2]);
   }
   if (r->has_sampled) {
+    if (r->sampled_fewer_negatives > 0)
+      fprintf(f, "  sampled: %lld users have fewer than %d unseen items and were ranked against all of them\n",
+              (long long)r->sampled_fewer_negatives, r->sampled_negatives);
     fprintf(f, "  mean alpha (static, dynamic, content): %.3f %.3f %.3f\n", r->alpha_mean[0], r->alpha_mean[1],
             r->alpha_mean[2]);
     fprintf(f, "  cold start (train history length):\n  %-8s %8s %8s %8s   %s\n", "bucket", "users", "NDCG@10",
@@ -80,7 +85,10 @@ char *dt_eval_to_json(const dt_eval_result *r) {
   cJSON_AddStringToObject(root, "split", r->split == DT_SPLIT_VALID ? "valid" : "test");
   cJSON *pop = cJSON_CreateObject();
   if (r->has_sampled) {
-    cJSON_AddItemToObject(root, "sampled", metrics_json(&r->sampled, 0));
+    cJSON *sampled = metrics_json(&r->sampled, 0);
+    cJSON_AddNumberToObject(sampled, "negatives", r->sampled_negatives);
+    cJSON_AddNumberToObject(sampled, "users_fewer_negatives", (double)r->sampled_fewer_negatives);
+    cJSON_AddItemToObject(root, "sampled", sampled);
     cJSON_AddItemToObject(pop, "sampled", metrics_json(&r->pop_sampled, 0));
   }
   if (r->has_full) {

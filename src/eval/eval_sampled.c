@@ -39,6 +39,7 @@ static int sampled_batch(dt_eval_ctx *ctx, const int32_t *users, const int32_t *
   int rc = be->download(be, scores, d_scores, (size_t)(n * c) * sizeof(float));
   if (!rc) rc = be->download(be, alpha, d_alpha, (size_t)(n * 3) * sizeof(float));
   const int32_t *cand = dt_batch_host_candidates(ctx->bb);
+  const int32_t *n_negs = dt_batch_host_negative_counts(ctx->bb);
   for (int64_t e = 0; e < n && !rc; e++) {
     const float *row = scores + e * c;
     if (!isfinite(row[0])) {
@@ -47,7 +48,8 @@ static int sampled_batch(dt_eval_ctx *ctx, const int32_t *users, const int32_t *
       break;
     }
     int64_t rank = 1, pop_rank = 1;
-    for (int j = 1; j < c; j++) {
+    s[S_FEWER] += n_negs[e] < n_neg; /* ranked against all its unseen items */
+    for (int j = 1; j <= n_negs[e]; j++) {
       rank += row[j] >= row[0];
       pop_rank += pop[cand[e * c + j]] >= pop[cand[e * c]];
     }
@@ -76,6 +78,8 @@ int dt_eval_sampled(dt_eval_ctx *ctx, const char *split_name, const int32_t *use
   snprintf(label, sizeof label, "eval %s sampled", split_name);
   DT_TRY(dt_eval_over_batches(ctx, label, users, pos, n, S_SIZE, sampled_fn, (void *)pop_count, total));
   out->has_sampled = 1;
+  out->sampled_negatives = (int)ctx->cfg->eval_negatives;
+  out->sampled_fewer_negatives = (int64_t)total[S_FEWER];
   dt_eval_sums_to_means(total + S_MODEL, &out->sampled);
   dt_eval_sums_to_means(total + S_POP, &out->pop_sampled);
   double un = total[S_MODEL + M_USERS] > 0 ? total[S_MODEL + M_USERS] : 1;

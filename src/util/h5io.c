@@ -41,13 +41,15 @@ int dt_h5_open_prepared(const char *path, int version, hid_t *file) {
   htri_t is = H5Fis_hdf5(path);
   if (is <= 0)
     return dt_fail(DT_EXIT_DATA,
-                   "%s is not an HDF5 file (or is truncated before its header): re-run `dtrain prep --force`", path);
+                   "%s is not an HDF5 file (or is truncated before its header): point data.output at a prepared data set, "
+                   "or move the file away and run `dtrain prep`",
+                   path);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) {
     const char *detail = dt_h5_last_error();
     return dt_fail(DT_EXIT_DATA,
-                   "cannot open the prepared data set %s: it is truncated or damaged (HDF5: %s); re-run `dtrain prep "
-                   "--force` to rebuild it",
+                   "cannot open the prepared data set %s: it is truncated or damaged (HDF5: %s); move it away and run "
+                   "`dtrain prep` to rebuild it",
                    path, detail[0] ? detail : "open failed");
   }
   int64_t v = -1;

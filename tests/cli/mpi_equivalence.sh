@@ -4,7 +4,7 @@
 # same global batches, so the per-step loss agrees with the 1-rank run to
 # 1e-5 relative for 100 steps and the final parameters to 1e-4, for both
 # table placements; evaluation with 3 ranks returns exactly the 1-rank
-# metrics for the same checkpoint; a checkpoint written by 3 ranks resumes
+# metrics for the same checkpoint (2 ranks too); a checkpoint written by 3 ranks resumes
 # on 2. The three dense updates (comm.dense_update) all pass.
 # args: dtrain-binary source-root shared-data-dir
 set -u
@@ -90,8 +90,24 @@ compare "$work/replicated-np1" "$work/lanes-np2" "balance_steps=false np2" || fa
 # evaluation: exactly the same numbers with 1 and 3 ranks
 ck="$work/replicated-np1/checkpoints/last.h5"
 "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval1.json" --quiet >/dev/null || fail "eval np1"
-mpirun -np 3 "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval3.json" --quiet >/dev/null || fail "eval np3"
-cmp -s "$work/eval1.json" "$work/eval3.json" || fail "evaluation with 3 ranks differs: $(diff "$work/eval1.json" "$work/eval3.json" | head -8)"
+for n in 2 3; do
+  mpirun -np $n "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval$n.json" --quiet >/dev/null || fail "eval np$n"
+  cmp -s "$work/eval1.json" "$work/eval$n.json" || fail "evaluation with $n ranks differs: $(diff "$work/eval1.json" "$work/eval$n.json" | head -8)"
+done
+# more negatives than some users have unseen items (they get all of theirs,
+# counted), with 3 ranks and another batch size: the same candidates, so the
+# same metrics up to the order of the batch sums
+"$bin" eval --checkpoint "$ck" --set eval.negatives=140 --set eval.protocol=sampled --json "$work/eval1_140.json" --quiet >/dev/null ||
+  fail "eval np1, 140 negatives"
+mpirun -np 3 "$bin" eval --checkpoint "$ck" --set eval.negatives=140 --set eval.protocol=sampled --set eval.batch_users=37 \
+  --json "$work/eval3_140.json" --quiet >/dev/null || fail "eval np3, 140 negatives"
+"$py" - "$work/eval1_140.json" "$work/eval3_140.json" <<'EOF' || fail "evaluation with 140 negatives: 3 ranks differ from 1"
+import json, sys
+a, b = (json.load(open(p))["sampled"] for p in sys.argv[1:3])
+assert a["users_fewer_negatives"] > 0, a
+for k in a:
+    assert abs(a[k] - b[k]) <= 1e-12 * max(1.0, abs(a[k])), (k, a[k], b[k])
+EOF
 ck="$work/sharded-np3/checkpoints/last.h5"
 mpirun -np 3 "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval_s3.json" --quiet >/dev/null || fail "eval of a sharded model, np3"
 "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval_s1.json" --quiet >/dev/null || fail "eval of a sharded model, np1"

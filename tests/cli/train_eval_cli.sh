@@ -23,7 +23,7 @@ sets=(--set data.output="$work/data.h5" --set run.dir="$work/run")
 
 "$bin" train --config "$cfg" "${sets[@]}" --epochs 2 --set ckpt.keep_last=1 >"$work/train.out" 2>"$work/train.err" ||
   fail "train: $(tail -5 "$work/train.err")"
-grep -q "sampled 1+99" "$work/train.out" || fail "train did not print the metric table"
+grep -q "sampled 1+49" "$work/train.out" || fail "train did not print the metric table"
 for f in config.json metrics.jsonl eval_test.json checkpoints/best.h5 checkpoints/last.h5 checkpoints/epoch-0002.h5; do
   [ -f "$work/run/$f" ] || fail "run directory lacks $f"
 done
@@ -61,6 +61,22 @@ for b in r["buckets"]:
     assert set(b) >= {"name", "users", "ndcg@10", "hr@10", "alpha"}
 EOF
 
+# the sampled protocol asks for more negatives than any user has unseen
+# items: each is ranked against all of its unseen items, and the report
+# counts them (text, JSON, and the JSON's "negatives")
+"$bin" eval --checkpoint "$work/run/checkpoints/best.h5" --set eval.negatives=1000 --set eval.protocol=sampled \
+  --json "$work/eval_all.json" >"$work/eval_all.out" 2>"$work/eval_all.err" || fail "eval with 1000 negatives: $(tail -3 "$work/eval_all.err")"
+grep -qE "sampled 1\+1000 " "$work/eval_all.out" || fail "the table does not say 1+1000: $(cat "$work/eval_all.out")"
+grep -qE "[0-9]+ users have fewer than 1000 unseen items" "$work/eval_all.out" || fail "no count of short users in the text report"
+"$py" - "$work/eval.json" "$work/eval_all.json" <<'EOF2' || fail "users_fewer_negatives in the eval JSON"
+import json, sys
+r49, r1000 = (json.load(open(p))["sampled"] for p in sys.argv[1:3])
+assert r49["negatives"] == 49 and 0 <= r49["users_fewer_negatives"] < r49["users"], r49
+assert r1000["negatives"] == 1000 and r1000["users_fewer_negatives"] == r1000["users"] > 0, r1000
+# against every unseen item, popularity and the model rank among all of them
+assert r1000["mrr"] < r49["mrr"], (r1000["mrr"], r49["mrr"])
+EOF2
+
 # recommend: one user, a batch file, an unknown user
 user=$("$py" -c "import h5py,sys; f=h5py.File(sys.argv[1]); print(f['users/ids'][0].decode())" "$work/data.h5") || fail "reading a user id"
 "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --user "$user" -k 5 >"$work/rec.txt" 2>"$work/rec.err" ||
@@ -83,6 +99,18 @@ printf '%s\n%s\n' "$user" "$user" >"$work/users.txt"
 "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users "$work/users.txt" -k 3 --json >"$work/rec.json" ||
   fail "recommend --users"
 [ "$(wc -l <"$work/rec.json")" -eq 2 ] || fail "recommend --users: one JSON line per user expected"
+# --users naming a directory, a missing file or a file without ids: exit 3
+# naming it, never exit 0 with no output
+expect_exit 3 "recommend --users DIR" "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users "$work"
+grep -q "$work.*directory" "$work/err.txt" || fail "recommend --users DIR: $(cat "$work/err.txt")"
+expect_exit 3 "recommend --users MISSING" "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users "$work/none.txt"
+grep -q "none.txt" "$work/err.txt" || fail "recommend --users MISSING: $(cat "$work/err.txt")"
+printf '\n\n' >"$work/blank.txt"
+expect_exit 3 "recommend --users with no ids" "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users "$work/blank.txt"
+grep -q "blank.txt.*no user ids" "$work/err.txt" || fail "recommend --users BLANK: $(cat "$work/err.txt")"
+printf '%s\n' "$user" | "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --users - -k 2 >"$work/rec_stdin.txt" ||
+  fail "recommend --users - (stdin)"
+[ "$(wc -l <"$work/rec_stdin.txt")" -eq 2 ] || fail "recommend --users - printed $(wc -l <"$work/rec_stdin.txt") lines"
 expect_exit 3 "unknown user" "$bin" recommend --checkpoint "$work/run/checkpoints/best.h5" --user no-such-user
 grep -q "unknown user 'no-such-user'" "$work/err.txt" || fail "unknown user message: $(cat "$work/err.txt")"
 

@@ -8,6 +8,8 @@
  * before the library loads, through OPENBLAS_CORETYPE, so the binary starts
  * itself again, once, with that variable set to the best core the CPU's
  * feature flags allow. A user who sets OPENBLAS_CORETYPE keeps their choice.
+ * The same restart carries the OpenMP wait policy (cpu_omp_wait.c), which
+ * libgomp also reads only when it loads: one restart at most, for both.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 
 /* Set by the restart so the restarted process can say what happened. */
 #define DT_BLAS_RESTART_ENV "DTRAIN_OPENBLAS_CORE_DETECTED"
+#define DT_OMP_RESTART_ENV "DTRAIN_OMP_WAIT_SET"
 
 /* Cores OpenBLAS falls back to when it does not recognise a CPU. */
 static int is_fallback_core(const char *core) {
@@ -52,34 +55,53 @@ const char *dt_blas_core_choice(const char *core, const char *config, const char
   return want;
 }
 
-/* The core OpenBLAS detected before the restart ("" if there was none). */
+/* The core OpenBLAS detected before the restart ("" if there was none),
+ * and whether the restart set the OpenMP wait policy; logged once. */
 static char g_detected[32];
+static int g_omp_set, g_noted;
 
 void dt_blas_core_note(void) {
+  if (g_noted) return;
+  g_noted = 1;
   if (g_detected[0])
     dt_log_info("OpenBLAS took this CPU for %s: dtrain restarted itself with OPENBLAS_CORETYPE=%s "
                 "(set OPENBLAS_CORETYPE yourself to choose)",
                 g_detected, openblas_get_corename());
-  g_detected[0] = 0;
+  dt_omp_wait_note(g_omp_set);
 }
 
-void dt_blas_core_check(char **argv) {
-  const char *detected = getenv(DT_BLAS_RESTART_ENV);
-  if (detected) { /* the restarted process: logged by the CPU backend, once the log level is known */
-    snprintf(g_detected, sizeof g_detected, "%s", detected);
+void dt_cpu_restart_check(char **argv) {
+  const char *detected = getenv(DT_BLAS_RESTART_ENV), *omp = getenv(DT_OMP_RESTART_ENV);
+  if (detected || omp) { /* the restarted process: logged by the CPU backend, once the log level is known */
+    snprintf(g_detected, sizeof g_detected, "%s", detected ? detected : "");
+    g_omp_set = omp != NULL;
     unsetenv(DT_BLAS_RESTART_ENV);
+    unsetenv(DT_OMP_RESTART_ENV);
     return;
   }
   const char *core = openblas_get_corename();
   const char *want = dt_blas_core_choice(core, openblas_get_config(), getenv("OPENBLAS_CORETYPE"));
-  if (!want) return;
-  if (setenv("OPENBLAS_CORETYPE", want, 1) != 0 || setenv(DT_BLAS_RESTART_ENV, core, 1) != 0) return;
-  fflush(NULL);
-  execv("/proc/self/exe", argv);
-  /* still here: run on with the slow kernels rather than not at all */
-  unsetenv("OPENBLAS_CORETYPE");
+  const char *omp_var, *omp_value;
+  int omp_set = dt_omp_wait_choice(getenv("OMP_WAIT_POLICY"), getenv("GOMP_SPINCOUNT"), &omp_var, &omp_value);
+  if (!want && !omp_set) return;
+  int ok = 1;
+  if (want) ok = setenv("OPENBLAS_CORETYPE", want, 1) == 0 && setenv(DT_BLAS_RESTART_ENV, core, 1) == 0;
+  if (ok && omp_set) ok = setenv(omp_var, omp_value, 1) == 0 && setenv(DT_OMP_RESTART_ENV, "1", 1) == 0;
+  if (ok) {
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+  }
+  /* still here: run on as the libraries started rather than not at all */
+  if (want) unsetenv("OPENBLAS_CORETYPE");
+  if (omp_set) unsetenv(omp_var);
   unsetenv(DT_BLAS_RESTART_ENV);
-  dt_log_warn("OpenBLAS uses its generic %s kernels on a CPU that runs %s ones (2-4x slower GEMMs); "
-              "restarting with OPENBLAS_CORETYPE=%s failed. Set OPENBLAS_CORETYPE=%s before starting dtrain",
-              core, want, want, want);
+  unsetenv(DT_OMP_RESTART_ENV);
+  if (want)
+    dt_log_warn("OpenBLAS uses its generic %s kernels on a CPU that runs %s ones (2-4x slower GEMMs); "
+                "restarting with OPENBLAS_CORETYPE=%s failed. Set OPENBLAS_CORETYPE=%s before starting dtrain",
+                core, want, want, want);
+  if (omp_set)
+    dt_log_warn("restarting with %s=%s failed: OpenMP threads spin long while they wait, which slows training "
+                "10-30x when another process is busy on this machine. Set %s=%s before starting dtrain",
+                omp_var, omp_value, omp_var, omp_value);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "dtrain/ckpt.h"
@@ -83,6 +84,47 @@ static int recommend_one(dt_session *s, const char *uid, int k, int64_t when, in
   return DT_OK;
 }
 
+/* Opens --users FILE ('-': stdin) before the checkpoint is loaded, so a
+ * path that is not a readable file fails at once (exit 3). */
+static int open_users_file(const char *path, FILE **out) {
+  *out = NULL;
+  if (!strcmp(path, "-")) {
+    *out = stdin;
+    return DT_OK;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return dt_fail(DT_EXIT_DATA, "recommend: cannot open --users %s: %s", path, strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return dt_fail(DT_EXIT_DATA, "recommend: --users %s is a directory; give a file with one user id per line", path);
+  FILE *f = fopen(path, "r");
+  if (!f) return dt_fail(DT_EXIT_DATA, "recommend: cannot open --users %s: %s", path, strerror(errno));
+  *out = f;
+  return DT_OK;
+}
+
+/* Recommends for every id of `f` (one per line, blank lines skipped); a
+ * read error or a file without ids is a data error, never a silent exit 0. */
+static int recommend_users(dt_session *s, FILE *f, const char *path, int k, int64_t when, int json) {
+  char line[4096];
+  long lineno = 0, ids = 0;
+  int rc = DT_OK;
+  errno = 0;
+  while (!rc && fgets(line, sizeof line, f)) {
+    lineno++;
+    size_t n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    if (n == 0) continue;
+    ids++;
+    rc = recommend_one(s, line, k, when, json);
+    if (rc) dt_fail_context(rc, "%s line %ld", path, lineno);
+  }
+  if (!rc && ferror(f))
+    rc = dt_fail(DT_EXIT_DATA, "recommend: cannot read --users %s: %s", path, strerror(errno ? errno : EIO));
+  if (!rc && ids == 0) rc = dt_fail(DT_EXIT_DATA, "recommend: --users %s has no user ids (one per line expected)", path);
+  return rc;
+}
+
 int dt_cmd_recommend(int argc, char **argv) {
   enum { OPT_CKPT = 2000, OPT_USER, OPT_USERS, OPT_TIME, OPT_JSON };
   static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
@@ -95,6 +137,7 @@ int dt_cmd_recommend(int argc, char **argv) {
                                           {0, 0, 0, 0}};
   dt_cli_common common = {0};
   const char *ckpt = NULL, *user = NULL, *users_file = NULL;
+  FILE *users_f = NULL;
   int k = 10, json = 0, rc = DT_OK, opt;
   int64_t when = (int64_t)time(NULL);
   optind = 0;
@@ -126,6 +169,7 @@ int dt_cmd_recommend(int argc, char **argv) {
     goto out;
   }
   dt_cli_apply_logging(&common);
+  if (users_file && (rc = open_users_file(users_file, &users_f)) != DT_OK) goto out;
   dt_comm *comm = NULL;
   if ((rc = dt_comm_init(NULL, NULL, &comm)) != DT_OK) goto out;
   if (dt_comm_size(comm) > 1) rc = dt_fail(DT_EXIT_USAGE, "recommend runs on one process; start it without mpirun");
@@ -139,25 +183,12 @@ int dt_cmd_recommend(int argc, char **argv) {
   if (!rc) rc = dt_dataset_load_ids(&s.ds);
   if (!rc) rc = dt_model_build_item_cache(s.model);
   if (!rc && user) rc = recommend_one(&s, user, k, when, json);
-  if (!rc && users_file) {
-    FILE *f = strcmp(users_file, "-") ? fopen(users_file, "r") : stdin;
-    if (!f) rc = dt_fail(DT_EXIT_DATA, "recommend: cannot open %s: %s", users_file, strerror(errno));
-    char line[4096];
-    long lineno = 0;
-    while (!rc && f && fgets(line, sizeof line, f)) {
-      lineno++;
-      size_t n = strcspn(line, "\r\n");
-      line[n] = '\0';
-      if (n == 0) continue;
-      rc = recommend_one(&s, line, k, when, json);
-      if (rc) dt_fail_context(rc, "%s line %ld", users_file, lineno);
-    }
-    if (f && f != stdin) fclose(f);
-  }
+  if (!rc && users_f) rc = recommend_users(&s, users_f, users_file, k, when, json);
   dt_session_close(&s);
   int frc = dt_comm_finalize(comm);
   if (!rc) rc = frc;
 out:
+  if (users_f && users_f != stdin) fclose(users_f);
   dt_cli_common_free(&common);
   return rc;
 }

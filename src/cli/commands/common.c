@@ -11,7 +11,10 @@
 
 int dt_cli_common_option(int opt, const char *arg, dt_cli_common *common) {
   switch (opt) {
-    case DT_OPT_CONFIG: common->config_path = arg; return 1;
+    case DT_OPT_CONFIG:
+      common->configs = dt_xrealloc(common->configs, sizeof(char *) * (size_t)(common->n_configs + 1));
+      common->configs[common->n_configs++] = arg;
+      return 1;
     case DT_OPT_SET:
       common->sets = dt_xrealloc(common->sets, sizeof(char *) * (size_t)(common->n_sets + 1));
       common->sets[common->n_sets++] = arg;
@@ -30,7 +33,7 @@ void dt_cli_apply_logging(const dt_cli_common *common) {
 }
 
 int dt_cli_build_config(const dt_cli_common *common, dt_config *cfg) {
-  return dt_config_build(common->config_path, common->sets, common->n_sets, cfg);
+  return dt_config_build_files(common->configs, common->n_configs, common->sets, common->n_sets, cfg);
 }
 
 int dt_cli_config_for_checkpoint(const dt_cli_common *common, const char *checkpoint, dt_config *cfg,
@@ -38,7 +41,7 @@ int dt_cli_config_for_checkpoint(const dt_cli_common *common, const char *checkp
   char *stored = NULL;
   int rc = dt_ckpt_read_meta(checkpoint, &stored, ckpt_crc);
   if (!rc) {
-    if (common->config_path) {
+    if (common->n_configs > 0) {
       rc = dt_cli_build_config(common, cfg);
     } else {
       rc = dt_config_from_string(stored, checkpoint, cfg);
@@ -58,6 +61,9 @@ int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *comman
 }
 
 void dt_cli_common_free(dt_cli_common *common) {
+  free(common->configs);
+  common->configs = NULL;
+  common->n_configs = 0;
   free(common->sets);
   common->sets = NULL;
   common->n_sets = 0;
