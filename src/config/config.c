@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtrain/data_config.h"
 #include "dtrain/error.h"
 #include "dtrain/fsutil.h"
 
@@ -431,6 +432,7 @@ static int finish(cJSON *tree, cJSON *origins, dt_config *out) {
       case DT_CFG_BOOL: *(int *)slot = cJSON_IsTrue(v); break;
     }
   }
+  dt_data_config_resolve(out, tree); /* an empty data.output */
   /* Checks that involve several keys. */
   if (out->data_train_frac + out->data_valid_frac >= 1.0)
     return dt_fail(DT_EXIT_USAGE,
@@ -505,7 +507,9 @@ int dt_config_build(const char *path, const char *const *sets, int n_sets, dt_co
   layers acc = {cJSON_CreateObject(), cJSON_CreateObject()};
   int rc = path ? load_layer(&acc, path, 0) : DT_OK;
   if (rc == DT_OK) rc = apply_sets(acc.tree, acc.origins, sets, n_sets);
-  return take_layers(&acc, rc, out);
+  rc = take_layers(&acc, rc, out);
+  if (rc == DT_OK && (rc = dt_data_config_check(out)) != DT_OK) dt_config_free(out);
+  return rc;
 }
 
 int dt_config_from_string(const char *json, const char *origin, dt_config *out) {
