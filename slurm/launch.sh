@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # slurm/launch.sh: starts `dtrain train` on the job's tasks; run by
 # train.sbatch and ablation.sbatch inside an allocation (see slurm/README.md).
+# `launch.sh --submit SCRIPT ARGS...` (what the .sbatch scripts do when run
+# with bash outside a job) submits SCRIPT with sbatch instead, asking for one
+# GPU per task when the merged config's backend.name is cuda.
 #
 # Arguments are passed to `dtrain train` (e.g. --set key=value,
 # --check-replicas 100). Environment:
-#   DTRAIN_ROOT      repository checkout (default: the submit directory)
+#   DTRAIN_ROOT      repository checkout (default: the one holding this script)
 #   DTRAIN_BIN       the dtrain binary (default: $DTRAIN_ROOT/build/dtrain)
 #   DTRAIN_WORKDIR   where the job runs; relative paths such as runs/<name>
 #                    resolve here (default: the job's working directory,
 #                    i.e. sbatch --chdir or the submit directory)
 #   DTRAIN_CONFIG    config file (--config)
 #   DTRAIN_SET       overrides, whitespace-separated key=value pairs
-#   DTRAIN_LAUNCHER  srun (default, PMIx) | mpirun
+#   DTRAIN_LAUNCHER  auto (default: srun when it offers the MPI plugin
+#                    DTRAIN_SRUN_MPI, else mpirun) | srun | mpirun
+#   DTRAIN_SRUN_MPI  srun's --mpi plugin (default pmix; `srun --mpi=list`)
 #   DTRAIN_RESUME    auto (default: newest <run dir>/checkpoints/epoch-*.h5)
 #                    | none | a checkpoint file
 #   DTRAIN_SRUN_ARGS / DTRAIN_MPIRUN_ARGS  extra launcher arguments
+#   DTRAIN_SBATCH_ARGS  extra sbatch options for --submit
 set -u
 
 say() { echo "[launch $(date '+%F %T')] $*"; }
@@ -23,12 +29,19 @@ die() {
   exit 2
 }
 
-root=${DTRAIN_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
+submit_script=
+if [ "${1:-}" = --submit ]; then
+  submit_script=${2:-}
+  [ -f "$submit_script" ] || die "--submit needs the .sbatch script to submit"
+  shift 2
+fi
+root=${DTRAIN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 bin=${DTRAIN_BIN:-$root/build/dtrain}
 workdir=${DTRAIN_WORKDIR:-$PWD}
-launcher=${DTRAIN_LAUNCHER:-srun}
+launcher=${DTRAIN_LAUNCHER:-auto}
+srun_mpi=${DTRAIN_SRUN_MPI:-pmix}
 [ -x "$bin" ] || die "dtrain binary '$bin' not found or not executable: build it (cmake --build build) or set DTRAIN_BIN"
-cd "$workdir" || die "cannot enter DTRAIN_WORKDIR '$workdir'"
+[ -n "$submit_script" ] || cd "$workdir" || die "cannot enter DTRAIN_WORKDIR '$workdir'"
 
 # ---- the configuration arguments, in order: file, job defaults, env, args ----
 cfg_args=()
@@ -50,18 +63,33 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   esac
 done
 
-# ---- resume from the newest complete epoch checkpoint ----
+# ---- the merged configuration ----
 merged=$("$bin" config "${cfg_args[@]}") || die "the configuration is invalid (dtrain config said why above)"
-run_field() { # run_field KEY: run.KEY of the merged configuration
+config_field() { # config_field SECTION KEY: SECTION.KEY of the merged configuration
   if command -v jq >/dev/null 2>&1; then
-    jq -r ".run.$1" <<<"$merged"
-  else # cJSON's pretty print: one key per line inside the "run" object
-    awk -v k="\"$1\":" '/^\t"run":/ {r = 1; next} r && /^\t}/ {exit}
+    jq -r ".$1.$2" <<<"$merged"
+  else # cJSON's pretty print: one key per line inside the section's object
+    awk -v s="\"$1\":" -v k="\"$2\":" '$1 == s && /^\t"/ {r = 1; next} r && /^\t}/ {exit}
       r && $1 == k {v = $0; sub(/^[^:]*:[ \t]*"?/, "", v); sub(/"?,?[ \t]*$/, "", v); print v; exit}' <<<"$merged"
   fi
 }
-run_dir=$(run_field dir)
-[ -n "$run_dir" ] || run_dir=runs/$(run_field name)
+backend=$(config_field backend name)
+
+# ---- --submit: sbatch the script, with GPUs for the CUDA backend ----
+if [ -n "$submit_script" ]; then
+  command -v sbatch >/dev/null 2>&1 || die "sbatch not found: run this on a Slurm login node (or submit with sbatch yourself)"
+  # shellcheck disable=SC2206
+  sb=(${DTRAIN_SBATCH_ARGS:-})
+  if [ "$backend" = cuda ] && ! printf '%s\n' "${sb[@]}" | grep -q -- '--gpus\|--gres'; then
+    sb+=(--gpus-per-task=1)
+  fi
+  say "backend.name is $backend: sbatch ${sb[*]} $submit_script $*"
+  exec sbatch "${sb[@]}" "$submit_script" "$@"
+fi
+
+# ---- resume from the newest complete epoch checkpoint ----
+run_dir=$(config_field run dir)
+[ -n "$run_dir" ] || run_dir=runs/$(config_field run name)
 resume=()
 case ${DTRAIN_RESUME:-auto} in
   none) ;;
@@ -79,6 +107,20 @@ esac
 
 # ---- the launcher ----
 tasks=${SLURM_NTASKS:-1}
+if [ "$backend" = cuda ] && [ -z "${SLURM_JOB_GPUS:-}${SLURM_STEP_GPUS:-}${SLURM_GPUS_ON_NODE:-}${CUDA_VISIBLE_DEVICES:-}" ]; then
+  say "warning: backend.name is cuda but Slurm gave this job no GPUs (dtrain will stop with exit 4 if it finds no" \
+    "device): submit with --gpus-per-task=1, or with 'bash slurm/train.sbatch ...', which asks for them"
+fi
+if [ "$launcher" = auto ]; then
+  # srun needs an MPI plugin that Open MPI speaks (PMIx for Debian's); without
+  # it, mpirun reads the allocation from Slurm itself.
+  if command -v srun >/dev/null 2>&1 && srun --mpi=list 2>&1 | grep -qw -- "$srun_mpi"; then
+    launcher=srun
+  else
+    launcher=mpirun
+    say "srun offers no '$srun_mpi' MPI plugin (srun --mpi=list; DTRAIN_SRUN_MPI picks another): using mpirun"
+  fi
+fi
 say "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}: $tasks tasks, ${SLURM_CPUS_PER_TASK:-1} CPUs each, launcher $launcher"
 say "run directory $run_dir${resume[*]:+, resuming from ${resume[1]}}"
 cmd=()
@@ -87,7 +129,7 @@ case $launcher in
     # --kill-on-bad-exit: one failed rank ends the step instead of leaving
     # the others waiting (they print their rank/step line on SIGTERM).
     # shellcheck disable=SC2206
-    cmd=(srun --mpi=pmix --kill-on-bad-exit=1 ${DTRAIN_SRUN_ARGS:-})
+    cmd=(srun --mpi="$srun_mpi" --kill-on-bad-exit=1 ${DTRAIN_SRUN_ARGS:-})
     ;;
   mpirun)
     # Open MPI reads the allocation from Slurm; as root it needs consent.
@@ -98,7 +140,7 @@ case $launcher in
     # SIGTERM and SIGKILL to print where they were.
     export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-3}
     ;;
-  *) die "DTRAIN_LAUNCHER must be srun or mpirun, not '$launcher'" ;;
+  *) die "DTRAIN_LAUNCHER must be auto, srun or mpirun, not '$launcher'" ;;
 esac
 # The configuration arguments go first so the user's own ones come later
 # and win; arguments already in "$@" are not repeated.

@@ -17,6 +17,7 @@
 
 #define DT_FUZZ_NO_MAIN
 #include "fuzz/fuzz_delimited.c"
+#include "fuzz/fuzz_items.c"
 #include "fuzz/fuzz_jsonl.c"
 
 static int run_corpus(const char *target, int (*fn)(const uint8_t *, size_t)) {
@@ -51,10 +52,16 @@ static void delimited_corpus(void **state) {
   assert_true(run_corpus("fuzz_delimited", dt_fuzz_delimited) >= 5);
 }
 
+static void items_corpus(void **state) {
+  (void)state;
+  assert_true(run_corpus("fuzz_items", dt_fuzz_items) >= 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(jsonl_corpus),
       cmocka_unit_test(delimited_corpus),
+      cmocka_unit_test(items_corpus),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,6 +158,51 @@ static void amazon_reviews_bad_lines(void **state) {
   }
 }
 
+/* A NUL inside an id cut it short ("AZ5C65G10R6W6" became user "AZ5C"),
+ * and a time far outside any calendar was taken: both are bad lines now,
+ * named FILE:LINE. */
+static void amazon_nul_and_out_of_range_time_fail(void **state) {
+  (void)state;
+  const char good[] = "{\"reviewerID\": \"U\", \"asin\": \"I\", \"overall\": 5.0, \"unixReviewTime\": 1}\n";
+  const char raw_nul[] = "{\"reviewerID\": \"AZ5C\0" "65G10R6W6\", \"asin\": \"I\", \"overall\": 5.0, "
+                         "\"unixReviewTime\": 1}\n";
+  const char esc_nul[] = "{\"reviewerID\": \"AZ5C\\u000065G10R6W6\", \"asin\": \"I\", \"overall\": 5.0, "
+                         "\"unixReviewTime\": 1}\n";
+  const char not_esc[] = "{\"reviewerID\": \"AZ5C\\\\u0000\", \"asin\": \"I\", \"overall\": 5.0, "
+                         "\"unixReviewTime\": 1}\n"; /* an escaped backslash, then "u0000": no NUL */
+  const char far[] = "{\"reviewerID\": \"U2\", \"asin\": \"I\", \"overall\": 5.0, "
+                     "\"unixReviewTime\": -9007199254740000}\n";
+  struct {
+    const char *text;
+    size_t len;
+    const char *what;
+  } cases[] = {{raw_nul, sizeof raw_nul - 1, "NUL byte"},
+               {esc_nul, sizeof esc_nul - 1, "NUL character (\\u0000)"},
+               {far, sizeof far - 1, "out of range"}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    size_t n = strlen(good) + cases[k].len;
+    char *text = malloc(n);
+    memcpy(text, good, strlen(good));
+    memcpy(text + strlen(good), cases[k].text, cases[k].len);
+    dt_read_opts o = {0};
+    dt_interactions x = {0};
+    dt_input in = mem("nul.json", text, n);
+    assert_int_equal(dt_read_amazon_reviews(&in, &o, &x, NULL), DT_EXIT_DATA);
+    if (!strstr(dt_error_message(), "nul.json:2: ") || !strstr(dt_error_message(), cases[k].what)) {
+      print_error("case %zu: message '%s' lacks 'nul.json:2: ' / '%s'\n", k, dt_error_message(), cases[k].what);
+      fail();
+    }
+    dt_interactions_free(&x);
+    free(text);
+  }
+  dt_read_opts o = {0};
+  dt_interactions x = {0};
+  dt_input in = mem("ok.json", not_esc, sizeof not_esc - 1);
+  assert_int_equal(dt_read_amazon_reviews(&in, &o, &x, NULL), DT_OK);
+  assert_string_equal(dt_strtab_get(&x.users, 0), "AZ5C\\u0000");
+  dt_interactions_free(&x);
+}
+
 static void empty_input_is_an_error(void **state) {
   (void)state;
   dt_read_opts o = {0};
@@ -357,9 +402,12 @@ static void delimited_bad_lines(void **state) {
   dt_interactions x;
   const char *cases[][2] = {
       {"u1,i1,100\nu2,i2\n", "expected 3 comma-separated fields"},
-      {"u1,i1,100\nu2,i2,12x\n", "field 3 (timestamp) must be an integer"},
+      {"u1,i1,100\nu2,i2,12x\n", "field 3 (timestamp) must be unix seconds (an integer) or an ISO-8601 time"},
       {"u1,i1,100\n,i2,5\n", "field 1 (user) must be a non-empty id"},
-      {"u1,i1,100\nu2,i2,99999999999999999999999\n", "must be an integer"},
+      {"u1,i1,100\nu2,i2,99999999999999999999999\n", "is out of range"},
+      /* INT64_MIN was accepted (UBSan then saw a negation overflow in batch.c) */
+      {"u1,i1,100\nu2,i2,-9223372036854775808\n", "\"-9223372036854775808\" is out of range"},
+      {"u1,i1,100\nu2,i2,253402300800\n", "is out of range"},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     assert_int_equal(read_delim(cases[k][0], "user,item,timestamp", "comma", "no", 0, &x), DT_EXIT_DATA);
@@ -391,7 +439,13 @@ static void delimited_unknown_column_is_a_config_error(void **state) {
   assert_non_null(strstr(dt_error_message(), "unknown column \"time\""));
   assert_int_equal(dt_delimited_format_parse("user,item", "comma", "no", &f), DT_EXIT_USAGE);
   assert_int_equal(dt_delimited_format_parse("user,item,timestamp,user", "comma", "no", &f), DT_EXIT_USAGE);
-  assert_int_equal(dt_delimited_format_parse("user, item ,timestamp", "semicolon", "no", &f), DT_EXIT_USAGE);
+  assert_int_equal(dt_delimited_format_parse("user, item ,timestamp", "ab", "no", &f), DT_EXIT_USAGE);
+  assert_non_null(strstr(dt_error_message(), "data.delimiter"));
+  assert_int_equal(dt_delimited_format_parse("user, item ,timestamp", "\"", "no", &f), DT_EXIT_USAGE);
+  assert_int_equal(dt_delimited_format_parse("user, item ,timestamp", "semicolon", "no", &f), DT_OK);
+  assert_int_equal(f.delimiter, ';');
+  assert_int_equal(dt_delimited_format_parse("user, item ,timestamp", "#", "no", &f), DT_OK);
+  assert_int_equal(f.delimiter, '#');
   assert_int_equal(dt_delimited_format_parse("user, item ,timestamp", "tab", "yes", &f), DT_OK);
   assert_int_equal(f.n_columns, 3);
   assert_int_equal(f.delimiter, '\t');
@@ -421,6 +475,7 @@ int main(void) {
       cmocka_unit_test(amazon_reviews_plain_and_gzip),
       cmocka_unit_test(amazon_reviews_rating_filter),
       cmocka_unit_test(amazon_reviews_bad_lines),
+      cmocka_unit_test(amazon_nul_and_out_of_range_time_fail),
       cmocka_unit_test(empty_input_is_an_error),
       cmocka_unit_test(truncated_and_corrupt_gzip),
       cmocka_unit_test(amazon_meta_both_releases_first_asin_wins),

@@ -115,6 +115,23 @@ int dt_read_amazon_reviews(const dt_input *in, const dt_read_opts *opts, dt_inte
 int dt_read_amazon_meta(const dt_input *in, const dt_read_opts *opts, const dt_strtab *items, char ***text,
                         int64_t *found, dt_source_sum *sum);
 
+/* ---- Timestamps ---------------------------------------------------------------------- */
+
+/* The timestamps dtrain accepts: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z
+ * in unix seconds. Anything outside (INT64_MIN, say) is a bad input line. */
+#define DT_TS_MIN INT64_C(-62135596800)
+#define DT_TS_MAX INT64_C(253402300799)
+enum { DT_TS_BAD = 0, DT_TS_OK = 1, DT_TS_RANGE = -1 };
+
+/* Parses s[0..n) as unix seconds: an integer (optional sign), or an
+ * ISO-8601 date or date and time in the extended format:
+ * "2024-03-01", "2024-03-01T12:00:00Z", "2024-03-01T13:00:00+01:00",
+ * "2024-03-01 12:00" (a space for the T; no zone = UTC; a fraction of a
+ * second is dropped; offsets as +hh, +hhmm or +hh:mm). Returns DT_TS_OK
+ * (*out set), DT_TS_BAD (not a timestamp) or DT_TS_RANGE (outside
+ * DT_TS_MIN..DT_TS_MAX). */
+int dt_parse_timestamp(const char *s, size_t n, int64_t *out);
+
 /* ---- Delimited text ------------------------------------------------------------------ */
 
 enum { DT_COL_SKIP = 0, DT_COL_USER, DT_COL_ITEM, DT_COL_TIMESTAMP, DT_COL_RATING };
@@ -126,21 +143,42 @@ enum { DT_HEADER_AUTO = -1, DT_HEADER_NO = 0, DT_HEADER_YES = 1 };
 typedef struct {
   int n_columns;
   int column[DT_MAX_COLUMNS]; /* DT_COL_* of each field */
-  char delimiter;             /* ',' or '\t', or DT_DELIM_AUTO: a tab in the first line means tab */
-  int header;                 /* DT_HEADER_*; auto: a first line whose timestamp is not an integer */
+  char delimiter;             /* the byte between fields, or DT_DELIM_AUTO: the first line decides (a tab,
+                                 else a comma, else ';', else '|'; a comma when it has none) */
+  int header;                 /* DT_HEADER_*; auto: a first line whose timestamp is not a timestamp */
 } dt_delimited_format;
 
 /* Parses data.columns ("user,item,rating,timestamp"; "skip" ignores a
- * field), data.delimiter (auto|comma|tab) and data.header (auto|yes|no).
- * An unknown or repeated column name, or a missing user/item/timestamp,
- * fails with DT_EXIT_USAGE naming the key. */
+ * field), data.delimiter (auto, comma, tab, semicolon, pipe, space, or any
+ * one character other than a quote, a line break or NUL) and data.header
+ * (auto|yes|no). An unknown or repeated column name, a missing
+ * user/item/timestamp or a bad delimiter fails with DT_EXIT_USAGE naming
+ * the key. */
 int dt_delimited_format_parse(const char *columns, const char *delimiter, const char *header,
                               dt_delimited_format *fmt);
+/* Just the data.delimiter part: the byte, or DT_DELIM_AUTO. */
+int dt_delimiter_parse(const char *delimiter, char *out);
 
-/* Reads `user<d>item<d>timestamp[<d>rating]` lines in fmt's column order.
- * Timestamps are integer unix seconds; a row must have exactly
+/* Reads `user<d>item<d>timestamp[<d>rating]` records in fmt's column
+ * order. Fields follow RFC 4180: a field in double quotes may hold the
+ * delimiter, line breaks (the record then spans lines; errors name its
+ * first line) and doubled quotes ("" for "); spaces around a field are
+ * dropped (with the space delimiter, runs of spaces separate fields).
+ * Timestamps as dt_parse_timestamp reads them. A record must have exactly
  * fmt->n_columns fields. `sum` may be NULL. */
 int dt_read_delimited(const dt_input *in, const dt_delimited_format *fmt, const dt_read_opts *opts,
                       dt_interactions *out, dt_source_sum *sum);
+
+/* Reads an item file (data.items): delimited records, quoted as above,
+ * starting with a header line that names the columns `item` and `text`
+ * and optionally `category` and `brand` (any order, any case; other
+ * columns are ignored). The text of an item is text, category and brand
+ * joined by single spaces. As with the metadata reader, rows of items not
+ * in `items` are checked but not kept, the first row of a repeated item
+ * wins, and text[i] is "" for an item without a row. `delimiter` is a byte
+ * or DT_DELIM_AUTO (decided by the header line). *text is allocated here
+ * ([items->n] strings); `found`, `sum` may be NULL. */
+int dt_read_item_file(const dt_input *in, char delimiter, const dt_read_opts *opts, const dt_strtab *items,
+                      char ***text, int64_t *found, dt_source_sum *sum);
 
 #endif

@@ -65,5 +65,11 @@ int dt_synth_generate(const dt_synth_params *p, double min_rating, dt_interactio
  * them back with data.format = amazon prepares exactly the data set that
  * data.format = synthetic prepares. Fails with DT_EXIT_RUNTIME. */
 int dt_synth_write_amazon(const dt_synth_params *p, const char *reviews_path, const char *meta_path);
+/* Writes the same log as delimited input, an example of bringing one's own
+ * data: interactions (header user,item,timestamp,rating; ISO-8601 UTC
+ * times; one row per event) and an item file (header
+ * item,text,category,brand; the text quoted per RFC 4180). Fails with
+ * DT_EXIT_RUNTIME. */
+int dt_synth_write_csv(const dt_synth_params *p, const char *interactions_path, const char *items_path);
 
 #endif

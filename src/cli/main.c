@@ -20,6 +20,7 @@ static void usage(void) {
       "  eval        evaluate a checkpoint (sampled 1+99 and full ranking, cold-start buckets)\n"
       "  recommend   top-k items for users from a checkpoint\n"
       "  config      print the merged configuration or the schema of every key\n"
+      "  report      an HTML report (or CSV) comparing training runs: curves, test tables, config diff\n"
       "\n"
       "  dtrain COMMAND --help   options of one command\n"
       "  dtrain --version        version, git hash, compiled-in backends and libraries\n"
@@ -44,7 +45,8 @@ int main(int argc, char **argv) {
                   {"prep", dt_cmd_prep},
                   {"eval", dt_cmd_eval},
                   {"recommend", dt_cmd_recommend},
-                  {"config", dt_cmd_config}};
+                  {"config", dt_cmd_config},
+                  {"report", dt_cmd_report}};
   int (*run)(int, char **) = dt_cmd_train;
   int sub_argc = argc;
   char **sub_argv = argv;
@@ -53,7 +55,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
       if (!strcmp(argv[1], commands[i].name)) run = commands[i].run;
     if (!run) {
-      fprintf(stderr, "dtrain: error: unknown command '%s' (commands: train, prep, eval, recommend, config)\n",
+      fprintf(stderr, "dtrain: error: unknown command '%s' (commands: train, prep, eval, recommend, config, report)\n",
               argv[1]);
       return DT_EXIT_USAGE;
     }

@@ -12,6 +12,7 @@
 
 #include "config/config_suggest.h"
 #include "config/json_dupkeys.h"
+#include "dtrain/data_config.h"
 #include "dtrain/error.h"
 #include "dtrain/fsutil.h"
 
@@ -389,6 +390,7 @@ static int finish(cJSON *tree, cJSON *origins, dt_config *out) {
       case DT_CFG_BOOL: *(int *)slot = cJSON_IsTrue(v); break;
     }
   }
+  dt_data_config_resolve(out, tree); /* an empty data.output */
   /* Checks that involve several keys. */
   if (out->data_train_frac + out->data_valid_frac >= 1.0)
     return dt_fail(DT_EXIT_USAGE,
@@ -465,7 +467,9 @@ int dt_config_build_files(const char *const *paths, int n_paths, const char *con
   int rc = DT_OK;
   for (int i = 0; i < n_paths && rc == DT_OK; i++) rc = load_layer(&acc, paths[i], 0);
   if (rc == DT_OK) rc = apply_sets(acc.tree, acc.origins, sets, n_sets);
-  return take_layers(&acc, rc, out);
+  rc = take_layers(&acc, rc, out);
+  if (rc == DT_OK && (rc = dt_data_config_check(out)) != DT_OK) dt_config_free(out);
+  return rc;
 }
 
 int dt_config_build(const char *path, const char *const *sets, int n_sets, dt_config *out) {

@@ -19,6 +19,7 @@ static int key_applies(const char *key, const char *format) {
   if (!strncmp(key, "data.synthetic.", 15)) return !strcmp(format, "synthetic");
   if (!strcmp(key, "data.reviews")) return strcmp(format, "synthetic") != 0;
   if (!strcmp(key, "data.meta")) return !strcmp(format, "amazon");
+  if (!strcmp(key, "data.items")) return !strcmp(format, "delimited");
   if (!strcmp(key, "data.columns") || !strcmp(key, "data.delimiter") || !strcmp(key, "data.header"))
     return !strcmp(format, "delimited");
   return 1;
@@ -60,6 +61,10 @@ int dt_prep_sources(const dt_config *cfg, const char **roles, const char **paths
   if (!strcmp(cfg->data_format, "amazon") && cfg->data_meta[0]) {
     roles[n] = "meta";
     paths[n++] = cfg->data_meta;
+  }
+  if (!strcmp(cfg->data_format, "delimited") && cfg->data_items[0]) {
+    roles[n] = "items";
+    paths[n++] = cfg->data_items;
   }
   return n;
 }
@@ -214,11 +219,28 @@ static int item_text(const dt_config *cfg, const dt_read_opts *opts, const dt_in
                   (long long)(n - found), (long long)n);
     return DT_OK;
   }
+  if (!strcmp(cfg->data_format, "delimited") && cfg->data_items[0]) {
+    dt_strtab items = {0};
+    for (int64_t i = 0; i < n; i++) dt_strtab_intern(&items, ds->item_ids[i], strlen(ds->item_ids[i]));
+    dt_input in = {cfg->data_items, cfg->data_items, NULL, 0};
+    dt_source_sum sum;
+    int64_t found = 0;
+    char delim;
+    int rc = dt_delimiter_parse(cfg->data_delimiter, &delim);
+    if (rc == DT_OK) rc = dt_read_item_file(&in, delim, opts, &items, out, &found, &sum);
+    dt_strtab_free(&items);
+    DT_TRY(rc);
+    add_source(sources, "items", cfg->data_items, &sum);
+    if (found < n)
+      dt_log_warn("%s: no row for %lld of %lld items (their TF-IDF rows are empty)", cfg->data_items,
+                  (long long)(n - found), (long long)n);
+    return DT_OK;
+  }
   if (x->has_text) {
     *out = dt_prep_summary_text(x, n);
     return DT_OK;
   }
-  /* delimited text carries no item text: all TF-IDF rows are empty */
+  /* delimited text without data.items carries no item text: all TF-IDF rows are empty */
   char **t = dt_xmalloc((size_t)(n ? n : 1) * sizeof(char *));
   for (int64_t i = 0; i < n; i++) t[i] = dt_xstrdup("");
   *out = t;

@@ -20,6 +20,27 @@ static int is_blank(const char *s, size_t n) {
   return 1;
 }
 
+/* A line with a NUL in it: raw, or escaped as \u0000 in a string (cJSON
+ * would decode it and the C string would end there, cutting an id short).
+ * The escape counts only after an even number of backslashes. */
+static int has_nul(const char *s, size_t n, char *why, size_t why_n) {
+  if (memchr(s, '\0', n)) {
+    snprintf(why, why_n, "a NUL byte in a text line (binary data?)");
+    return 1;
+  }
+  for (size_t i = 0; i + 6 <= n; i++) {
+    if (s[i] != '\\' || strncmp(s + i + 1, "u0000", 5) != 0) continue;
+    size_t b = 0;
+    while (b < i && s[i - 1 - b] == '\\') b++;
+    if (b % 2 == 0) {
+      snprintf(why, why_n, "a NUL character (\\u0000) in a JSON string at column %zu: ids and text cannot hold one",
+               i + 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static const char *kind(const cJSON *v) {
   if (cJSON_IsString(v)) return "a string";
   if (cJSON_IsNumber(v)) return "a number";
@@ -100,6 +121,11 @@ static int parse_review(const cJSON *root, const char **user, const char **item,
     snprintf(why, why_n, "field \"unixReviewTime\" must be a whole number of seconds, got %.17g", t);
     return 0;
   }
+  if (t < (double)DT_TS_MIN || t > (double)DT_TS_MAX) {
+    snprintf(why, why_n, "field \"unixReviewTime\" = %.0f is out of range (years 0001 to 9999: %lld to %lld)", t,
+             (long long)DT_TS_MIN, (long long)DT_TS_MAX);
+    return 0;
+  }
   *ts = (int64_t)t;
   *summary = NULL;
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "summary");
@@ -146,7 +172,7 @@ int dt_read_amazon_reviews(const dt_input *in, const dt_read_opts *opts, dt_inte
       goto out;
     }
     if (is_blank(line, len)) continue;
-    cJSON *root = parse_object(line, len, why, sizeof why);
+    cJSON *root = has_nul(line, len, why, sizeof why) ? NULL : parse_object(line, len, why, sizeof why);
     const char *user, *item, *summary;
     double rating;
     int64_t ts;
@@ -259,7 +285,7 @@ int dt_read_amazon_meta(const dt_input *in, const dt_read_opts *opts, const dt_s
       goto out;
     }
     if (is_blank(line, len)) continue;
-    cJSON *root = parse_object(line, len, why, sizeof why);
+    cJSON *root = has_nul(line, len, why, sizeof why) ? NULL : parse_object(line, len, why, sizeof why);
     const char *asin = NULL;
     const cJSON *title = NULL, *desc = NULL, *cat = NULL, *brand = NULL;
     int ok = root && (asin = need_string(root, "asin", why, sizeof why)) &&

@@ -1,15 +1,39 @@
-/* read_delimited.c: user,item,timestamp[,rating] text, comma or tab
- * (readers.h). No quoting: a field is the bytes between two delimiters,
- * without surrounding spaces. */
+/* read_delimited.c: user,item,timestamp[,rating] records with any
+ * one-byte delimiter and RFC 4180 quoting (readers.h; records.h splits
+ * them). */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/badline.h"
 #include "data/linereader.h"
+#include "data/records.h"
 #include "dtrain/error.h"
 #include "dtrain/readers.h"
+
+int dt_delimiter_parse(const char *delimiter, char *out) {
+  static const struct {
+    const char *name;
+    char c;
+  } names[] = {{"auto", DT_DELIM_AUTO}, {"comma", ','}, {"tab", '\t'}, {"semicolon", ';'}, {"pipe", '|'},
+               {"space", ' '}};
+  const char *d = delimiter ? delimiter : "auto";
+  for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+    if (!strcmp(d, names[k].name)) {
+      *out = names[k].c;
+      return DT_OK;
+    }
+  if (strlen(d) == 1 && d[0] != '"' && d[0] != '\n' && d[0] != '\r') {
+    *out = d[0];
+    return DT_OK;
+  }
+  return dt_fail(DT_EXIT_USAGE,
+                 "data.delimiter = \"%s\" must be auto, comma, tab, semicolon, pipe, space or one character "
+                 "(not a double quote or a line break)",
+                 d);
+}
 
 static const struct {
   const char *name;
@@ -45,14 +69,7 @@ int dt_delimited_format_parse(const char *columns, const char *delimiter, const 
   }
   if (!seen[DT_COL_USER] || !seen[DT_COL_ITEM] || !seen[DT_COL_TIMESTAMP])
     return dt_fail(DT_EXIT_USAGE, "data.columns = \"%s\" must name the columns user, item and timestamp", all);
-  if (!delimiter || !strcmp(delimiter, "auto"))
-    fmt->delimiter = DT_DELIM_AUTO;
-  else if (!strcmp(delimiter, "comma"))
-    fmt->delimiter = ',';
-  else if (!strcmp(delimiter, "tab"))
-    fmt->delimiter = '\t';
-  else
-    return dt_fail(DT_EXIT_USAGE, "data.delimiter = \"%s\" must be auto, comma or tab", delimiter);
+  DT_TRY(dt_delimiter_parse(delimiter, &fmt->delimiter));
   if (!header || !strcmp(header, "auto"))
     fmt->header = DT_HEADER_AUTO;
   else if (!strcmp(header, "yes"))
@@ -64,50 +81,7 @@ int dt_delimited_format_parse(const char *columns, const char *delimiter, const 
   return DT_OK;
 }
 
-typedef struct {
-  const char *p;
-  size_t n;
-} field;
-
-static field trim(const char *p, size_t n) {
-  while (n > 0 && *p == ' ') p++, n--;
-  while (n > 0 && p[n - 1] == ' ') n--;
-  field f = {p, n};
-  return f;
-}
-
-/* Splits a line; returns the number of fields (counting past max). */
-static int split(const char *line, size_t len, char delim, field *out, int max) {
-  int n = 0;
-  size_t start = 0;
-  for (size_t i = 0; i <= len; i++) {
-    if (i == len || line[i] == delim) {
-      if (n < max) out[n] = trim(line + start, i - start);
-      if (n < INT32_MAX) n++;
-      start = i + 1;
-    }
-  }
-  return n;
-}
-
-/* A whole-number field as int64 (optional sign, digits only). */
-static int parse_int64(field f, int64_t *out) {
-  char buf[32];
-  if (f.n == 0 || f.n >= sizeof buf) return 0;
-  memcpy(buf, f.p, f.n);
-  buf[f.n] = '\0';
-  size_t i = (buf[0] == '-' || buf[0] == '+') ? 1 : 0;
-  if (buf[i] == '\0') return 0;
-  for (; buf[i]; i++)
-    if (buf[i] < '0' || buf[i] > '9') return 0;
-  errno = 0;
-  long long v = strtoll(buf, NULL, 10);
-  if (errno == ERANGE) return 0;
-  *out = (int64_t)v;
-  return 1;
-}
-
-static int parse_double(field f, double *out) {
+static int parse_double(dt_field f, double *out) {
   char buf[64];
   if (f.n == 0 || f.n >= sizeof buf) return 0;
   memcpy(buf, f.p, f.n);
@@ -120,16 +94,48 @@ static int parse_double(field f, double *out) {
   return 1;
 }
 
-static int is_blank(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
-  return 1;
-}
-
 static const char *col_name(int col) {
   for (size_t k = 0; k < sizeof g_names / sizeof g_names[0]; k++)
     if (g_names[k].col == col) return g_names[k].name;
   return "?";
+}
+
+/* The timestamp field: unix seconds or ISO-8601, within DT_TS_MIN..MAX. */
+static int parse_ts(dt_field f, int64_t *ts, char *why, size_t why_n, int c) {
+  int r = dt_parse_timestamp(f.p, f.n, ts);
+  if (r == DT_TS_OK) return 1;
+  int shown = (int)(f.n > 64 ? 64 : f.n);
+  if (r == DT_TS_RANGE)
+    snprintf(why, why_n, "field %d (timestamp) \"%.*s\" is out of range (years 0001 to 9999: %lld to %lld unix "
+             "seconds)", c + 1, shown, f.p, (long long)DT_TS_MIN, (long long)DT_TS_MAX);
+  else
+    snprintf(why, why_n, "field %d (timestamp) must be unix seconds (an integer) or an ISO-8601 time such as "
+             "2024-03-01T12:00:00Z, got \"%.*s\"", c + 1, shown, f.p);
+  return 0;
+}
+
+/* Checks one record's fields and takes user, item, time and rating. */
+static int parse_row(const dt_delimited_format *fmt, const dt_field *f, dt_field *user, dt_field *item, int64_t *ts,
+                     double *rating, int *has_rating, char *why, size_t why_n) {
+  *has_rating = 0;
+  for (int c = 0; c < fmt->n_columns; c++) {
+    int col = fmt->column[c], ok = 1;
+    switch (col) {
+      case DT_COL_USER: *user = f[c]; ok = f[c].n > 0; break;
+      case DT_COL_ITEM: *item = f[c]; ok = f[c].n > 0; break;
+      case DT_COL_TIMESTAMP:
+        if (!parse_ts(f[c], ts, why, why_n, c)) return 0;
+        break;
+      case DT_COL_RATING: ok = *has_rating = parse_double(f[c], rating); break;
+      default: break;
+    }
+    if (!ok) {
+      snprintf(why, why_n, "field %d (%s) must be %s, got \"%.*s\"", c + 1, col_name(col),
+               col == DT_COL_RATING ? "a number" : "a non-empty id", (int)(f[c].n > 64 ? 64 : f[c].n), f[c].p);
+      return 0;
+    }
+  }
+  return 1;
 }
 
 int dt_read_delimited(const dt_input *in, const dt_delimited_format *fmt, const dt_read_opts *opts,
@@ -137,69 +143,54 @@ int dt_read_delimited(const dt_input *in, const dt_delimited_format *fmt, const 
   dt_linereader lr;
   DT_TRY(dt_lr_open(&lr, in, opts->skip_bad, opts->progress, "reading interactions"));
   dt_badlines bad = {lr.name, opts->skip_bad, opts->max_warnings, 0};
-  char delim = fmt->delimiter;
+  dt_records rec;
+  dt_records_init(&rec, &lr, fmt->delimiter);
   int first = 1, rc = DT_OK;
   int64_t rows = 0;
-  field f[DT_MAX_COLUMNS];
   int ts_col = 0;
   for (int c = 0; c < fmt->n_columns; c++)
     if (fmt->column[c] == DT_COL_TIMESTAMP) ts_col = c;
-  const char *line;
-  size_t len;
+  char why[512], dname[8];
   for (;;) {
-    int got = dt_lr_next(&lr, &line, &len);
+    int got = dt_records_next(&rec, why, sizeof why);
     if (got == 0) break;
     if (got == DT_LR_LONG_LINE) {
       bad.count++;
+      continue;
+    }
+    if (got == DT_REC_BAD) {
+      if ((rc = dt_badline(&bad, rec.line_no, "%s", why)) != DT_OK) goto out;
       continue;
     }
     if (got != 1) {
       rc = got;
       goto out;
     }
-    if (is_blank(line, len)) continue;
-    if (memchr(line, '\0', len)) {
-      if ((rc = dt_badline(&bad, lr.line_no, "a NUL byte in a text line (binary data?)")) != DT_OK) goto out;
-      continue;
-    }
-    if (delim == DT_DELIM_AUTO) delim = memchr(line, '\t', len) ? '\t' : ',';
-    int nf = split(line, len, delim, f, DT_MAX_COLUMNS);
+    const dt_field *f = rec.fields;
+    const int nf = rec.n_fields;
     if (first) {
-      /* the first non-blank line may be a header */
+      /* the first record may be a header */
       first = 0;
       int64_t dummy;
       int is_header = fmt->header == DT_HEADER_YES ||
-                      (fmt->header == DT_HEADER_AUTO && nf == fmt->n_columns && !parse_int64(f[ts_col], &dummy));
+                      (fmt->header == DT_HEADER_AUTO && nf == fmt->n_columns &&
+                       dt_parse_timestamp(f[ts_col].p, f[ts_col].n, &dummy) == DT_TS_BAD);
       if (is_header) continue;
     }
     if (nf != fmt->n_columns) {
-      if ((rc = dt_badline(&bad, lr.line_no, "expected %d %s-separated fields (data.columns), found %d",
-                           fmt->n_columns, delim == '\t' ? "tab" : "comma", nf)) != DT_OK)
+      if ((rc = dt_badline(&bad, rec.line_no, "expected %d %s-separated fields (data.columns), found %d",
+                           fmt->n_columns, dt_delimiter_name(rec.delim, dname), nf)) != DT_OK)
         goto out;
       continue;
     }
-    field user = {0}, item = {0};
+    dt_field user = {0}, item = {0};
     int64_t ts = 0;
     double rating = 0;
-    int has_rating = 0, ok = 1;
-    for (int c = 0; c < nf && ok; c++) {
-      switch (fmt->column[c]) {
-        case DT_COL_USER: user = f[c]; ok = f[c].n > 0; break;
-        case DT_COL_ITEM: item = f[c]; ok = f[c].n > 0; break;
-        case DT_COL_TIMESTAMP: ok = parse_int64(f[c], &ts); break;
-        case DT_COL_RATING: ok = has_rating = parse_double(f[c], &rating); break;
-        default: break;
-      }
-      if (!ok) {
-        const char *want = fmt->column[c] == DT_COL_TIMESTAMP ? "an integer (unix seconds)"
-                           : fmt->column[c] == DT_COL_RATING  ? "a number"
-                                                              : "a non-empty id";
-        if ((rc = dt_badline(&bad, lr.line_no, "field %d (%s) must be %s, got \"%.*s\"", c + 1,
-                             col_name(fmt->column[c]), want, (int)(f[c].n > 64 ? 64 : f[c].n), f[c].p)) != DT_OK)
-          goto out;
-      }
+    int has_rating = 0;
+    if (!parse_row(fmt, f, &user, &item, &ts, &rating, &has_rating, why, sizeof why)) {
+      if ((rc = dt_badline(&bad, rec.line_no, "%s", why)) != DT_OK) goto out;
+      continue;
     }
-    if (!ok) continue;
     rows++;
     out->read++;
     if (has_rating && rating < opts->min_rating) continue;
@@ -213,6 +204,7 @@ int dt_read_delimited(const dt_input *in, const dt_delimited_format *fmt, const 
                  bad.count ? " (all were malformed)" : " (the file is empty)");
 out:
   out->skipped += bad.count;
+  dt_records_free(&rec);
   dt_lr_close(&lr);
   return rc;
 }

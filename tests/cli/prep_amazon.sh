@@ -10,8 +10,9 @@ if [[ ! -f $R || ! -f $M ]]; then echo "SKIP: $R or $M is absent"; exit 77; fi
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
+# the summary is logged (stderr), so both streams are read
 run() { "$DTRAIN" prep -c "$SRC/configs/data_amazon_gift_cards.json" --set "data.reviews=$R" --set "data.meta=$M" \
-  --set "data.output=$T/gc.h5" "$@"; }
+  --set "data.output=$T/gc.h5" "$@" 2>&1; }
 
 out=$(run --summary-json "$T/summary.json") || fail "prep exited $?"
 echo "$out"
@@ -34,8 +35,8 @@ out=$(run) || fail "second prep exited $?"
 grep -q "is current" <<<"$out" || fail "second run did not find the file current"
 grep -qF "TF-IDF nnz 5,723" <<<"$out" || fail "second run lacks the summary"
 out=$(run --force) || fail "prep --force exited $?"
-grep -q "^wrote" <<<"$out" || fail "--force did not prepare again"
+grep -q "\] wrote" <<<"$out" || fail "--force did not prepare again"
 # another data.* value makes it stale
-out=$(run --set data.min_rating=4 2>&1) || fail "min_rating=4 exited $?"
+out=$(run --set data.min_rating=4) || fail "min_rating=4 exited $?"
 grep -q "data.min_rating was 0 when it was prepared, now 4" <<<"$out" || fail "no reason given for re-preparing"
 echo "ok"

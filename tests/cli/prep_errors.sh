@@ -23,7 +23,7 @@ A=(--set data.format=amazon)
 expect 0 "" "${A[@]}" --set "data.reviews=$T/r.json"
 expect 3 "bad.json:37: field \"overall\" must be a number" "${A[@]}" --set "data.reviews=$T/bad.json"
 expect 0 "1 malformed line" "${A[@]}" --set "data.reviews=$T/bad.json" --set data.on_error=skip
-grep -q "(1 malformed line(s) skipped)" "$T/stdout" || fail "skip count not in the summary"
+grep -q "(1 malformed line(s) skipped)" "$T/stderr" || fail "skip count not in the summary"
 : >"$T/empty.json"
 expect 3 "empty.json: no valid reviews.*empty" "${A[@]}" --set "data.reviews=$T/empty.json"
 expect 3 "cannot open $T/nope.json" "${A[@]}" --set "data.reviews=$T/nope.json"

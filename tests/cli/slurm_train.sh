@@ -102,10 +102,12 @@ if [ ! -f "$work/data/dataset.h5" ] && ! "$bin" prep --help 2>&1 | grep -q "not 
   fi
 fi
 t1=$SECONDS
-# DTRAIN_* reach the job through sbatch's default --export=ALL.
-DTRAIN_ROOT=$src DTRAIN_BIN=$bin DTRAIN_WORKDIR=$work DTRAIN_SET=$sets \
+# DTRAIN_* reach the job through sbatch's default --export=ALL. No
+# DTRAIN_ROOT, submitted from another directory: the script finds the
+# checkout from its own (submitted) location.
+(cd / && DTRAIN_BIN=$bin DTRAIN_WORKDIR=$work DTRAIN_SET=$sets \
   timeout 480 sbatch --wait --quiet --nodes=1 --ntasks=2 --cpus-per-task=1 --chdir="$work" \
-  --output="$work/train.out" --error="$work/train.err" "$src/slurm/train.sbatch"
+  --output="$work/train.out" --error="$work/train.err" "$src/slurm/train.sbatch")
 rc=$?
 echo "sbatch --wait slurm/train.sbatch: exit $rc after $((SECONDS - t1))s"
 metrics=$work/runs/$name/metrics.jsonl

@@ -1,5 +1,6 @@
-/* libFuzzer target: the delimited-text reader (plain or gzip). The first
- * byte picks the column layout, delimiter, header mode and on_error; the
+/* libFuzzer target: the delimited-text reader (plain or gzip; RFC 4180
+ * quoting, ISO-8601 times). The first byte picks the column layout,
+ * delimiter (auto, comma, tab, semicolon), header mode and on_error; the
  * rest is the file. Any input must give DT_OK or DT_EXIT_DATA with a
  * message, never a crash, a leak or undefined behaviour. The corpus
  * regression test includes this file with DT_FUZZ_NO_MAIN. */
@@ -16,7 +17,7 @@ int dt_fuzz_delimited(const uint8_t *data, size_t size);
 int dt_fuzz_delimited(const uint8_t *data, size_t size) {
   static const char *columns[] = {"user,item,timestamp", "user,item,rating,timestamp", "skip,timestamp,item,user",
                                   "item,user,timestamp,rating,skip"};
-  static const char *delims[] = {"auto", "comma", "tab", "auto"};
+  static const char *delims[] = {"auto", "comma", "tab", "semicolon"};
   static const char *headers[] = {"auto", "yes", "no", "auto"};
   dt_log_set_level(DT_LOG_ERROR);
   if (size == 0) return 0;
