@@ -84,7 +84,7 @@ fi
 out="$T/data.h5"
 "$bin" prep "${cfg[@]}" --set data.output="$out" >/dev/null 2>"$T/stderr" || fail "prep: $(tail -3 "$T/stderr")"
 ino=$(stat -c %i "$out")
-"$bin" prep "${cfg[@]}" --set data.output="$out" >"$T/stdout" 2>&1 || fail "prep of a current file"
+"$bin" prep --config "$src/tests/configs/tiny_v3.json" --set data.output="$out" >"$T/stdout" 2>&1 || fail "prep of a current file"
 grep -q "is current" "$T/stdout" || fail "a current data set was not kept"
 [ "$(stat -c %i "$out")" = "$ino" ] || fail "a current data set was rewritten"
 "$bin" prep "${cfg[@]}" --set data.output="$out" --force >/dev/null 2>"$T/stderr" || fail "prep --force: $(tail -3 "$T/stderr")"
