@@ -317,7 +317,12 @@ struct dt_backend {
 };
 
 /* Dropout sites (the `site` of dt_dropout_key). Never renumber. */
-enum { DT_SITE_STATIC = 1, DT_SITE_GRU = 2, DT_SITE_CONTENT = 3, DT_SITE_HEAD = 4 };
+enum { DT_SITE_STATIC = 1, DT_SITE_GRU = 2, DT_SITE_CONTENT = 3, DT_SITE_HEAD = 4,
+       /* the SASRec encoder (MODEL.md 1c): its input embedding, then per
+        * block k the attention output, the FFN hidden layer and the FFN
+        * output, at site + DT_SITE_BLOCK * k */
+       DT_SITE_SASREC_EMB = 5, DT_SITE_SASREC_ATTN = 6, DT_SITE_SASREC_FFN_HIDDEN = 7, DT_SITE_SASREC_FFN_OUT = 8 };
+#define DT_SITE_BLOCK 256u
 
 /* Creates the CPU backend with `threads` threads (0 = all cores). */
 int dt_backend_cpu_create(int threads, dt_backend **out);

@@ -4,7 +4,8 @@
  * Two fusion designs over the same towers:
  *   v1/v2 (the thesis): z = a_s h_s + a_d h_d + a_c h_c -> head MLP -> score
  *   v3 (dtrain):        s = a_s <e_u,e_i> + a_d <h_d, d_i> + a_c <P e_u, h_c(i)> + b_i
- * each with the five ablation variants.
+ * each with the six ablation variants, and either sequence encoder (GRU or
+ * SASRec, MODEL.md 1c) as the dynamic tower.
  *
  * Parameters: every dense parameter is a view into one contiguous buffer
  * (w), mirrored by its gradient (g) and Adam moments (m, v), so one
@@ -38,14 +39,19 @@ typedef enum {
   DT_VARIANT_NO_DYNAMIC,
   DT_VARIANT_NO_CONTENT,
   DT_VARIANT_NO_ATTENTION,
-  DT_VARIANT_STATIC_ONLY
+  DT_VARIANT_STATIC_ONLY,
+  DT_VARIANT_DYNAMIC_ONLY /* alpha = (0, 1, 0): the sequence encoder alone (v3: plus static.item_bias) */
 } dt_model_variant;
 typedef enum { DT_HISTORY_PREFIX = 0, DT_HISTORY_USER_TRAIN, DT_HISTORY_CHUNK } dt_history_mode;
+/* The dynamic tower's sequence encoder (model.encoder, MODEL.md 1c). */
+typedef enum { DT_ENCODER_GRU = 0, DT_ENCODER_SASREC } dt_encoder_kind;
 
 /* How a parameter is initialised (MODEL.md "Initialisation"). */
-typedef enum { DT_INIT_ZERO = 0, DT_INIT_XAVIER, DT_INIT_GRU_UNIFORM, DT_INIT_NORMAL_001 } dt_init_kind;
+typedef enum { DT_INIT_ZERO = 0, DT_INIT_XAVIER, DT_INIT_GRU_UNIFORM, DT_INIT_NORMAL_001, DT_INIT_ONE } dt_init_kind;
 
-#define DT_MAX_PARAMS 40
+/* 12 parameters per SASRec block (model.sasrec_blocks <= 8) and the rest */
+#define DT_MAX_PARAMS 128
+#define DT_SASREC_MAX_BLOCKS 8
 #define DT_MAX_TABLES 4
 
 /* One dense parameter: a view into the contiguous buffers. */
@@ -70,10 +76,17 @@ typedef struct {
 typedef struct {
   int64_t weight_ih, weight_hh, bias_ih, bias_hh;
 } dt_gru_view;
+/* One pre-LN SASRec block (MODEL.md 1c; LayerNorms are weight + bias views). */
+typedef struct {
+  dt_linear_view ln1, in_proj, out_proj, ln2, fc1, fc2; /* in_proj: attn.in_proj_weight [3d, d] / _bias [3d] */
+} dt_sasrec_block_view;
 typedef struct {
   dt_linear_view static_fc1, static_fc2;        /* v1/v2 static tower */
   dt_gru_view gru[2];                           /* dynamic tower, 2 layers */
-  dt_linear_view dynamic_proj;
+  dt_linear_view dynamic_proj;                  /* GRU encoder only */
+  int64_t pos_emb;                              /* SASRec: dynamic.pos_emb [2L, D] (-1: none) */
+  dt_sasrec_block_view blocks[DT_SASREC_MAX_BLOCKS];
+  dt_linear_view ln_final;                      /* SASRec: dynamic.ln_final */
   dt_linear_view content_fc1, content_fc2, content_fc3;
   dt_linear_view content_user_proj;             /* v3 (no bias) */
   dt_linear_view gate_fc1, gate_fc2;
@@ -101,12 +114,17 @@ typedef struct {
   const int64_t *cand_key;      /* [nc]  dropout keys of candidate rows */
   /* GRU input: sequences packed time-major, longest first (like PyTorch's
    * PackedSequence): step t holds batch_sizes[t] tokens, one per sequence
-   * still running; token k of step t belongs to sequence k. */
+   * still running; token k of step t belongs to sequence k.
+   * SASRec input: windows packed sequence-major (dt_seq_windows): window s
+   * is tokens [seq_offsets[s], seq_offsets[s+1]), position p = token -
+   * seq_offsets[s]; max_len is the longest window. */
   int64_t n_seq, n_tokens;
   int max_len;
   const int32_t *batch_sizes_host; /* [max_len] (host memory) */
   const int64_t *tok_key;       /* [n_tokens] dropout keys of tokens */
-  const int32_t *readout;       /* [n] token whose layer-2 state each example reads; n_tokens = zero state */
+  const int32_t *seq_offsets;       /* [n_seq + 1] SASRec window offsets (backend memory; NULL for the GRU) */
+  const int32_t *seq_offsets_host;  /* the same, host memory */
+  const int32_t *readout;       /* [n] token whose encoder state each example reads; n_tokens = zero state */
   int train;                    /* dropout on, gradients wanted */
   uint32_t step;                /* dropout counter */
 } dt_batch;
@@ -117,7 +135,10 @@ typedef struct dt_model {
   dt_model_version version;
   dt_model_variant variant;
   dt_history_mode history;
-  int use_dynamic, use_content, use_gate, use_static_mlp, use_head;
+  int use_static, use_dynamic, use_content, use_gate, use_static_mlp, use_head;
+  dt_encoder_kind encoder_kind;
+  int sasrec_blocks, sasrec_heads;
+  int64_t pos_rows;         /* SASRec: rows of dynamic.pos_emb (2 * data.history_len) */
   int dim, gru_hidden, content_h1, content_h2, gate_hidden, gate_in, head_hidden, static_hidden;
   int64_t n_users, n_items, vocab;
   float p_static, p_gru, p_content, p_head;

@@ -31,15 +31,17 @@ struct dt_batch_builder {
   int64_t *ex_seq;      /* example -> sequence */
   int32_t *ex_len;      /* example -> tokens of its sequence it reads */
   int64_t *sorted;      /* sequence indices, longest first */
+  int32_t *seq_off;     /* [cap_seq + 1] SASRec window offsets (sequence-major packing) */
   int32_t *eval_n_neg;  /* example -> negatives drawn (evaluation batches) */
   unsigned char *eval_mark; /* [n_items] scratch of the negative draw, kept zeroed */
   /* backend copies */
   struct {
     int32_t *ids_user, *ids_user_rep, *ids_item, *ids_bias, *ids_dyn_cand, *ids_dyn_tok, *cand, *readout;
+    int32_t *seq_off;
     float *ctx;
     int64_t *row_key, *cand_key, *tok_key;
   } dev;
-  int64_t dev_n, dev_nc, dev_t;
+  int64_t dev_n, dev_nc, dev_t, dev_seq;
   dt_batch batch;
 };
 
@@ -82,6 +84,16 @@ int dt_batch_builder_create(const dt_model *model, const dt_dataset *ds, dt_back
   bb->ds = ds;
   bb->be = be;
   bb->L = ds->history_len > 0 ? ds->history_len : (int)model->cfg->data_history_len;
+  /* SASRec numbers a window's positions: chunk windows hold up to 2L - 1 items */
+  int64_t longest = model->history == DT_HISTORY_CHUNK ? 2 * (int64_t)bb->L - 1 : bb->L;
+  if (model->use_dynamic && model->encoder_kind == DT_ENCODER_SASREC && longest > model->pos_rows) {
+    int L = bb->L;
+    free(bb);
+    return dt_fail(DT_EXIT_DATA, "the data set was prepared with data.history_len = %d, whose history windows (up to "
+                   "%lld items) do not fit the SASRec encoder's %lld positions (2 x config key 'data.history_len'): "
+                   "use the data set's data.history_len",
+                   L, (long long)longest, (long long)model->pos_rows);
+  }
   *out = bb;
   return DT_OK;
 }
@@ -90,11 +102,11 @@ static void free_dev(dt_batch_builder *bb) {
   dt_backend *be = bb->be;
   void *ps[] = {bb->dev.ids_user, bb->dev.ids_user_rep, bb->dev.ids_item, bb->dev.ids_bias, bb->dev.ids_dyn_cand,
                 bb->dev.ids_dyn_tok, bb->dev.cand, bb->dev.readout, bb->dev.ctx, bb->dev.row_key,
-                bb->dev.cand_key, bb->dev.tok_key};
+                bb->dev.cand_key, bb->dev.tok_key, bb->dev.seq_off};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
     if (ps[i]) be->free(be, ps[i]);
   memset(&bb->dev, 0, sizeof bb->dev);
-  bb->dev_n = bb->dev_nc = bb->dev_t = 0;
+  bb->dev_n = bb->dev_nc = bb->dev_t = bb->dev_seq = 0;
 }
 
 void dt_batch_builder_free(dt_batch_builder *bb) {
@@ -102,7 +114,8 @@ void dt_batch_builder_free(dt_batch_builder *bb) {
   free_dev(bb);
   void *ps[] = {bb->user, bb->pos, bb->cand, bb->ids_user_rep, bb->ids_item, bb->ids_bias, bb->ids_dyn_cand,
                 bb->ids_dyn_tok, bb->readout, bb->ids_user, bb->ctx, bb->row_key, bb->cand_key, bb->tok_key,
-                bb->batch_sizes, bb->seqs, bb->ex_seq, bb->ex_len, bb->sorted, bb->eval_n_neg, bb->eval_mark};
+                bb->batch_sizes, bb->seqs, bb->ex_seq, bb->ex_len, bb->sorted, bb->eval_n_neg, bb->eval_mark,
+                bb->seq_off};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
   free(bb);
 }
@@ -146,10 +159,12 @@ static void reserve_host(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t,
     bb->cap_seq = c;
     bb->seqs = dt_xrealloc(bb->seqs, (size_t)c * sizeof(seq_t));
     bb->sorted = dt_xrealloc(bb->sorted, (size_t)c * sizeof(int64_t));
+    bb->seq_off = dt_xrealloc(bb->seq_off, (size_t)(c + 1) * sizeof(int32_t));
   }
 }
 
-static int reserve_dev(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t) {
+/* Backend capacity for n examples, nc candidate rows, t tokens, s windows. */
+static int reserve_dev(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t, int64_t s) {
   dt_backend *be = bb->be;
   if (n > bb->dev_n) {
     int64_t c = grow_to(n);
@@ -174,6 +189,11 @@ static int reserve_dev(dt_batch_builder *bb, int64_t n, int64_t nc, int64_t t) {
     bb->dev_t = c;
     DT_TRY(dt_backend_replace(be, (void **)&bb->dev.ids_dyn_tok, (size_t)c * sizeof(int32_t)));
     DT_TRY(dt_backend_replace(be, (void **)&bb->dev.tok_key, (size_t)c * sizeof(int64_t)));
+  }
+  if (s > bb->dev_seq) {
+    int64_t c = grow_to(s);
+    bb->dev_seq = c;
+    DT_TRY(dt_backend_replace(be, (void **)&bb->dev.seq_off, (size_t)(c + 1) * sizeof(int32_t)));
   }
   return DT_OK;
 }
@@ -229,6 +249,49 @@ static void pack_sequences(dt_batch_builder *bb, int64_t n_seq, int64_t n) {
   bb->batch.max_len = max_len;
 }
 
+/* Packs n_seq windows sequence-major (dt_seq_windows, the SASRec
+ * encoder's layout) in their order, and sets every example's read-out
+ * token: window s is tokens [seq_off[s], seq_off[s+1]), the item at
+ * window position p is token seq_off[s] + p. */
+static void pack_windows(dt_batch_builder *bb, int64_t n_seq, int64_t n) {
+  const dt_dataset *ds = bb->ds;
+  int max_len = 0;
+  int64_t t_total = 0;
+  for (int64_t s = 0; s < n_seq; s++) {
+    int32_t len = bb->seqs[s].hi - bb->seqs[s].lo;
+    if (len > max_len) max_len = len;
+    t_total += len;
+  }
+  reserve_host(bb, 0, 0, t_total, n_seq + 1); /* seq_off has n_seq + 1 entries */
+  int64_t off = 0;
+  for (int64_t s = 0; s < n_seq; s++) {
+    const seq_t *sq = &bb->seqs[s];
+    const int64_t base = ds->user_ptr[sq->user] + sq->lo;
+    bb->seq_off[s] = (int32_t)off;
+    for (int32_t p = 0; p < sq->hi - sq->lo; p++, off++) {
+      bb->ids_dyn_tok[off] = ds->user_items[base + p] + 1; /* row 0 of dynamic.item_emb is padding */
+      bb->tok_key[off] = sq->key * 1024 + p;
+    }
+  }
+  bb->seq_off[n_seq] = (int32_t)off;
+  for (int64_t e = 0; e < n; e++) {
+    int32_t len = bb->ex_len[e];
+    bb->readout[e] = len > 0 ? bb->seq_off[bb->ex_seq[e]] + len - 1 : (int32_t)off; /* off = zero state */
+  }
+  bb->batch.n_seq = n_seq;
+  bb->batch.n_tokens = off;
+  bb->batch.max_len = max_len;
+}
+
+/* The encoder's packing: sequence-major windows for SASRec, time-major
+ * sequences for the GRU. */
+static void pack_histories(dt_batch_builder *bb, int64_t n_seq, int64_t n) {
+  if (bb->model->encoder_kind == DT_ENCODER_SASREC)
+    pack_windows(bb, n_seq, n);
+  else
+    pack_sequences(bb, n_seq, n);
+}
+
 /* ctx (and v3's user statistics) of example e: user u at position pos, at
  * time ts (< 0: the timestamp of the interaction at pos). */
 static void example_context(dt_batch_builder *bb, int64_t e, int32_t u, int32_t pos, int64_t ts) {
@@ -266,7 +329,8 @@ int dt_batch_upload_ids(dt_batch_builder *bb) {
   dt_backend *be = bb->be;
   dt_batch *b = &bb->batch;
   int64_t n = b->n, nc = b->nc, t = b->n_tokens;
-  DT_TRY(reserve_dev(bb, n, nc, t));
+  const int windows = bb->model->use_dynamic && bb->model->encoder_kind == DT_ENCODER_SASREC;
+  DT_TRY(reserve_dev(bb, n, nc, t, windows ? b->n_seq : 0));
 #define UP(dst, src, count, type) \
   if ((count) > 0) DT_TRY(be->upload(be, bb->dev.dst, bb->src, (size_t)(count) * sizeof(type)))
   UP(ids_user, ids_user, n, int32_t);
@@ -281,6 +345,7 @@ int dt_batch_upload_ids(dt_batch_builder *bb) {
   UP(cand_key, cand_key, nc, int64_t);
   UP(ids_dyn_tok, ids_dyn_tok, t, int32_t);
   UP(tok_key, tok_key, t, int64_t);
+  if (windows) UP(seq_off, seq_off, b->n_seq + 1, int32_t);
 #undef UP
   b->ids_user = bb->dev.ids_user;
   b->ids_user_rep = bb->dev.ids_user_rep;
@@ -295,6 +360,8 @@ int dt_batch_upload_ids(dt_batch_builder *bb) {
   b->tok_key = bb->dev.tok_key;
   b->readout = bb->dev.readout;
   b->batch_sizes_host = bb->batch_sizes;
+  b->seq_offsets = windows ? bb->dev.seq_off : NULL;
+  b->seq_offsets_host = windows ? bb->seq_off : NULL;
   return DT_OK;
 }
 
@@ -311,7 +378,7 @@ static void own_sequences(dt_batch_builder *bb, int64_t n) {
     bb->ex_seq[e] = e;
     bb->ex_len[e] = hi - lo;
   }
-  pack_sequences(bb, n, n);
+  pack_histories(bb, n, n);
 }
 
 /* A negative for training interaction `gid` of user u: uniform over items,
@@ -369,7 +436,7 @@ int dt_batch_build_train(dt_batch_builder *bb, const dt_unit *units, int64_t n_u
           bb->ex_len[e] = p - w;
         }
       }
-      pack_sequences(bb, n_units, n);
+      pack_histories(bb, n_units, n);
     } else {
       own_sequences(bb, n);
     }

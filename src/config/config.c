@@ -397,6 +397,11 @@ static int finish(cJSON *tree, cJSON *origins, dt_config *out) {
                    "config keys 'data.train_frac' (%.6g) + 'data.valid_frac' (%.6g) must be below 1 so the test split "
                    "is not empty",
                    out->data_train_frac, out->data_valid_frac);
+  if (!strcmp(out->model_encoder, "sasrec") && out->model_dim % out->model_sasrec_heads != 0)
+    return dt_fail(DT_EXIT_USAGE,
+                   "config key 'model.dim' (%lld) must be a multiple of 'model.sasrec_heads' (%lld): each attention "
+                   "head gets model.dim / model.sasrec_heads columns",
+                   (long long)out->model_dim, (long long)out->model_sasrec_heads);
   return DT_OK;
 }
 

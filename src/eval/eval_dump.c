@@ -33,7 +33,8 @@ int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const c
     fprintf(f, "{\"user\": %d, \"pos\": %d, \"ts\": %lld, \"history\": [", u, pos[e],
             (long long)ds->user_ts[ds->user_ptr[u] + pos[e]]);
     for (int32_t k = lo; k < hi; k++) fprintf(f, "%s%d", k > lo ? ", " : "", list[k]);
-    fprintf(f, "], \"n_train\": %d, \"candidates\": [", ds->user_n_train[u]);
+    /* SASRec numbers positions from the window's start: the checker verifies it */
+    fprintf(f, "], \"window_start\": %d, \"n_train\": %d, \"candidates\": [", lo, ds->user_n_train[u]);
     for (int j = 0; j < c; j++) fprintf(f, "%s%d", j ? ", " : "", cand[e * c + j]);
     fprintf(f, "], \"context\": [");
     for (int k = 0; k < m->gate_in; k++) fprintf(f, "%s%.9g", k ? ", " : "", (double)ctxv[e * m->gate_in + k]);

@@ -108,4 +108,4 @@ static int gru_backward(dt_model *m, const dt_batch *b) {
   return DT_OK;
 }
 
-const dt_seq_encoder dt_encoder_gru = {"gru", gru_forward, gru_backward};
+const dt_seq_encoder dt_encoder_gru = {"gru", 1, gru_forward, gru_backward, NULL};

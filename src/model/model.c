@@ -39,17 +39,30 @@ int dt_model_create(const dt_config *cfg, dt_backend *be, int64_t n_users, int64
   m->n_users = n_users;
   m->n_items = n_items;
   m->vocab = vocab;
-  int only_static = m->variant == DT_VARIANT_STATIC_ONLY;
+  int only_static = m->variant == DT_VARIANT_STATIC_ONLY, only_dynamic = m->variant == DT_VARIANT_DYNAMIC_ONLY;
+  m->use_static = !only_dynamic;
   m->use_dynamic = !only_static && m->variant != DT_VARIANT_NO_DYNAMIC;
-  m->use_content = !only_static && m->variant != DT_VARIANT_NO_CONTENT && vocab > 0;
-  m->use_gate = !only_static && m->variant != DT_VARIANT_NO_ATTENTION;
+  m->use_content = !only_static && !only_dynamic && m->variant != DT_VARIANT_NO_CONTENT && vocab > 0;
+  m->use_gate = !only_static && !only_dynamic && m->variant != DT_VARIANT_NO_ATTENTION;
+  m->encoder_kind = !strcmp(cfg->model_encoder, "sasrec") ? DT_ENCODER_SASREC : DT_ENCODER_GRU;
+  m->sasrec_blocks = (int)cfg->model_sasrec_blocks;
+  m->sasrec_heads = (int)cfg->model_sasrec_heads;
+  m->pos_rows = 2 * cfg->data_history_len;
   m->use_static_mlp = m->version != DT_V3;
   m->use_head = m->version != DT_V3;
   m->gate_in = m->version == DT_V3 ? 7 : 5;
-  if (!only_static && m->variant != DT_VARIANT_NO_CONTENT && vocab <= 0)
+  if (!only_static && !only_dynamic && m->variant != DT_VARIANT_NO_CONTENT && vocab <= 0)
     dt_log_warn("the data set has no TF-IDF vocabulary: the content tower is left out");
+  if (m->encoder_kind == DT_ENCODER_SASREC &&
+      (m->sasrec_blocks < 1 || m->sasrec_blocks > DT_SASREC_MAX_BLOCKS || m->dim % m->sasrec_heads != 0)) {
+    free(m);
+    return dt_fail(DT_EXIT_USAGE, "config keys 'model.sasrec_blocks' = %d (1 to %d) and 'model.sasrec_heads' = %d "
+                   "(a divisor of 'model.dim' = %d) do not describe a SASRec encoder",
+                   (int)cfg->model_sasrec_blocks, DT_SASREC_MAX_BLOCKS, (int)cfg->model_sasrec_heads,
+                   (int)cfg->model_dim);
+  }
+  m->encoder = m->encoder_kind == DT_ENCODER_SASREC ? &dt_encoder_sasrec : &dt_encoder_gru;
   dt_model_layout(m);
-  m->encoder = &dt_encoder_gru;
 
   size_t dense_bytes = (size_t)m->n_dense * sizeof(float);
   rc = dt_backend_alloc(be, dense_bytes, (void **)&m->w);
@@ -110,8 +123,8 @@ static int fused_head_fwd(dt_model *m, const dt_batch *b, const float *alpha) {
   dt_backend *be = m->be;
   dt_model_work *w = m->work;
   const int64_t nc = b->nc;
-  DT_TRY(dt_static_fwd(m, b));
-  DT_TRY(be->mix3_fwd(be, alpha, w->hs, m->use_dynamic ? w->hd : NULL, m->use_content ? w->hc : NULL, w->z, b->n,
+  if (m->use_static) DT_TRY(dt_static_fwd(m, b));
+  DT_TRY(be->mix3_fwd(be, alpha, m->use_static ? w->hs : NULL, m->use_dynamic ? w->hd : NULL, m->use_content ? w->hc : NULL, w->z, b->n,
                       b->c, m->dim));
   DT_TRY(dt_linear_fwd(be, w->hh, w->z, dt_linear_of(m, m->pv.head_fc1), nc, m->dim, m->head_hidden));
   int drop = b->train && m->p_head > 0;
@@ -126,9 +139,11 @@ static int score_mix_fwd(dt_model *m, const dt_batch *b, const float *alpha) {
   dt_model_work *w = m->work;
   const int D = m->dim;
   const int64_t n = b->n, nc = b->nc;
-  DT_TRY(be->gather_rows(be, w->eu, m->tables[DT_TABLE_USER].view, b->ids_user, n, D));
-  DT_TRY(be->gather_rows(be, w->ei, m->tables[DT_TABLE_ITEM].view, b->ids_item, nc, D));
-  DT_TRY(be->rowdot_fwd(be, w->eu, w->ei, w->ss, n, b->c, D));
+  if (m->use_static) { /* dynamic_only has neither table (nor the content tower) */
+    DT_TRY(be->gather_rows(be, w->eu, m->tables[DT_TABLE_USER].view, b->ids_user, n, D));
+    DT_TRY(be->gather_rows(be, w->ei, m->tables[DT_TABLE_ITEM].view, b->ids_item, nc, D));
+    DT_TRY(be->rowdot_fwd(be, w->eu, w->ei, w->ss, n, b->c, D));
+  }
   if (m->use_dynamic) {
     DT_TRY(be->gather_rows(be, w->di, m->tables[DT_TABLE_DYN_ITEM].view, b->ids_dyn_cand, nc, D));
     DT_TRY(be->rowdot_fwd(be, w->hd, w->di, w->sd, n, b->c, D));
@@ -139,7 +154,7 @@ static int score_mix_fwd(dt_model *m, const dt_batch *b, const float *alpha) {
   }
   /* v3 has no fused representation, so z's first nc floats hold the item biases */
   DT_TRY(be->gather_rows(be, w->z, m->tables[DT_TABLE_ITEM_BIAS].view, b->ids_bias, nc, 1));
-  return be->score_mix_fwd(be, alpha, w->ss, m->use_dynamic ? w->sd : NULL, m->use_content ? w->sc : NULL, w->z,
+  return be->score_mix_fwd(be, alpha, m->use_static ? w->ss : NULL, m->use_dynamic ? w->sd : NULL, m->use_content ? w->sc : NULL, w->z,
                            w->scores, n, b->c);
 }
 
@@ -173,13 +188,14 @@ static int fused_head_bwd(dt_model *m, const dt_batch *b, const float *dscores) 
   DT_TRY(be->relu_dropout_bwd(be, w->d_hh, w->hh, nc, m->head_hidden, 1, drop ? m->p_head : 0.0f,
                               dt_model_key(m, b, DT_SITE_HEAD, b->cand_key)));
   DT_TRY(dt_linear_bwd(be, w->d_hh, w->z, dt_linear_of(m, m->pv.head_fc1), w->d_z, 0, nc, D, m->head_hidden));
-  DT_TRY(be->zero(be, w->d_hs, (size_t)(nc * D) * sizeof(float)));
+  if (m->use_static) DT_TRY(be->zero(be, w->d_hs, (size_t)(nc * D) * sizeof(float)));
   if (m->use_dynamic) DT_TRY(be->zero(be, w->d_hd, (size_t)(n * D) * sizeof(float)));
   if (m->use_content) DT_TRY(be->zero(be, w->d_hc, (size_t)(nc * D) * sizeof(float)));
-  DT_TRY(be->mix3_bwd(be, m->use_gate ? w->alpha : w->alpha_const, w->hs, m->use_dynamic ? w->hd : NULL,
-                      m->use_content ? w->hc : NULL, w->d_z, w->d_alpha, w->d_hs, m->use_dynamic ? w->d_hd : NULL,
+  DT_TRY(be->mix3_bwd(be, m->use_gate ? w->alpha : w->alpha_const, m->use_static ? w->hs : NULL,
+                      m->use_dynamic ? w->hd : NULL, m->use_content ? w->hc : NULL, w->d_z, w->d_alpha,
+                      m->use_static ? w->d_hs : NULL, m->use_dynamic ? w->d_hd : NULL,
                       m->use_content ? w->d_hc : NULL, n, b->c, D));
-  return dt_static_bwd(m, b);
+  return m->use_static ? dt_static_bwd(m, b) : DT_OK;
 }
 
 /* v3: the mixture -> each tower's score (rowdot) -> tables' rows, d_hd, d_hc */
@@ -189,18 +205,21 @@ static int score_mix_bwd(dt_model *m, const dt_batch *b, const float *dscores) {
   const int D = m->dim;
   const int64_t n = b->n, nc = b->nc;
   const float *alpha = m->use_gate ? w->alpha : w->alpha_const;
-  DT_TRY(be->score_mix_bwd(be, alpha, w->ss, m->use_dynamic ? w->sd : NULL, m->use_content ? w->sc : NULL, dscores,
-                           w->d_alpha, w->d_ss, m->use_dynamic ? w->d_sd : NULL, m->use_content ? w->d_sc : NULL, n,
-                           b->c));
+  const int st = m->use_static;
+  DT_TRY(be->score_mix_bwd(be, alpha, st ? w->ss : NULL, m->use_dynamic ? w->sd : NULL, m->use_content ? w->sc : NULL,
+                           dscores, w->d_alpha, st ? w->d_ss : NULL, m->use_dynamic ? w->d_sd : NULL,
+                           m->use_content ? w->d_sc : NULL, n, b->c));
   float *slot;
   /* item bias: ds/db = 1 */
   DT_TRY(dt_model_grad_slot(m, DT_TABLE_ITEM_BIAS, b->ids_bias, nc, &slot));
   DT_TRY(be->copy(be, slot, dscores, (size_t)nc * sizeof(float)));
   /* static: s_s = <e_u, e_i> */
-  DT_TRY(be->zero(be, w->d_eu, (size_t)(n * D) * sizeof(float)));
-  DT_TRY(dt_model_grad_slot(m, DT_TABLE_ITEM, b->ids_item, nc, &slot));
-  DT_TRY(be->zero(be, slot, (size_t)(nc * D) * sizeof(float)));
-  DT_TRY(be->rowdot_bwd(be, w->eu, w->ei, w->d_ss, w->d_eu, slot, n, b->c, D));
+  if (st) {
+    DT_TRY(be->zero(be, w->d_eu, (size_t)(n * D) * sizeof(float)));
+    DT_TRY(dt_model_grad_slot(m, DT_TABLE_ITEM, b->ids_item, nc, &slot));
+    DT_TRY(be->zero(be, slot, (size_t)(nc * D) * sizeof(float)));
+    DT_TRY(be->rowdot_bwd(be, w->eu, w->ei, w->d_ss, w->d_eu, slot, n, b->c, D));
+  }
   if (m->use_dynamic) {
     DT_TRY(be->zero(be, w->d_hd, (size_t)(n * D) * sizeof(float)));
     DT_TRY(dt_model_grad_slot(m, DT_TABLE_DYN_ITEM, b->ids_dyn_cand, nc, &slot));
@@ -213,6 +232,7 @@ static int score_mix_bwd(dt_model *m, const dt_batch *b, const float *dscores) {
     DT_TRY(be->rowdot_bwd(be, w->up, w->hc, w->d_sc, w->d_up, w->d_hc, n, b->c, D));
     DT_TRY(dt_linear_bwd(be, w->d_up, w->eu, dt_linear_of(m, m->pv.content_user_proj), w->d_eu, 1, n, D, D));
   }
+  if (!st) return DT_OK;
   DT_TRY(dt_model_grad_slot(m, DT_TABLE_USER, b->ids_user, n, &slot));
   return be->copy(be, slot, w->d_eu, (size_t)(n * D) * sizeof(float));
 }

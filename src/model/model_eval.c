@@ -39,9 +39,11 @@ int dt_model_item_vectors(dt_model *m, float *items, float *bias) {
     return dt_fail(DT_EXIT_RUNTIME, "item vectors of a %s model (v3 only; internal error)", m->cfg->model_version);
   memset(items, 0, (size_t)(I * 3 * D) * sizeof(float));
   float *tmp = dt_xmalloc((size_t)(I * D) * sizeof(float));
-  /* e_i, then d_{i+1} (row 0 of dynamic.item_emb is padding), then h_c(i) */
-  int rc = dt_table_read_rows(&m->tables[DT_TABLE_ITEM], 0, I, tmp);
-  for (int64_t i = 0; i < I && !rc; i++) memcpy(items + i * 3 * D, tmp + i * D, (size_t)D * sizeof(float));
+  /* e_i, then d_{i+1} (row 0 of dynamic.item_emb is padding), then h_c(i);
+   * an absent tower's part stays 0 */
+  int rc = m->use_static ? dt_table_read_rows(&m->tables[DT_TABLE_ITEM], 0, I, tmp) : DT_OK;
+  for (int64_t i = 0; i < I && !rc && m->use_static; i++)
+    memcpy(items + i * 3 * D, tmp + i * D, (size_t)D * sizeof(float));
   if (!rc && m->use_dynamic) {
     rc = dt_table_read_rows(&m->tables[DT_TABLE_DYN_ITEM], 1, I, tmp);
     for (int64_t i = 0; i < I && !rc; i++) memcpy(items + i * 3 * D + D, tmp + i * D, (size_t)D * sizeof(float));
@@ -67,7 +69,7 @@ int dt_model_user_vectors(dt_model *m, int64_t n, float *users) {
   float *part = dt_xmalloc((size_t)(n * D) * sizeof(float));
   int rc = be->download(be, alpha, m->use_gate ? w->alpha : w->alpha_const, (size_t)(n * 3) * sizeof(float));
   /* [a_s e_u, a_d h_d, a_c P e_u] */
-  const float *srcs[3] = {w->eu, m->use_dynamic ? w->hd : NULL, m->use_content ? w->up : NULL};
+  const float *srcs[3] = {m->use_static ? w->eu : NULL, m->use_dynamic ? w->hd : NULL, m->use_content ? w->up : NULL};
   for (int k = 0; k < 3 && !rc; k++) {
     if (!srcs[k]) continue;
     rc = be->download(be, part, srcs[k], (size_t)(n * D) * sizeof(float));

@@ -45,7 +45,24 @@ typedef struct dt_model_work {
   float *d_xg;                /* [t, 3H] */
   float *hg_step, *d_hg_step; /* one step's hidden pre-activations [n_seq <= t, 3H] */
   int64_t readout_rows;       /* n_tokens of the last forward */
+  struct dt_sasrec_work *sasrec; /* the SASRec encoder's buffers (encoder_sasrec.c) */
 } dt_model_work;
+
+/* The SASRec encoder's activations (encoder_sasrec.c), [T, .] per token
+ * (T = b->n_tokens), grown on demand. */
+typedef struct dt_sasrec_work {
+  int64_t cap_t, cap_p;       /* tokens, probability floats per block */
+  float *arena, *parena;      /* the buffers below, carved from two allocations */
+  float *x[DT_SASREC_MAX_BLOCKS + 1]; /* block k's input [T, D]; x[blocks] the last block's output */
+  float *ln1[DT_SASREC_MAX_BLOCKS], *qkv[DT_SASREC_MAX_BLOCKS], *att[DT_SASREC_MAX_BLOCKS];
+  float *a[DT_SASREC_MAX_BLOCKS], *ln2[DT_SASREC_MAX_BLOCKS], *f1[DT_SASREC_MAX_BLOCKS];
+  float *mean1[DT_SASREC_MAX_BLOCKS], *rstd1[DT_SASREC_MAX_BLOCKS];
+  float *mean2[DT_SASREC_MAX_BLOCKS], *rstd2[DT_SASREC_MAX_BLOCKS];
+  float *probs[DT_SASREC_MAX_BLOCKS]; /* attn_fwd's P, kept for the backward */
+  float *y, *meanf, *rstdf;   /* ln_final's output [T + 1, D] (row T: the zero state) */
+  float *tmp, *dln, *df1;     /* backward scratch [T, D] */
+  float *dqkv;                /* [T, 3D] */
+} dt_sasrec_work;
 
 /* Lays out the parameters (filling m->pv) and tables for m's
  * version/variant/sizes. */
@@ -98,20 +115,25 @@ static inline dt_dropout_key dt_model_no_dropout(const dt_model *m) {
 /* ---- Towers (towers.c): each reads the batch and writes m->work ---- */
 
 /* The dynamic tower's sequence encoder: the batch's packed history tokens
- * (b->ids_dyn_tok, rows of dynamic.item_emb) -> one state of gru_hidden
- * floats per example in work->hdin (the read-out token b->readout, or the
- * zero state for an empty history). backward takes work->d_hdin,
- * accumulates the encoder's weight gradients and appends the tokens'
- * gradient rows to dynamic.item_emb's sparse gradient. Another encoder (a
- * self-attention one) is another of these. */
+ * (b->ids_dyn_tok, rows of dynamic.item_emb) -> one state per example (the
+ * read-out token b->readout, or the zero state for an empty history):
+ * with `projected`, gru_hidden floats in work->hdin that dynamic.proj maps
+ * to h_d; without, h_d itself (dim floats) in work->hd. backward takes
+ * work->d_hdin (projected) or work->d_hd, accumulates the encoder's weight
+ * gradients and appends the tokens' gradient rows to dynamic.item_emb's
+ * sparse gradient. free_work (may be NULL) releases buffers the encoder
+ * keeps in work. */
 typedef struct dt_seq_encoder {
   const char *name;
+  int projected;
   int (*forward)(dt_model *m, const dt_batch *b);
   int (*backward)(dt_model *m, const dt_batch *b);
+  void (*free_work)(dt_model *m);
 } dt_seq_encoder;
-extern const dt_seq_encoder dt_encoder_gru; /* encoder_gru.c: 2-layer GRU, PyTorch's */
+extern const dt_seq_encoder dt_encoder_gru;    /* encoder_gru.c: 2-layer GRU, PyTorch's */
+extern const dt_seq_encoder dt_encoder_sasrec; /* encoder_sasrec.c: pre-LN self-attention (MODEL.md 1c) */
 
-/* history -> encoder -> dynamic.proj -> work->hd [n, D] */
+/* history -> encoder (-> dynamic.proj for the GRU) -> work->hd [n, D] */
 int dt_dynamic_fwd(dt_model *m, const dt_batch *b);
 int dt_dynamic_bwd(dt_model *m, const dt_batch *b);
 /* TF-IDF rows of `items` -> work->hc-like `out` [rows, D]; b NULL = eval mode */

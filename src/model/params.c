@@ -25,6 +25,8 @@ int dt_model_kind(const dt_config *cfg, dt_model_version *version, dt_model_vari
     *variant = DT_VARIANT_NO_ATTENTION;
   else if (!strcmp(a, "static_only"))
     *variant = DT_VARIANT_STATIC_ONLY;
+  else if (!strcmp(a, "dynamic_only"))
+    *variant = DT_VARIANT_DYNAMIC_ONLY;
   else
     return dt_fail(DT_EXIT_USAGE, "config key 'model.variant' = \"%s\" is not a known variant", a);
   const char *h = dt_config_history_mode(cfg);
@@ -79,6 +81,45 @@ static dt_gru_view add_gru_layer(dt_model *m, int layer, int64_t in, int64_t hid
   return v;
 }
 
+/* A LayerNorm: weight [d] (one) and bias [d] (zero), in a Linear view. */
+static dt_linear_view add_layer_norm(dt_model *m, const char *prefix, int64_t d) {
+  char name[DT_NAME_LEN];
+  dt_linear_view v;
+  snprintf(name, sizeof name, "%s.weight", prefix);
+  v.weight = add_param(m, name, d, 0, DT_INIT_ONE)->offset;
+  snprintf(name, sizeof name, "%s.bias", prefix);
+  v.bias = add_param(m, name, d, 0, DT_INIT_ZERO)->offset;
+  return v;
+}
+
+/* The SASRec encoder's dense parameters (MODEL.md 1c), PyTorch's names:
+ * dynamic.pos_emb, dynamic.blocks.K.{ln1, attn, ln2, ffn}, dynamic.ln_final. */
+static void add_sasrec(dt_model *m) {
+  const int64_t D = m->dim;
+  dt_param_views *pv = &m->pv;
+  char prefix[DT_NAME_LEN];
+  pv->pos_emb = add_param(m, "dynamic.pos_emb", m->pos_rows, D, DT_INIT_NORMAL_001)->offset;
+  for (int k = 0; k < m->sasrec_blocks; k++) {
+    dt_sasrec_block_view *bv = &pv->blocks[k];
+    snprintf(prefix, sizeof prefix, "dynamic.blocks.%d.ln1", k);
+    bv->ln1 = add_layer_norm(m, prefix, D);
+    /* torch.nn.MultiheadAttention's names: one [3d, d] input projection */
+    snprintf(prefix, sizeof prefix, "dynamic.blocks.%d.attn.in_proj_weight", k);
+    bv->in_proj.weight = add_param(m, prefix, 3 * D, D, DT_INIT_XAVIER)->offset;
+    snprintf(prefix, sizeof prefix, "dynamic.blocks.%d.attn.in_proj_bias", k);
+    bv->in_proj.bias = add_param(m, prefix, 3 * D, 0, DT_INIT_ZERO)->offset;
+    snprintf(prefix, sizeof prefix, "dynamic.blocks.%d.attn.out_proj", k);
+    bv->out_proj = add_linear(m, prefix, D, D, 1);
+    snprintf(prefix, sizeof prefix, "dynamic.blocks.%d.ln2", k);
+    bv->ln2 = add_layer_norm(m, prefix, D);
+    snprintf(prefix, sizeof prefix, "dynamic.blocks.%d.ffn.fc1", k);
+    bv->fc1 = add_linear(m, prefix, D, D, 1);
+    snprintf(prefix, sizeof prefix, "dynamic.blocks.%d.ffn.fc2", k);
+    bv->fc2 = add_linear(m, prefix, D, D, 1);
+  }
+  pv->ln_final = add_layer_norm(m, "dynamic.ln_final", D);
+}
+
 void dt_model_layout(dt_model *m) {
   const int64_t D = m->dim, H = m->gru_hidden;
   dt_param_views *pv = &m->pv;
@@ -86,16 +127,24 @@ void dt_model_layout(dt_model *m) {
   m->n_dense = 0;
   const dt_linear_view none = {-1, -1};
   const dt_gru_view no_gru = {-1, -1, -1, -1};
-  *pv = (dt_param_views){none, none, {no_gru, no_gru}, none, none, none, none, none, none, none, none, none};
-  if (m->use_static_mlp) {
+  memset(pv, 0, sizeof *pv);
+  pv->static_fc1 = pv->static_fc2 = pv->dynamic_proj = pv->ln_final = none;
+  pv->gru[0] = pv->gru[1] = no_gru;
+  pv->pos_emb = -1;
+  for (int k = 0; k < DT_SASREC_MAX_BLOCKS; k++)
+    pv->blocks[k] = (dt_sasrec_block_view){none, none, none, none, none, none};
+  pv->content_fc1 = pv->content_fc2 = pv->content_fc3 = pv->content_user_proj = none;
+  pv->gate_fc1 = pv->gate_fc2 = pv->head_fc1 = pv->head_fc2 = none;
+  if (m->use_static_mlp && m->use_static) {
     pv->static_fc1 = add_linear(m, "static.fc1", 2 * D, m->static_hidden, 1);
     pv->static_fc2 = add_linear(m, "static.fc2", m->static_hidden, D, 1);
   }
-  if (m->use_dynamic) {
+  if (m->use_dynamic && m->encoder_kind == DT_ENCODER_GRU) {
     pv->gru[0] = add_gru_layer(m, 0, D, H);
     pv->gru[1] = add_gru_layer(m, 1, H, H);
     pv->dynamic_proj = add_linear(m, "dynamic.proj", H, D, 1);
   }
+  if (m->use_dynamic && m->encoder_kind == DT_ENCODER_SASREC) add_sasrec(m);
   if (m->use_content) {
     pv->content_fc1 = add_linear(m, "content.fc1", m->vocab, m->content_h1, 1);
     m->params[m->n_params - 2].transposed = 1; /* stored [vocab, h1]: TF-IDF rows pick contiguous rows */
@@ -121,8 +170,10 @@ void dt_model_layout(dt_model *m) {
     int present, zero_init;
     int64_t pad_row;
   } t[DT_MAX_TABLES] = {
-      {"static.user_emb", m->n_users, (int)D, 1, 0, -1},
-      {"static.item_emb", m->n_items, (int)D, 1, 0, -1},
+      /* dynamic_only scores without them (as python/dtrain_torch, whose
+       * checkpoint loader accepts their absence) */
+      {"static.user_emb", m->n_users, (int)D, m->use_static, 0, -1},
+      {"static.item_emb", m->n_items, (int)D, m->use_static, 0, -1},
       {"static.item_bias", m->n_items, 1, m->version == DT_V3, 1, -1}, /* biases start at 0 */
       {"dynamic.item_emb", m->n_items + 1, (int)D, m->use_dynamic, 0, 0}, /* row 0: padding, 0 */
   };
@@ -159,6 +210,7 @@ static float init_value(const dt_param *p, uint32_t hash, uint64_t seed, int64_t
       return (float)((2.0 * dt_u01d(r.v[0], r.v[1]) - 1.0) * a);
     }
     case DT_INIT_NORMAL_001: return 0.01f * dt_normal_from(r.v[0], r.v[1]);
+    case DT_INIT_ONE: return 1.0f;
   }
   return 0.0f;
 }

@@ -12,16 +12,18 @@ int dt_model_grad_slot(dt_model *m, int t, const int32_t *ids, int64_t rows, flo
   return DT_OK;
 }
 
-/* ---- Dynamic: history -> sequence encoder -> proj -> hd [n, D] ---------------------- */
+/* ---- Dynamic: history -> sequence encoder (-> proj) -> hd [n, D] ------------------- */
 
 int dt_dynamic_fwd(dt_model *m, const dt_batch *b) {
   DT_TRY(m->encoder->forward(m, b));
+  if (!m->encoder->projected) return DT_OK; /* SASRec: the state is h_d */
   dt_model_work *w = m->work;
   return dt_linear_fwd(m->be, w->hd, w->hdin, dt_linear_of(m, m->pv.dynamic_proj), b->n, m->gru_hidden, m->dim);
 }
 
 int dt_dynamic_bwd(dt_model *m, const dt_batch *b) {
   dt_model_work *w = m->work;
+  if (!m->encoder->projected) return m->encoder->backward(m, b);
   DT_TRY(dt_linear_bwd(m->be, w->d_hd, w->hdin, dt_linear_of(m, m->pv.dynamic_proj), w->d_hdin, 0, b->n,
                        m->gru_hidden, m->dim));
   return m->encoder->backward(m, b);

@@ -23,6 +23,10 @@ static int fill_alpha_const(dt_model *m, int64_t rows) {
     a[0] = 1.0f;
     a[1] = 0.0f;
     a[2] = 0.0f;
+  } else if (m->variant == DT_VARIANT_DYNAMIC_ONLY) {
+    a[0] = 0.0f;
+    a[1] = 1.0f;
+    a[2] = 0.0f;
   } else { /* no_attention: fixed 1/3 each */
     a[0] = a[1] = a[2] = 1.0f / 3.0f;
   }
@@ -87,7 +91,8 @@ int dt_model_work_ensure(dt_model *m, int64_t n, int64_t nc, int64_t t) {
     DT_TRY(regrow(be, &w->d_sd, c));
     DT_TRY(regrow(be, &w->d_sc, c));
   }
-  if (m->use_dynamic && (t + 1 > w->cap_t || w->cap_t == 0)) {
+  /* the GRU's per-token buffers (the SASRec encoder keeps its own) */
+  if (m->use_dynamic && m->encoder_kind == DT_ENCODER_GRU && (t + 1 > w->cap_t || w->cap_t == 0)) {
     int64_t c = grown(t + 1, w->cap_t);
     w->cap_t = c;
     DT_TRY(regrow(be, &w->x0, c * D));
@@ -111,6 +116,7 @@ int dt_model_work_ensure(dt_model *m, int64_t n, int64_t nc, int64_t t) {
 void dt_model_work_free(dt_model *m) {
   dt_model_work *w = m->work;
   if (!w) return;
+  if (m->encoder && m->encoder->free_work) m->encoder->free_work(m);
   float **all[] = {&w->eu,      &w->d_eu,     &w->up,       &w->d_up,     &w->hdin,     &w->d_hdin,  &w->hd,
                    &w->d_hd,    &w->g1,       &w->d_g1,     &w->logits,   &w->d_logits, &w->alpha,   &w->d_alpha,
                    &w->alpha_const, &w->eu_rep, &w->ei,     &w->s1,       &w->d_s1,     &w->hs,      &w->d_hs,

@@ -271,6 +271,7 @@ static void find_towers(dt_run *r) {
     if (!strcmp(variant, "no_dynamic")) keep[1] = 0;
     if (!strcmp(variant, "no_content")) keep[2] = 0;
     if (!strcmp(variant, "static_only")) keep[1] = keep[2] = 0;
+    if (!strcmp(variant, "dynamic_only")) keep[0] = keep[2] = 0;
   }
   free(variant);
   for (int k = 0; k < 3; k++) {
