@@ -1,7 +1,8 @@
 /* Whole-model parity of the CUDA backend with the CPU backend (label gpu):
  * forward scores, alpha and every gradient (dense and sparse) for every
- * version x variant, and 100 training steps whose loss curve matches the
- * CPU's. Skipped (77) with a message where no CUDA device is usable;
+ * version x variant with either sequence encoder (GRU; SASRec with 1 and 2
+ * heads), and 100 training steps whose loss curve matches the CPU's (GRU
+ * and SASRec). Skipped (77) with a message where no CUDA device is usable;
  * compiled always.
  *
  * Tolerances: fp32 forward/gradients 1e-4 relative to each group's largest
@@ -38,8 +39,9 @@ typedef struct {
   dt_batch_builder *bb;
 } side;
 
-static void open_side(side *s, dt_dataset *ds, const char *version, const char *variant, const char *history, int cuda) {
-  assert_int_equal(small_config(&s->cfg, version, variant, history, 4), 0);
+static void open_side(side *s, dt_dataset *ds, const char *version, const char *variant, const char *history,
+                      const char *encoder, int heads, int cuda) {
+  assert_int_equal(small_config_enc(&s->cfg, version, variant, history, 4, encoder, heads), 0);
   if (cuda)
     assert_int_equal(dt_backend_cuda_create(0, 0, &s->be), 0);
   else
@@ -84,13 +86,16 @@ static float *densify(dt_backend *be, const dt_table *tb) {
   return dense;
 }
 
-static void parity_case(dt_dataset *ds, const char *version, const char *variant, const char *history) {
+static void parity_enc(dt_dataset *ds, const char *version, const char *variant, const char *history,
+                       const char *encoder, int heads) {
   side cpu, gpu;
-  open_side(&cpu, ds, version, variant, history, 0);
-  open_side(&gpu, ds, version, variant, history, 1);
+  open_side(&cpu, ds, version, variant, history, encoder, heads, 0);
+  open_side(&gpu, ds, version, variant, history, encoder, heads, 1);
   dt_unit units[16];
   int n_units = 0;
   for (int u = 0; u < 4; u++) units[n_units++] = (dt_unit){u, 0, ds->user_n_train[u] < 4 ? ds->user_n_train[u] : 4};
+  /* a second chunk: its window holds the first one too (7 items) */
+  if (!strcmp(encoder, "sasrec")) units[n_units++] = (dt_unit){4, 4, 4};
   side *sides[2] = {&cpu, &gpu};
   const float *scores[2], *alpha[2];
   for (int k = 0; k < 2; k++) {
@@ -100,7 +105,7 @@ static void parity_case(dt_dataset *ds, const char *version, const char *variant
   const dt_batch *b = dt_batch_get(cpu.bb);
   char what[128];
   float *s0 = download(cpu.be, scores[0], (size_t)b->nc), *s1 = download(gpu.be, scores[1], (size_t)b->nc);
-  snprintf(what, sizeof what, "%s %s %s scores", version, variant, history);
+  snprintf(what, sizeof what, "%s %s %s %s/%d scores", version, variant, history, encoder, heads);
   expect_close(what, s0, s1, b->nc, 1e-4);
   /* backward with the same upstream gradients */
   float *up = malloc((size_t)(b->nc + 3 * b->n) * sizeof(float));
@@ -119,7 +124,7 @@ static void parity_case(dt_dataset *ds, const char *version, const char *variant
     const dt_param *p = &cpu.m->params[i];
     float *g0 = download(cpu.be, cpu.m->g + p->offset, (size_t)p->numel);
     float *g1 = download(gpu.be, gpu.m->g + p->offset, (size_t)p->numel);
-    snprintf(what, sizeof what, "%s %s %s gradient of %s", version, variant, history, p->name);
+    snprintf(what, sizeof what, "%s %s %s %s/%d gradient of %s", version, variant, history, encoder, heads, p->name);
     expect_close(what, g0, g1, p->numel, 1e-4);
     free(g0);
     free(g1);
@@ -127,7 +132,8 @@ static void parity_case(dt_dataset *ds, const char *version, const char *variant
   for (int t = 0; t < DT_MAX_TABLES; t++) {
     if (!cpu.m->tables[t].present) continue;
     float *a = densify(cpu.be, &cpu.m->tables[t]), *c = densify(gpu.be, &gpu.m->tables[t]);
-    snprintf(what, sizeof what, "%s %s %s gradient of %s", version, variant, history, cpu.m->tables[t].name);
+    snprintf(what, sizeof what, "%s %s %s %s/%d gradient of %s", version, variant, history, encoder, heads,
+             cpu.m->tables[t].name);
     expect_close(what, a, c, cpu.m->tables[t].rows * cpu.m->tables[t].dim, 1e-4);
     free(a);
     free(c);
@@ -137,6 +143,10 @@ static void parity_case(dt_dataset *ds, const char *version, const char *variant
   free(s1);
   close_side(&cpu);
   close_side(&gpu);
+}
+
+static void parity_case(dt_dataset *ds, const char *version, const char *variant, const char *history) {
+  parity_enc(ds, version, variant, history, "gru", 1);
 }
 
 static int need_gpu(void) {
@@ -155,11 +165,28 @@ static void test_gradient_parity_every_variant(void **state) {
     parity_case(&ds, "v3", variants[i], "chunk");
   }
   parity_case(&ds, "v2", "full", "user_train");
+  parity_case(&ds, "v3", "dynamic_only", "chunk");
   tiny_dataset_free(&ds);
 }
 
-/* 100 steps of the real training step on each backend. */
-static void test_loss_curve_100_steps(void **state) {
+static void test_gradient_parity_sasrec(void **state) {
+  dt_dataset ds;
+  tiny_dataset(&ds, 7, 23, 14, 9, 4, 5);
+  const char *vs[] = {"full", "dynamic_only"};
+  for (int i = 0; i < 2; i++) {
+    parity_enc(&ds, "v1", vs[i], "prefix", "sasrec", 1);
+    parity_enc(&ds, "v2", vs[i], "prefix", "sasrec", 2);
+    parity_enc(&ds, "v3", vs[i], "chunk", "sasrec", 1);
+    parity_enc(&ds, "v3", vs[i], "chunk", "sasrec", 2);
+  }
+  parity_enc(&ds, "v3", "full", "prefix", "sasrec", 2);
+  parity_enc(&ds, "v2", "no_content", "user_train", "sasrec", 1);
+  tiny_dataset_free(&ds);
+}
+
+/* 100 steps of the real training step on each backend (`extra`: one more
+ * --set, or NULL). */
+static void loss_curve_100_steps(const char *extra) {
   char dir[] = "/tmp/dtrain_cuda_curve_XXXXXX";
   assert_non_null(mkdtemp(dir));
   char data[256], cfg_path[512];
@@ -172,9 +199,9 @@ static void test_loss_curve_100_steps(void **state) {
   assert_int_equal(dt_comm_init(NULL, NULL, &comm), 0);
   double curve[2][100];
   for (int k = 0; k < 2; k++) {
-    const char *sets[] = {data, k ? "backend.name=cuda" : "backend.name=cpu", "backend.tf32=false"};
+    const char *sets[] = {data, k ? "backend.name=cuda" : "backend.name=cpu", "backend.tf32=false", extra};
     dt_config cfg;
-    assert_int_equal(dt_config_build(cfg_path, sets, 3, &cfg), 0);
+    assert_int_equal(dt_config_build(cfg_path, sets, extra ? 4 : 3, &cfg), 0);
     if (k == 0) assert_int_equal(dt_prep_run(&cfg, NULL), 0);
     dt_session s;
     assert_int_equal(dt_session_open(&s, &cfg, comm, 0), 0);
@@ -204,18 +231,24 @@ static void test_loss_curve_100_steps(void **state) {
   for (int i = 0; i < 100; i++)
     if (fabs(curve[0][i] - curve[1][i]) > 5e-3 * fabs(curve[0][i]))
       fail_msg("step %d: CPU loss %.7f, CUDA loss %.7f (more than 5e-3 apart)", i, curve[0][i], curve[1][i]);
-  printf("100 steps: CPU loss %.6f -> %.6f, CUDA %.6f -> %.6f\n", curve[0][0], curve[0][99], curve[1][0], curve[1][99]);
+  printf("100 steps%s%s: CPU loss %.6f -> %.6f, CUDA %.6f -> %.6f\n", extra ? " with " : "", extra ? extra : "",
+         curve[0][0], curve[0][99], curve[1][0], curve[1][99]);
   assert_int_equal(dt_comm_finalize(comm), 0);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   assert_int_equal(system(cmd), 0);
 }
 
+static void test_loss_curve_100_steps(void **state) { loss_curve_100_steps(NULL); }
+static void test_loss_curve_100_steps_sasrec(void **state) { loss_curve_100_steps("model.encoder=sasrec"); }
+
 int main(void) {
   if (!need_gpu()) return 77;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradient_parity_every_variant),
+      cmocka_unit_test(test_gradient_parity_sasrec),
       cmocka_unit_test(test_loss_curve_100_steps),
+      cmocka_unit_test(test_loss_curve_100_steps_sasrec),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -330,7 +330,7 @@ int dt_batch_upload_ids(dt_batch_builder *bb) {
   dt_batch *b = &bb->batch;
   int64_t n = b->n, nc = b->nc, t = b->n_tokens;
   const int windows = bb->model->use_dynamic && bb->model->encoder_kind == DT_ENCODER_SASREC;
-  DT_TRY(reserve_dev(bb, n, nc, t, windows ? b->n_seq : 0));
+  DT_TRY(reserve_dev(bb, n, nc, t, windows ? b->n_seq + 1 : 0)); /* offsets: n_seq + 1 */
 #define UP(dst, src, count, type) \
   if ((count) > 0) DT_TRY(be->upload(be, bb->dev.dst, bb->src, (size_t)(count) * sizeof(type)))
   UP(ids_user, ids_user, n, int32_t);

@@ -5,7 +5,8 @@
 # 1e-5 relative for 100 steps and the final parameters to 1e-4, for both
 # table placements; evaluation with 3 ranks returns exactly the 1-rank
 # metrics for the same checkpoint (2 ranks too); a checkpoint written by 3 ranks resumes
-# on 2. The three dense updates (comm.dense_update) all pass.
+# on 2. The three dense updates (comm.dense_update) all pass. The SASRec
+# encoder and the dynamic_only variant likewise.
 # args: dtrain-binary source-root shared-data-dir
 set -u
 # Debian's python3 (h5py, numpy, torch come from Debian packages)
@@ -86,6 +87,29 @@ compare "$work/sharded-np1" "$work/owners-np3" "owner-served lookups np3" || fai
 mpirun -np 2 "$bin" train "${common[@]}" --set comm.balance_steps=false --set run.dir="$work/lanes-np2" ||
   fail "training with 2 ranks and comm.balance_steps=false"
 compare "$work/replicated-np1" "$work/lanes-np2" "balance_steps=false np2" || fail "balance_steps=false np2 differs from np1"
+
+# the SASRec encoder (one window per chunk, dropout keyed per token): 2 and 3
+# ranks, replicated tables; dynamic_only (no static tables) with sharded
+# dynamic.item_emb and item bias; evaluation with 3 ranks exactly as 1
+sas=(--set model.encoder=sasrec --set model.sasrec_heads=2)
+for n in 1 2 3; do
+  mpirun -np $n "$bin" train "${common[@]}" "${sas[@]}" --set run.dir="$work/sasrec-np$n" || fail "sasrec: training with $n ranks"
+done
+compare "$work/sasrec-np1" "$work/sasrec-np2" "sasrec np2" || fail "sasrec np2 differs from np1"
+compare "$work/sasrec-np1" "$work/sasrec-np3" "sasrec np3" || fail "sasrec np3 differs from np1"
+sas_dyn=("${sas[@]}" --set model.variant=dynamic_only --set comm.placement.dyn_item_emb=sharded
+         --set comm.placement.item_bias=sharded)
+for n in 1 3; do
+  mpirun -np $n "$bin" train "${common[@]}" "${sas_dyn[@]}" --set run.dir="$work/sasrec-dyn-np$n" ||
+    fail "sasrec dynamic_only: training with $n ranks"
+done
+compare "$work/sasrec-dyn-np1" "$work/sasrec-dyn-np3" "sasrec dynamic_only sharded np3" ||
+  fail "sasrec dynamic_only (sharded) np3 differs from np1"
+ck="$work/sasrec-np1/checkpoints/last.h5"
+"$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval_sas1.json" --quiet >/dev/null || fail "sasrec eval np1"
+mpirun -np 3 "$bin" eval --checkpoint "$ck" --set eval.full_max_users=0 --json "$work/eval_sas3.json" --quiet >/dev/null ||
+  fail "sasrec eval np3"
+cmp -s "$work/eval_sas1.json" "$work/eval_sas3.json" || fail "sasrec evaluation with 3 ranks differs from 1 rank"
 
 # evaluation: exactly the same numbers with 1 and 3 ranks
 ck="$work/replicated-np1/checkpoints/last.h5"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A checkpoint loads into the equivalent PyTorch module (python/dtrain_torch)
 # and its scores equal dtrain's for a batch to 1e-4, for both fusion designs,
-# several variants and history modes, and (once dtrain has the config keys)
-# the sasrec encoder and the dynamic_only variant.
+# several variants and history modes, both sequence encoders (gru, sasrec)
+# and the dynamic_only variant.
 # args: dtrain-binary source-root shared-data-dir
 set -u
 bin=$1
@@ -32,18 +32,15 @@ run v2_full tiny_v2.json
 run v2_user_train tiny_v2.json --set model.history=user_train
 run v1_no_attention tiny_v2.json --set model.version=v1 --set model.variant=no_attention --set model.lambda_ent=0 --set model.lambda_bal=0
 run v2_no_dynamic tiny_v2.json --set model.variant=no_dynamic
-# the SASRec encoder (MODEL.md 1c) and dynamic_only: run when this dtrain knows them
-if "$bin" config --config "$src/tests/configs/tiny_v3.json" --set model.encoder=sasrec >/dev/null 2>&1; then
-  run v3_sasrec tiny_v3.json --set model.encoder=sasrec
-  run v3_sasrec_dynamic_only tiny_v3.json --set model.encoder=sasrec --set model.variant=dynamic_only
-  run v3_sasrec_prefix tiny_v3.json --set model.encoder=sasrec --set model.history=prefix
-  run v2_sasrec tiny_v2.json --set model.encoder=sasrec --set model.sasrec_heads=2
-else
-  echo "note: this dtrain has no model.encoder: the sasrec cases were not run"
-fi
-if "$bin" config --config "$src/tests/configs/tiny_v3.json" --set model.variant=dynamic_only >/dev/null 2>&1; then
-  run v3_gru_dynamic_only tiny_v3.json --set model.variant=dynamic_only
-else
-  echo "note: this dtrain has no dynamic_only variant: its cases were not run"
-fi
+# the SASRec encoder (MODEL.md 1c) and the dynamic_only variant: v3 x {gru,
+# sasrec} x {full, dynamic_only}, every history mode, 1 and 2 heads, v1/v2
+run v3_sasrec tiny_v3.json --set model.encoder=sasrec
+run v3_sasrec_dynamic_only tiny_v3.json --set model.encoder=sasrec --set model.variant=dynamic_only
+run v3_sasrec_prefix tiny_v3.json --set model.encoder=sasrec --set model.history=prefix --set model.sasrec_heads=4
+run v3_gru_dynamic_only tiny_v3.json --set model.variant=dynamic_only
+run v2_sasrec tiny_v2.json --set model.encoder=sasrec --set model.sasrec_heads=2
+run v2_sasrec_user_train_dynamic_only tiny_v2.json --set model.encoder=sasrec --set model.history=user_train \
+  --set model.variant=dynamic_only --set model.sasrec_blocks=1
+run v1_sasrec_no_content tiny_v2.json --set model.version=v1 --set model.encoder=sasrec --set model.variant=no_content \
+  --set model.lambda_ent=0 --set model.lambda_bal=0
 echo "torch check: ok"
