@@ -179,6 +179,18 @@ static void test_enum_lists_choices(void **state) {
 static void test_cross_key_check(void **state) {
   const char *sets[] = {"data.train_frac=0.9", "data.valid_frac=0.1"};
   expect_error(NULL, sets, 2, DT_EXIT_USAGE, "'data.train_frac'", "'data.valid_frac'");
+  /* SASRec's heads split model.dim; the GRU ignores the key */
+  const char *heads[] = {"model.encoder=sasrec", "model.sasrec_heads=5"};
+  expect_error(NULL, heads, 2, DT_EXIT_USAGE, "'model.dim' (64)", "'model.sasrec_heads' (5)");
+  const char *gru_heads[] = {"model.encoder=gru", "model.sasrec_heads=5"};
+  dt_config cfg;
+  assert_int_equal(dt_config_build(NULL, gru_heads, 2, &cfg), 0);
+  dt_config_free(&cfg);
+  const char *ok_heads[] = {"model.encoder=sasrec", "model.sasrec_heads=4", "model.variant=dynamic_only"};
+  assert_int_equal(dt_config_build(NULL, ok_heads, 3, &cfg), 0);
+  assert_string_equal(cfg.model_encoder, "sasrec");
+  assert_int_equal(cfg.model_sasrec_blocks, 2);
+  dt_config_free(&cfg);
 }
 
 static void test_group_and_leaf_shapes(void **state) {
@@ -251,7 +263,8 @@ static void test_write_and_reload(void **state) {
 static void test_every_shipped_config_is_valid(void **state) {
   const char *files[] = {"base.json",          "hybrid_v1.json", "hybrid_v2.json", "hybrid_v3.json",
                          "quickstart.json",    "ablation/v1_no_dynamic.json", "ablation/v2_static_only.json",
-                         "ablation/v3_no_attention.json"};
+                         "ablation/v3_no_attention.json", "sasrec.json", "gru4rec.json",
+                         "hybrid_v3_sasrec.json"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     char path[512];
     snprintf(path, sizeof path, "%s/configs/%s", DTRAIN_SOURCE_ROOT, files[i]);
@@ -269,6 +282,19 @@ static void test_every_shipped_config_is_valid(void **state) {
   assert_float_equal(dt_config_sparse_weight_decay(&cfg), 0, 0);
   assert_string_equal(dt_config_history_mode(&cfg), "chunk");
   assert_int_equal(cfg.train_epochs, 20);
+  dt_config_free(&cfg);
+  /* SASRec's recipe (issue 13): one learning rate for everything, no decay */
+  snprintf(path, sizeof path, "%s/configs/sasrec.json", DTRAIN_SOURCE_ROOT);
+  assert_int_equal(dt_config_build(path, NULL, 0, &cfg), 0);
+  assert_string_equal(cfg.model_encoder, "sasrec");
+  assert_string_equal(cfg.model_variant, "dynamic_only");
+  assert_string_equal(cfg.model_version, "v3");
+  assert_int_equal(cfg.model_dim, 64);
+  assert_float_equal(dt_config_sparse_lr(&cfg), cfg.train_lr, 0);
+  assert_float_equal(cfg.train_lr, 1e-3, 0);
+  assert_float_equal(dt_config_sparse_weight_decay(&cfg), 0, 0);
+  assert_float_equal(cfg.optim_weight_decay, 0, 0);
+  assert_string_equal(dt_config_history_mode(&cfg), "chunk");
   dt_config_free(&cfg);
   snprintf(path, sizeof path, "%s/configs/hybrid_v1.json", DTRAIN_SOURCE_ROOT);
   assert_int_equal(dt_config_build(path, NULL, 0, &cfg), 0);
