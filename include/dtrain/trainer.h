@@ -73,7 +73,8 @@ typedef struct {
 } dt_step_times;
 
 typedef struct {
-  double loss, bpr, entropy, balance; /* global means (entropy: mean of -H(alpha)) */
+  double loss, bpr, entropy, balance; /* global means; bpr: the ranking term, whichever train.loss (entropy: mean
+                                       * of -H(alpha)) */
   double alpha[3];                    /* global batch mean of alpha */
   double grad_norm, clip;             /* before clipping, and the factor used */
   int64_t examples, pairs;            /* global */

@@ -111,6 +111,7 @@ int dt_model_work_ensure(dt_model *m, int64_t n, int64_t nc, int64_t t) {
 void dt_model_work_free(dt_model *m) {
   dt_model_work *w = m->work;
   if (!w) return;
+  dt_list_work_free(m);
   float **all[] = {&w->eu,      &w->d_eu,     &w->up,       &w->d_up,     &w->hdin,     &w->d_hdin,  &w->hd,
                    &w->d_hd,    &w->g1,       &w->d_g1,     &w->logits,   &w->d_logits, &w->alpha,   &w->d_alpha,
                    &w->alpha_const, &w->eu_rep, &w->ei,     &w->s1,       &w->d_s1,     &w->hs,      &w->d_hs,
