@@ -1,7 +1,8 @@
 /* Whole-model parity of the CUDA backend with the CPU backend (label gpu):
  * forward scores, alpha and every gradient (dense and sparse) for every
- * version x variant, and 100 training steps whose loss curve matches the
- * CPU's. Skipped (77) with a message where no CUDA device is usable;
+ * version x variant, the training losses' gradients (bce, and the softmax
+ * losses' scoring of the item list: v3's GEMMs, v1/v2's head per pair),
+ * and 100 training steps whose loss curve matches the CPU's. Skipped (77) with a message where no CUDA device is usable;
  * compiled always.
  *
  * Tolerances: fp32 forward/gradients 1e-4 relative to each group's largest
@@ -23,6 +24,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/batch.h"
 #include "dtrain/comm.h"
+#include "dtrain/loss.h"
 #include "dtrain/model.h"
 #include "dtrain/prep.h"
 #include "dtrain/shard.h"
@@ -30,6 +32,7 @@
 #include "test_model_util.h"
 
 static const char *variants[] = {"full", "no_dynamic", "no_content", "no_attention", "static_only"};
+static dt_comm *g_comm; /* one per process: MPI starts once */
 
 typedef struct {
   dt_config cfg;
@@ -38,8 +41,15 @@ typedef struct {
   dt_batch_builder *bb;
 } side;
 
-static void open_side(side *s, dt_dataset *ds, const char *version, const char *variant, const char *history, int cuda) {
+static void open_side(side *s, dt_dataset *ds, const char *version, const char *variant, const char *history, int cuda,
+                      const char *loss) {
   assert_int_equal(small_config(&s->cfg, version, variant, history, 4), 0);
+  if (loss) {
+    char lset[64];
+    snprintf(lset, sizeof lset, "train.loss=%s", loss);
+    const char *sets[] = {lset, "train.n_neg=3", "train.softmax_chunk=6"}; /* the catalogue in several blocks */
+    assert_int_equal(dt_config_apply_sets(&s->cfg, sets, 3), 0);
+  }
   if (cuda)
     assert_int_equal(dt_backend_cuda_create(0, 0, &s->be), 0);
   else
@@ -86,8 +96,8 @@ static float *densify(dt_backend *be, const dt_table *tb) {
 
 static void parity_case(dt_dataset *ds, const char *version, const char *variant, const char *history) {
   side cpu, gpu;
-  open_side(&cpu, ds, version, variant, history, 0);
-  open_side(&gpu, ds, version, variant, history, 1);
+  open_side(&cpu, ds, version, variant, history, 0, NULL);
+  open_side(&gpu, ds, version, variant, history, 1, NULL);
   dt_unit units[16];
   int n_units = 0;
   for (int u = 0; u < 4; u++) units[n_units++] = (dt_unit){u, 0, ds->user_n_train[u] < 4 ? ds->user_n_train[u] : 4};
@@ -139,6 +149,9 @@ static void parity_case(dt_dataset *ds, const char *version, const char *variant
   close_side(&gpu);
 }
 
+static int group_setup(void **state) { return dt_comm_init(NULL, NULL, &g_comm); }
+static int group_teardown(void **state) { return dt_comm_finalize(g_comm); }
+
 static int need_gpu(void) {
   char why[256] = "";
   if (dt_backend_cuda_device_count(why, sizeof why) > 0) return 1;
@@ -158,6 +171,74 @@ static void test_gradient_parity_every_variant(void **state) {
   tiny_dataset_free(&ds);
 }
 
+/* One training step's loss and gradients under train.loss on both backends
+ * (dropout on: the same Philox masks, the item list's pair keys too). */
+static void loss_parity_case(dt_dataset *ds, const char *version, const char *history, const char *loss) {
+  side sides[2];
+  dt_loss losses[2];
+  double value[2];
+  for (int k = 0; k < 2; k++) {
+    side *sd = &sides[k];
+    open_side(sd, ds, version, "full", history, k, loss);
+    memset(&losses[k], 0, sizeof losses[k]);
+    assert_int_equal(dt_loss_setup(&losses[k], &sd->cfg, sd->m, 0), 0);
+    dt_unit units[16];
+    int n_units = 0;
+    for (int u = 0; u < 4; u++) units[n_units++] = (dt_unit){u, 0, ds->user_n_train[u] < 4 ? ds->user_n_train[u] : 4};
+    assert_int_equal(dt_batch_build_train(sd->bb, units, n_units, 1, 5, 42, losses[k].n_neg, 10), 0);
+    if (losses[k].list_items) assert_int_equal(dt_batch_build_list(sd->bb, losses[k].list_items, 42, 5), 0);
+    const dt_batch *b = dt_batch_get(sd->bb);
+    const float *scores, *alpha;
+    dt_loss_value v;
+    assert_int_equal(dt_model_forward(sd->m, b, &scores, &alpha), 0);
+    assert_int_equal(dt_loss_batch_stats(&losses[k], g_comm, sd->be, b, alpha, &v), 0);
+    assert_int_equal(dt_model_zero_grad(sd->m), 0);
+    assert_int_equal(dt_loss_grad(&losses[k], sd->be, &sd->cfg, sd->m, b, scores, alpha, &v), 0);
+    assert_int_equal(
+        dt_model_backward(sd->m, b, losses[k].d_dscores, sd->m->use_gate ? losses[k].d_dalpha : NULL), 0);
+    assert_int_equal(dt_loss_reduce(g_comm, &sd->cfg, &v), 0);
+    assert_int_equal(sd->be->sync(sd->be), 0);
+    value[k] = v.loss;
+  }
+  char what[160];
+  if (fabs(value[0] - value[1]) > 1e-5 * fabs(value[0]))
+    fail_msg("%s %s %s: loss %.8g on the CPU, %.8g on CUDA", version, history, loss, value[0], value[1]);
+  const dt_model *cm = sides[0].m, *gm = sides[1].m;
+  for (int i = 0; i < cm->n_params; i++) {
+    const dt_param *p = &cm->params[i];
+    float *g0 = download(sides[0].be, cm->g + p->offset, (size_t)p->numel);
+    float *g1 = download(sides[1].be, gm->g + p->offset, (size_t)p->numel);
+    snprintf(what, sizeof what, "%s %s train.loss=%s: gradient of %s", version, history, loss, p->name);
+    expect_close(what, g0, g1, p->numel, 1e-4);
+    free(g0);
+    free(g1);
+  }
+  for (int t = 0; t < DT_MAX_TABLES; t++) {
+    if (!cm->tables[t].present) continue;
+    float *a = densify(sides[0].be, &cm->tables[t]), *c = densify(sides[1].be, &gm->tables[t]);
+    snprintf(what, sizeof what, "%s %s train.loss=%s: gradient of %s", version, history, loss, cm->tables[t].name);
+    expect_close(what, a, c, cm->tables[t].rows * cm->tables[t].dim, 1e-4);
+    free(a);
+    free(c);
+  }
+  for (int k = 0; k < 2; k++) {
+    dt_loss_free(&losses[k], sides[k].be);
+    close_side(&sides[k]);
+  }
+}
+
+static void test_loss_parity_every_loss(void **state) {
+  dt_dataset ds;
+  tiny_dataset(&ds, 7, 23, 14, 9, 4, 5);
+  const char *losses[] = {"bce", "sampled_softmax", "softmax"};
+  for (int l = 0; l < 3; l++) {
+    loss_parity_case(&ds, "v3", "chunk", losses[l]);
+    loss_parity_case(&ds, "v2", "prefix", losses[l]);
+    loss_parity_case(&ds, "v1", "prefix", losses[l]);
+  }
+  tiny_dataset_free(&ds);
+}
+
 /* 100 steps of the real training step on each backend. */
 static void test_loss_curve_100_steps(void **state) {
   char dir[] = "/tmp/dtrain_cuda_curve_XXXXXX";
@@ -168,8 +249,7 @@ static void test_loss_curve_100_steps(void **state) {
    * machine by tools/make_gpu_carry.sh): DTRAIN_SOURCE_ROOT overrides */
   const char *root = getenv("DTRAIN_SOURCE_ROOT") ? getenv("DTRAIN_SOURCE_ROOT") : DTRAIN_SOURCE_ROOT;
   snprintf(cfg_path, sizeof cfg_path, "%s/tests/configs/tiny_v3.json", root);
-  dt_comm *comm;
-  assert_int_equal(dt_comm_init(NULL, NULL, &comm), 0);
+  dt_comm *comm = g_comm;
   double curve[2][100];
   for (int k = 0; k < 2; k++) {
     const char *sets[] = {data, k ? "backend.name=cuda" : "backend.name=cpu", "backend.tf32=false"};
@@ -205,7 +285,6 @@ static void test_loss_curve_100_steps(void **state) {
     if (fabs(curve[0][i] - curve[1][i]) > 5e-3 * fabs(curve[0][i]))
       fail_msg("step %d: CPU loss %.7f, CUDA loss %.7f (more than 5e-3 apart)", i, curve[0][i], curve[1][i]);
   printf("100 steps: CPU loss %.6f -> %.6f, CUDA %.6f -> %.6f\n", curve[0][0], curve[0][99], curve[1][0], curve[1][99]);
-  assert_int_equal(dt_comm_finalize(comm), 0);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   assert_int_equal(system(cmd), 0);
@@ -215,7 +294,8 @@ int main(void) {
   if (!need_gpu()) return 77;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradient_parity_every_variant),
+      cmocka_unit_test(test_loss_parity_every_loss),
       cmocka_unit_test(test_loss_curve_100_steps),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
