@@ -74,11 +74,16 @@ static float *download(dt_backend *be, const void *p, size_t n) {
   return h;
 }
 
-static void expect_close(const char *what, const float *a, const float *b, int64_t n, double tol) {
-  double scale = 1e-6, worst = 0;
+/* max |a - b| <= tol * max(max |a|, floor) */
+static void expect_close_floor(const char *what, const float *a, const float *b, int64_t n, double tol, double floor) {
+  double scale = floor, worst = 0;
   for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(a[i]));
   for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]) / scale);
   if (worst > tol) fail_msg("%s: CUDA differs from CPU by %.3g of the largest value (> %g)", what, worst, tol);
+}
+
+static void expect_close(const char *what, const float *a, const float *b, int64_t n, double tol) {
+  expect_close_floor(what, a, b, n, tol, 1e-6);
 }
 
 /* Sums sparse rows into a dense [rows, dim] host table, for comparison. */
@@ -204,12 +209,19 @@ static void loss_parity_case(dt_dataset *ds, const char *version, const char *hi
   if (fabs(value[0] - value[1]) > 1e-5 * fabs(value[0]))
     fail_msg("%s %s %s: loss %.8g on the CPU, %.8g on CUDA", version, history, loss, value[0], value[1]);
   const dt_model *cm = sides[0].m, *gm = sides[1].m;
+  /* a gradient that is ~0 by cancellation (content.fc3.bias: a softmax is
+   * shift-invariant) has only rounding left: each group's scale is floored
+   * at 1% of the largest dense gradient */
+  float *all = download(sides[0].be, cm->g, (size_t)cm->n_dense);
+  double floor = 1e-6;
+  for (int64_t e = 0; e < cm->n_dense; e++) floor = fmax(floor, 1e-2 * fabs(all[e]));
+  free(all);
   for (int i = 0; i < cm->n_params; i++) {
     const dt_param *p = &cm->params[i];
     float *g0 = download(sides[0].be, cm->g + p->offset, (size_t)p->numel);
     float *g1 = download(sides[1].be, gm->g + p->offset, (size_t)p->numel);
     snprintf(what, sizeof what, "%s %s train.loss=%s: gradient of %s", version, history, loss, p->name);
-    expect_close(what, g0, g1, p->numel, 1e-4);
+    expect_close_floor(what, g0, g1, p->numel, 1e-4, floor);
     free(g0);
     free(g1);
   }
