@@ -295,6 +295,8 @@ static void test_every_shipped_config_is_valid(void **state) {
   assert_float_equal(dt_config_sparse_weight_decay(&cfg), 0, 0);
   assert_float_equal(cfg.optim_weight_decay, 0, 0);
   assert_string_equal(dt_config_history_mode(&cfg), "chunk");
+  assert_string_equal(cfg.train_loss, "bce");
+  assert_int_equal(cfg.train_n_neg, 1);
   dt_config_free(&cfg);
   snprintf(path, sizeof path, "%s/configs/hybrid_v1.json", DTRAIN_SOURCE_ROOT);
   assert_int_equal(dt_config_build(path, NULL, 0, &cfg), 0);

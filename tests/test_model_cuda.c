@@ -1,8 +1,10 @@
 /* Whole-model parity of the CUDA backend with the CPU backend (label gpu):
  * forward scores, alpha and every gradient (dense and sparse) for every
  * version x variant with either sequence encoder (GRU; SASRec with 1 and 2
- * heads), and 100 training steps whose loss curve matches the CPU's (GRU
- * and SASRec). Skipped (77) with a message where no CUDA device is usable;
+ * heads), the training losses' gradients (bce, and the softmax losses'
+ * scoring of the item list: v3's GEMMs, v1/v2's head per pair), and 100
+ * training steps whose loss curve matches the CPU's (GRU and SASRec).
+ * Skipped (77) with a message where no CUDA device is usable;
  * compiled always.
  *
  * Tolerances: fp32 forward/gradients 1e-4 relative to each group's largest
@@ -24,6 +26,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/batch.h"
 #include "dtrain/comm.h"
+#include "dtrain/loss.h"
 #include "dtrain/model.h"
 #include "dtrain/prep.h"
 #include "dtrain/shard.h"
@@ -31,6 +34,7 @@
 #include "test_model_util.h"
 
 static const char *variants[] = {"full", "no_dynamic", "no_content", "no_attention", "static_only"};
+static dt_comm *g_comm; /* one per process: MPI starts once */
 
 typedef struct {
   dt_config cfg;
@@ -40,8 +44,14 @@ typedef struct {
 } side;
 
 static void open_side(side *s, dt_dataset *ds, const char *version, const char *variant, const char *history,
-                      const char *encoder, int heads, int cuda) {
+                      const char *encoder, int heads, int cuda, const char *loss) {
   assert_int_equal(small_config_enc(&s->cfg, version, variant, history, 4, encoder, heads), 0);
+  if (loss) {
+    char lset[64];
+    snprintf(lset, sizeof lset, "train.loss=%s", loss);
+    const char *sets[] = {lset, "train.n_neg=3", "train.softmax_chunk=6"}; /* the catalogue in several blocks */
+    assert_int_equal(dt_config_apply_sets(&s->cfg, sets, 3), 0);
+  }
   if (cuda)
     assert_int_equal(dt_backend_cuda_create(0, 0, &s->be), 0);
   else
@@ -66,11 +76,16 @@ static float *download(dt_backend *be, const void *p, size_t n) {
   return h;
 }
 
-static void expect_close(const char *what, const float *a, const float *b, int64_t n, double tol) {
-  double scale = 1e-6, worst = 0;
+/* max |a - b| <= tol * max(max |a|, floor) */
+static void expect_close_floor(const char *what, const float *a, const float *b, int64_t n, double tol, double floor) {
+  double scale = floor, worst = 0;
   for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(a[i]));
   for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]) / scale);
   if (worst > tol) fail_msg("%s: CUDA differs from CPU by %.3g of the largest value (> %g)", what, worst, tol);
+}
+
+static void expect_close(const char *what, const float *a, const float *b, int64_t n, double tol) {
+  expect_close_floor(what, a, b, n, tol, 1e-6);
 }
 
 /* Sums sparse rows into a dense [rows, dim] host table, for comparison. */
@@ -89,8 +104,8 @@ static float *densify(dt_backend *be, const dt_table *tb) {
 static void parity_enc(dt_dataset *ds, const char *version, const char *variant, const char *history,
                        const char *encoder, int heads) {
   side cpu, gpu;
-  open_side(&cpu, ds, version, variant, history, encoder, heads, 0);
-  open_side(&gpu, ds, version, variant, history, encoder, heads, 1);
+  open_side(&cpu, ds, version, variant, history, encoder, heads, 0, NULL);
+  open_side(&gpu, ds, version, variant, history, encoder, heads, 1, NULL);
   dt_unit units[16];
   int n_units = 0;
   for (int u = 0; u < 4; u++) units[n_units++] = (dt_unit){u, 0, ds->user_n_train[u] < 4 ? ds->user_n_train[u] : 4};
@@ -149,6 +164,9 @@ static void parity_case(dt_dataset *ds, const char *version, const char *variant
   parity_enc(ds, version, variant, history, "gru", 1);
 }
 
+static int group_setup(void **state) { return dt_comm_init(NULL, NULL, &g_comm); }
+static int group_teardown(void **state) { return dt_comm_finalize(g_comm); }
+
 static int need_gpu(void) {
   char why[256] = "";
   if (dt_backend_cuda_device_count(why, sizeof why) > 0) return 1;
@@ -184,6 +202,83 @@ static void test_gradient_parity_sasrec(void **state) {
   tiny_dataset_free(&ds);
 }
 
+/* One training step's loss and gradients under train.loss on both backends
+ * (dropout on: the same Philox masks, the item list's pair keys too). */
+static void loss_parity_case(dt_dataset *ds, const char *version, const char *history, const char *encoder,
+                             const char *loss) {
+  side sides[2];
+  dt_loss losses[2];
+  double value[2];
+  for (int k = 0; k < 2; k++) {
+    side *sd = &sides[k];
+    open_side(sd, ds, version, "full", history, encoder, 1, k, loss);
+    memset(&losses[k], 0, sizeof losses[k]);
+    assert_int_equal(dt_loss_setup(&losses[k], &sd->cfg, sd->m, 0), 0);
+    dt_unit units[16];
+    int n_units = 0;
+    for (int u = 0; u < 4; u++) units[n_units++] = (dt_unit){u, 0, ds->user_n_train[u] < 4 ? ds->user_n_train[u] : 4};
+    assert_int_equal(dt_batch_build_train(sd->bb, units, n_units, 1, 5, 42, losses[k].n_neg, 10), 0);
+    if (losses[k].list_items) assert_int_equal(dt_batch_build_list(sd->bb, losses[k].list_items, 42, 5), 0);
+    const dt_batch *b = dt_batch_get(sd->bb);
+    const float *scores, *alpha;
+    dt_loss_value v;
+    assert_int_equal(dt_model_forward(sd->m, b, &scores, &alpha), 0);
+    assert_int_equal(dt_loss_batch_stats(&losses[k], g_comm, sd->be, b, alpha, &v), 0);
+    assert_int_equal(dt_model_zero_grad(sd->m), 0);
+    assert_int_equal(dt_loss_grad(&losses[k], sd->be, &sd->cfg, sd->m, b, scores, alpha, &v), 0);
+    assert_int_equal(
+        dt_model_backward(sd->m, b, losses[k].d_dscores, sd->m->use_gate ? losses[k].d_dalpha : NULL), 0);
+    assert_int_equal(dt_loss_reduce(g_comm, &sd->cfg, &v), 0);
+    assert_int_equal(sd->be->sync(sd->be), 0);
+    value[k] = v.loss;
+  }
+  char what[160];
+  if (fabs(value[0] - value[1]) > 1e-5 * fabs(value[0]))
+    fail_msg("%s %s %s %s: loss %.8g on the CPU, %.8g on CUDA", version, history, encoder, loss, value[0], value[1]);
+  const dt_model *cm = sides[0].m, *gm = sides[1].m;
+  /* a gradient that is ~0 by cancellation (content.fc3.bias: a softmax is
+   * shift-invariant) has only rounding left: each group's scale is floored
+   * at 1% of the largest dense gradient */
+  float *all = download(sides[0].be, cm->g, (size_t)cm->n_dense);
+  double floor = 1e-6;
+  for (int64_t e = 0; e < cm->n_dense; e++) floor = fmax(floor, 1e-2 * fabs(all[e]));
+  free(all);
+  for (int i = 0; i < cm->n_params; i++) {
+    const dt_param *p = &cm->params[i];
+    float *g0 = download(sides[0].be, cm->g + p->offset, (size_t)p->numel);
+    float *g1 = download(sides[1].be, gm->g + p->offset, (size_t)p->numel);
+    snprintf(what, sizeof what, "%s %s %s train.loss=%s: gradient of %s", version, history, encoder, loss, p->name);
+    expect_close_floor(what, g0, g1, p->numel, 1e-4, floor);
+    free(g0);
+    free(g1);
+  }
+  for (int t = 0; t < DT_MAX_TABLES; t++) {
+    if (!cm->tables[t].present) continue;
+    float *a = densify(sides[0].be, &cm->tables[t]), *c = densify(sides[1].be, &gm->tables[t]);
+    snprintf(what, sizeof what, "%s %s %s train.loss=%s: gradient of %s", version, history, encoder, loss, cm->tables[t].name);
+    expect_close(what, a, c, cm->tables[t].rows * cm->tables[t].dim, 1e-4);
+    free(a);
+    free(c);
+  }
+  for (int k = 0; k < 2; k++) {
+    dt_loss_free(&losses[k], sides[k].be);
+    close_side(&sides[k]);
+  }
+}
+
+static void test_loss_parity_every_loss(void **state) {
+  dt_dataset ds;
+  tiny_dataset(&ds, 7, 23, 14, 9, 4, 5);
+  const char *losses[] = {"bce", "sampled_softmax", "softmax"};
+  for (int l = 0; l < 3; l++) {
+    loss_parity_case(&ds, "v3", "chunk", "gru", losses[l]);
+    loss_parity_case(&ds, "v3", "chunk", "sasrec", losses[l]);
+    loss_parity_case(&ds, "v2", "prefix", "gru", losses[l]);
+    loss_parity_case(&ds, "v1", "prefix", "gru", losses[l]);
+  }
+  tiny_dataset_free(&ds);
+}
+
 /* 100 steps of the real training step on each backend (`extra`: one more
  * --set, or NULL). */
 static void loss_curve_100_steps(const char *extra) {
@@ -195,8 +290,7 @@ static void loss_curve_100_steps(const char *extra) {
    * machine by tools/make_gpu_carry.sh): DTRAIN_SOURCE_ROOT overrides */
   const char *root = getenv("DTRAIN_SOURCE_ROOT") ? getenv("DTRAIN_SOURCE_ROOT") : DTRAIN_SOURCE_ROOT;
   snprintf(cfg_path, sizeof cfg_path, "%s/tests/configs/tiny_v3.json", root);
-  dt_comm *comm;
-  assert_int_equal(dt_comm_init(NULL, NULL, &comm), 0);
+  dt_comm *comm = g_comm;
   double curve[2][100];
   for (int k = 0; k < 2; k++) {
     const char *sets[] = {data, k ? "backend.name=cuda" : "backend.name=cpu", "backend.tf32=false", extra};
@@ -233,7 +327,6 @@ static void loss_curve_100_steps(const char *extra) {
       fail_msg("step %d: CPU loss %.7f, CUDA loss %.7f (more than 5e-3 apart)", i, curve[0][i], curve[1][i]);
   printf("100 steps%s%s: CPU loss %.6f -> %.6f, CUDA %.6f -> %.6f\n", extra ? " with " : "", extra ? extra : "",
          curve[0][0], curve[0][99], curve[1][0], curve[1][99]);
-  assert_int_equal(dt_comm_finalize(comm), 0);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   assert_int_equal(system(cmd), 0);
@@ -247,8 +340,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradient_parity_every_variant),
       cmocka_unit_test(test_gradient_parity_sasrec),
+      cmocka_unit_test(test_loss_parity_every_loss),
       cmocka_unit_test(test_loss_curve_100_steps),
       cmocka_unit_test(test_loss_curve_100_steps_sasrec),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

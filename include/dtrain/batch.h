@@ -54,6 +54,16 @@ int dt_batch_build_eval(dt_batch_builder *bb, const int32_t *users, const int32_
 int dt_batch_build_candidates(dt_batch_builder *bb, const int32_t *users, const int32_t *pos, const int64_t *ts,
                               int64_t n, const int32_t *cands, int c);
 
+/* The item list of the softmax losses (model.h, dt_batch.list_*) for the
+ * training batch just built, uploaded: n_shared > 0 negatives drawn
+ * uniformly from the catalogue without rejection, keyed by (seed, step)
+ * only, so every rank of a global step draws the same ones (train.loss =
+ * sampled_softmax); DT_BATCH_LIST_CATALOGUE: every item in id order, with
+ * each example's positive's position as its target (train.loss = softmax).
+ * The next build drops it. */
+#define DT_BATCH_LIST_CATALOGUE (-1)
+int dt_batch_build_list(dt_batch_builder *bb, int64_t n_shared, uint64_t seed, int64_t step);
+
 /* The batch last built (host ids in `host_cand` for callers that need them). */
 const dt_batch *dt_batch_get(const dt_batch_builder *bb);
 const int32_t *dt_batch_host_candidates(const dt_batch_builder *bb);
@@ -64,7 +74,9 @@ const int32_t *dt_batch_host_negative_counts(const dt_batch_builder *bb);
 
 /* Host view of one table's ids in the last batch, for sharded tables: the
  * trainer rewrites them into the table's gathered-rows space, then calls
- * dt_batch_upload_ids. which = DT_TABLE_*; returns NULL when unused. */
+ * dt_batch_upload_ids. which = DT_TABLE_*; part 0, 1 (the candidates,
+ * tokens, ...), 2 (the item list); returns NULL when unused. */
+#define DT_BATCH_ID_PARTS 3
 int32_t *dt_batch_table_ids(dt_batch_builder *bb, int table, int part, int64_t *count);
 int dt_batch_upload_ids(dt_batch_builder *bb);
 

@@ -127,6 +127,16 @@ typedef struct {
   const int32_t *readout;       /* [n] token whose encoder state each example reads; n_tokens = zero state */
   int train;                    /* dropout on, gradients wanted */
   uint32_t step;                /* dropout counter */
+  /* The item list every example is also scored against (dt_model_list_*):
+   * train.loss = sampled_softmax's negatives shared by the global batch, or
+   * softmax's whole catalogue; n_list = 0 in every other batch. */
+  int64_t n_list;
+  const int32_t *list_item;     /* [n_list] item index (TF-IDF rows) */
+  const int32_t *list_ids_item; /* [n_list] static.item_emb */
+  const int32_t *list_ids_bias; /* [n_list] static.item_bias (v3) */
+  const int32_t *list_ids_dyn;  /* [n_list] dynamic.item_emb, item + 1 (v3) */
+  const int64_t *list_key;      /* [n_list] dropout keys of the items' content rows */
+  const int32_t *list_target;   /* [n] position of each example's positive in the list (softmax), else -1 */
 } dt_batch;
 
 typedef struct dt_model {
@@ -218,6 +228,31 @@ int dt_model_item_vectors(dt_model *model, float *items, float *bias);
 /* The user vectors [n, 3 dim] (host memory) of the last forward pass's n
  * examples. */
 int dt_model_user_vectors(dt_model *model, int64_t n, float *users);
+
+/* ---- Scoring against an item list (model_items.c; the softmax losses) ----
+ * Every example of the last forward pass against the batch's item list
+ * (b->list_*), in blocks of list positions [lo, lo + k) so memory stays
+ * bounded:
+ *   v3: one GEMM of the alpha-weighted user vectors [a_s e_u, a_d h_d,
+ *       a_c P e_u] against the block's item vectors [e_i; d_{i+1}; h_c(i)]
+ *       (split into its three inner blocks), plus the item biases;
+ *   v1/v2: the head on every (example, item) pair, static.fc1 split into its
+ *       user and item columns so only the rest runs per pair.
+ * dt_model_list_scores writes the block's scores [n, k] (row-major,
+ * backend memory). dt_model_list_backward takes d loss / d scores of the
+ * block last scored ([n, k]; may be the scores buffer) and accumulates
+ * every gradient those scores have: the item side at once (the tables'
+ * rows of the block's items, the content tower's weights through h_c, the
+ * item biases) and the user side (e_u, h_d, alpha) into accumulators the
+ * next dt_model_backward of the same forward pass adds to the towers'
+ * inputs. Call it after the dense gradient was zeroed and before that
+ * dt_model_backward; blocks in any order, each once. */
+int dt_model_list_scores(dt_model *model, const dt_batch *batch, int64_t lo, int64_t k, float *scores);
+int dt_model_list_backward(dt_model *model, const dt_batch *batch, int64_t lo, int64_t k, const float *dscores);
+/* The most list items per block that keep a block's work within the
+ * model's own budget for n examples (v3: no limit beyond the scores
+ * themselves, v1/v2: about 2^14 (example, item) pairs). */
+int64_t dt_model_list_block_hint(const dt_model *model, int64_t n);
 
 /* Whether the gate exists (v1/v2/v3 full, no_dynamic, no_content). */
 static inline int dt_model_has_gate(const dt_model *m) { return m->use_gate; }

@@ -23,7 +23,8 @@ enum {
   DT_RNG_DROPOUT = 4,    /* dropout masks: (step, site, example, element) */
   DT_RNG_EVAL = 5,       /* evaluation negatives: (user, draw) */
   DT_RNG_SYNTH = 6,      /* synthetic data generator */
-  DT_RNG_TEST = 7        /* tests */
+  DT_RNG_TEST = 7,       /* tests */
+  DT_RNG_SHARED_NEGATIVE = 8 /* sampled_softmax's negatives shared by a global batch: (step, negative) */
 };
 
 typedef struct {

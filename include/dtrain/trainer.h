@@ -73,7 +73,8 @@ typedef struct {
 } dt_step_times;
 
 typedef struct {
-  double loss, bpr, entropy, balance; /* global means (entropy: mean of -H(alpha)) */
+  double loss, bpr, entropy, balance; /* global means; bpr: the ranking term, whichever train.loss (entropy: mean
+                                       * of -H(alpha)) */
   double alpha[3];                    /* global batch mean of alpha */
   double grad_norm, clip;             /* before clipping, and the factor used */
   int64_t examples, pairs;            /* global */
@@ -100,9 +101,19 @@ typedef struct {
   const char *resume;     /* checkpoint to continue from, or NULL */
   int64_t check_replicas; /* compare replicated tables every K steps (0 = comm.check_replicas) */
   int skip_final_eval;    /* do not evaluate on test at the end */
+  const char *dump_step;  /* dt_train_dump_step's file, or NULL */
 } dt_train_options;
 
 /* The whole training run. COLLECTIVE. */
 int dt_train_run(dt_session *s, const dt_train_options *opt);
+
+/* `train --dump-step FILE` (dump_step.c): one step's global batch, loss
+ * parts and gradients (every dropout off, before clipping, decay or
+ * update) written to opt->dump_step in the format of
+ * tools/torch_grad_check.py --format, with the checkpoint of the parameters
+ * the step started from beside it (FILE's name with .params.h5); the
+ * run's first step, or with opt->resume the checkpoint's next one. Updates
+ * nothing; one process only. */
+int dt_train_dump_step(dt_session *s, const dt_train_options *opt);
 
 #endif

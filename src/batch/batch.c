@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch/batch_internal.h"
 #include "dtrain/error.h"
 #include "dtrain/rng.h"
 
@@ -43,6 +44,7 @@ struct dt_batch_builder {
   } dev;
   int64_t dev_n, dev_nc, dev_t, dev_seq;
   dt_batch batch;
+  dt_batch_list *list; /* the softmax losses' item list (batch_list.c) */
 };
 
 void dt_context_features(int64_t ts, float out[5]) {
@@ -112,6 +114,7 @@ static void free_dev(dt_batch_builder *bb) {
 void dt_batch_builder_free(dt_batch_builder *bb) {
   if (!bb) return;
   free_dev(bb);
+  dt_batch_list_free(bb->list);
   void *ps[] = {bb->user, bb->pos, bb->cand, bb->ids_user_rep, bb->ids_item, bb->ids_bias, bb->ids_dyn_cand,
                 bb->ids_dyn_tok, bb->readout, bb->ids_user, bb->ctx, bb->row_key, bb->cand_key, bb->tok_key,
                 bb->batch_sizes, bb->seqs, bb->ex_seq, bb->ex_len, bb->sorted, bb->eval_n_neg, bb->eval_mark,
@@ -362,7 +365,7 @@ int dt_batch_upload_ids(dt_batch_builder *bb) {
   b->batch_sizes_host = bb->batch_sizes;
   b->seq_offsets = windows ? bb->dev.seq_off : NULL;
   b->seq_offsets_host = windows ? bb->seq_off : NULL;
-  return DT_OK;
+  return b->n_list > 0 ? dt_batch_list_upload(bb->list, b) : DT_OK;
 }
 
 /* Histories of examples that each own a sequence (prefix, user_train, and
@@ -418,6 +421,7 @@ int dt_batch_build_train(dt_batch_builder *bb, const dt_unit *units, int64_t n_u
   b->n = n;
   b->c = c;
   b->nc = n * c;
+  b->n_list = 0; /* dt_batch_build_list adds one */
   b->train = 1;
   b->step = step;
   candidate_ids(bb, n, c);
@@ -501,6 +505,7 @@ static int finish_eval(dt_batch_builder *bb, int64_t n, int c) {
   b->n = n;
   b->c = c;
   b->nc = n * c;
+  b->n_list = 0;
   b->train = 0;
   b->step = 0;
   candidate_ids(bb, n, c);
@@ -556,12 +561,21 @@ const int32_t *dt_batch_host_candidates(const dt_batch_builder *bb) { return bb-
 const int32_t *dt_batch_host_users(const dt_batch_builder *bb) { return bb->user; }
 const int32_t *dt_batch_host_negative_counts(const dt_batch_builder *bb) { return bb->eval_n_neg; }
 
+int dt_batch_build_list(dt_batch_builder *bb, int64_t n_shared, uint64_t seed, int64_t step) {
+  return dt_batch_list_build(&bb->list, bb->be, bb->ds->n_items, bb->cand, &bb->batch, n_shared, seed, step);
+}
+
 int32_t *dt_batch_table_ids(dt_batch_builder *bb, int table, int part, int64_t *count) {
   const dt_batch *b = &bb->batch;
   const dt_model *m = bb->model;
   *count = 0;
+  if (part == 2) return b->n_list > 0 ? dt_batch_list_ids(bb->list, m, table, count) : NULL;
   switch (table) {
     case DT_TABLE_USER:
+      if (part == 1 && m->version != DT_V3 && b->n_list > 0) { /* the list's user side reads one row per example */
+        *count = b->n;
+        return bb->ids_user;
+      }
       if (part != 0) return NULL;
       *count = m->version == DT_V3 ? b->n : b->nc;
       return m->version == DT_V3 ? bb->ids_user : bb->ids_user_rep;

@@ -161,6 +161,7 @@ static int score_mix_fwd(dt_model *m, const dt_batch *b, const float *alpha) {
 int dt_model_forward(dt_model *m, const dt_batch *b, const float **scores, const float **alpha_out) {
   DT_TRY(dt_model_work_ensure(m, b->n > 0 ? b->n : 1, b->nc > 0 ? b->nc : 1, m->use_dynamic ? b->n_tokens : 0));
   dt_model_work *w = m->work;
+  w->fwd_serial++; /* the item list's state of the last forward is stale now */
   *scores = w->scores;
   *alpha_out = m->use_gate ? w->alpha : w->alpha_const;
   if (b->n == 0) return DT_OK;
@@ -172,7 +173,7 @@ int dt_model_forward(dt_model *m, const dt_batch *b, const float **scores, const
     if (!b->train && m->item_hc)
       DT_TRY(m->be->gather_rows(m->be, w->hc, m->item_hc, b->cand, b->nc, m->dim));
     else
-      DT_TRY(dt_content_fwd(m, b->cand, b->nc, b, w->c1, w->c2, w->hc));
+      DT_TRY(dt_content_fwd(m, b->cand, b->nc, b, b->cand_key, w->c1, w->c2, w->hc));
   }
   return m->version != DT_V3 ? fused_head_fwd(m, b, alpha) : score_mix_fwd(m, b, alpha);
 }
@@ -237,18 +238,26 @@ static int score_mix_bwd(dt_model *m, const dt_batch *b, const float *dscores) {
   return be->copy(be, slot, w->d_eu, (size_t)(n * D) * sizeof(float));
 }
 
-int dt_model_backward(dt_model *m, const dt_batch *b, const float *dscores, const float *dalpha) {
-  dt_backend *be = m->be;
+int dt_model_grad_begin(dt_model *m, const dt_batch *b, int64_t extra_rows) {
   /* room for every table's sparse rows of this batch */
   for (int t = 0; t < DT_MAX_TABLES; t++) {
     dt_table *tb = &m->tables[t];
     tb->grad_n = 0;
     if (!tb->present) continue;
-    int64_t rows = b->nc + (t == DT_TABLE_DYN_ITEM ? b->n_tokens : 0);
+    int64_t rows = b->nc + (t == DT_TABLE_DYN_ITEM ? b->n_tokens : 0) + extra_rows;
     DT_TRY(dt_table_grad_reserve(tb, rows > 0 ? rows : 1));
   }
+  return DT_OK;
+}
+
+int dt_model_backward(dt_model *m, const dt_batch *b, const float *dscores, const float *dalpha) {
+  dt_backend *be = m->be;
+  /* the item list's backward (dt_model_list_backward) began the tables' rows already */
+  const int listed = dt_list_backward_pending(m);
+  if (!listed) DT_TRY(dt_model_grad_begin(m, b, 0));
   if (b->n == 0) return DT_OK;
   DT_TRY(m->version != DT_V3 ? fused_head_bwd(m, b, dscores) : score_mix_bwd(m, b, dscores));
+  if (listed) DT_TRY(dt_list_finish(m, b));
   if (m->use_content) DT_TRY(dt_content_bwd(m, b));
   if (m->use_dynamic) DT_TRY(dt_dynamic_bwd(m, b));
   if (m->use_gate) {

@@ -20,7 +20,7 @@ int dt_model_build_item_cache(dt_model *m) {
     int64_t rows = m->n_items - lo < block ? m->n_items - lo : block;
     for (int64_t i = 0; i < rows; i++) ids_host[i] = (int32_t)(lo + i);
     rc = be->upload(be, ids, ids_host, (size_t)rows * sizeof(int32_t));
-    if (!rc) rc = dt_content_fwd(m, ids, rows, NULL, m->work->c1, m->work->c2, m->item_hc + lo * m->dim);
+    if (!rc) rc = dt_content_fwd(m, ids, rows, NULL, NULL, m->work->c1, m->work->c2, m->item_hc + lo * m->dim);
   }
   free(ids_host);
   if (ids) be->free(be, ids);

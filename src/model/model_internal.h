@@ -46,6 +46,8 @@ typedef struct dt_model_work {
   float *hg_step, *d_hg_step; /* one step's hidden pre-activations [n_seq <= t, 3H] */
   int64_t readout_rows;       /* n_tokens of the last forward */
   struct dt_sasrec_work *sasrec; /* the SASRec encoder's buffers (encoder_sasrec.c) */
+  uint64_t fwd_serial;        /* counts forward passes (the item-list path's state belongs to one) */
+  struct dt_list_work *list;  /* the item-list path's buffers (model_items.c), or NULL */
 } dt_model_work;
 
 /* The SASRec encoder's activations (encoder_sasrec.c), [T, .] per token
@@ -63,6 +65,32 @@ typedef struct dt_sasrec_work {
   float *tmp, *dln, *df1;     /* backward scratch [T, D] */
   float *dqkv;                /* [T, 3D] */
 } dt_sasrec_work;
+
+/* The item-list path's buffers and state (model_items.c): n examples of
+ * the last forward, k items of a block, P = n k (example, item) pairs. */
+typedef struct dt_list_work {
+  int64_t cap_n, cap_k, cap_p;
+  uint64_t user_serial;        /* the forward whose user side is below (0: none) */
+  uint64_t bwd_serial;         /* the forward whose list backward has begun (0: none) */
+  int64_t blk_lo, blk_k;       /* the block last scored (its item side and pairs are below) */
+  /* per example [n, .] */
+  float *u[3], *du[3];         /* v3: a_s e_u, a_d h_d, a_c P e_u and their gradients [n, D] */
+  float *eu;                   /* v1/v2: e_u [n, D] */
+  float *upart, *d_upart;      /* v1/v2: e_u W1[:, :D]^T + b1 [n, SH] */
+  float *d_eu, *d_up, *d_hd;   /* [n, D] */
+  float *d_alpha, *dalpha_tmp; /* [n, 3] */
+  int64_t *row_key_host;       /* the examples' dropout keys [n] (v1/v2 pairs) */
+  /* per item of a block [k, .] */
+  float *vi[3];                /* e_i, d_{i+1} (v3), h_c(i) [k, D] */
+  float *bias;                 /* v3 item biases [k] */
+  float *c1, *c2, *d_c1, *d_c2, *d_hc; /* the content tower on the block's items */
+  float *ipart, *d_ipart;      /* v1/v2: e_i W1[:, D:]^T [k, SH] */
+  /* per (example, item) pair [P, .], row i k + j (v1/v2) */
+  float *s1, *d_s1, *hs, *d_hs, *hcp, *d_hcp, *z, *d_z, *hh, *d_hh, *ones;
+  int32_t *pair_i, *pair_j;    /* [P] the pair's example and block item */
+  int64_t *pair_key, *pair_key_host; /* [P] dropout keys of the pairs */
+  int64_t pairs_n, pairs_k;    /* the shape pair_i / pair_j hold */
+} dt_list_work;
 
 /* Lays out the parameters (filling m->pv) and tables for m's
  * version/variant/sizes. */
@@ -136,9 +164,15 @@ extern const dt_seq_encoder dt_encoder_sasrec; /* encoder_sasrec.c: pre-LN self-
 /* history -> encoder (-> dynamic.proj for the GRU) -> work->hd [n, D] */
 int dt_dynamic_fwd(dt_model *m, const dt_batch *b);
 int dt_dynamic_bwd(dt_model *m, const dt_batch *b);
-/* TF-IDF rows of `items` -> work->hc-like `out` [rows, D]; b NULL = eval mode */
-int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, float *c1, float *c2,
-                   float *out);
+/* TF-IDF rows of `items` -> work->hc-like `out` [rows, D]; b NULL = eval
+ * mode; keys: the rows' dropout keys (NULL: b->cand_key) */
+int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, const int64_t *keys,
+                   float *c1, float *c2, float *out);
+/* The content tower's backward from d_hc [rows, D] of the forward above
+ * (its c1, c2; d_c1, d_c2 are scratch of the same shapes). */
+int dt_content_bwd_rows(dt_model *m, const dt_batch *b, const int32_t *items, int64_t rows, const int64_t *keys,
+                        const float *c1, const float *c2, const float *d_hc, float *d_c1, float *d_c2);
+/* ... of the candidates' forward (work->hc, b->cand) */
 int dt_content_bwd(dt_model *m, const dt_batch *b);
 /* context -> alpha [n, 3] (the fixed alpha when the model has no gate) */
 int dt_gate_fwd(dt_model *m, const dt_batch *b, const float **alpha);
@@ -149,6 +183,18 @@ int dt_static_bwd(dt_model *m, const dt_batch *b);
 /* Appends `rows` gradient rows of table t (ids from `ids`, backend memory):
  * *slot is where the caller writes them. */
 int dt_model_grad_slot(dt_model *m, int t, const int32_t *ids, int64_t rows, float **slot);
+
+/* Before a backward pass: every present table's sparse gradient emptied,
+ * with room for the batch's rows plus extra_rows. */
+int dt_model_grad_begin(dt_model *m, const dt_batch *b, int64_t extra_rows);
+
+/* ---- The item list (model_items.c) ---- */
+/* Whether a list backward has begun for the last forward pass. */
+int dt_list_backward_pending(const dt_model *m);
+/* In dt_model_backward, after the fusion's backward: adds the list's user
+ * side (h_d, alpha; the user rows and content.user_proj directly). */
+int dt_list_finish(dt_model *m, const dt_batch *b);
+void dt_list_work_free(dt_model *m);
 
 int dt_model_work_ensure(dt_model *m, int64_t n, int64_t nc, int64_t t);
 void dt_model_work_free(dt_model *m);

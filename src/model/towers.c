@@ -31,8 +31,8 @@ int dt_dynamic_bwd(dt_model *m, const dt_batch *b) {
 
 /* ---- Content: TF-IDF rows -> fc1 -> ReLU -> dropout -> fc2 -> ReLU -> fc3 ----------- */
 
-int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, float *c1, float *c2,
-                   float *out) {
+int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, const int64_t *keys,
+                   float *c1, float *c2, float *out) {
   dt_backend *be = m->be;
   const dt_param_views *pv = &m->pv;
   if (rows == 0) return DT_OK;
@@ -42,28 +42,34 @@ int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_bat
   DT_TRY(be->add_bias(be, c1, fc1.b, rows, m->content_h1));
   int drop = b && b->train && m->p_content > 0;
   DT_TRY(be->relu_dropout_fwd(be, c1, rows, m->content_h1, 1, drop ? m->p_content : 0.0f,
-                              drop ? dt_model_key(m, b, DT_SITE_CONTENT, b->cand_key) : dt_model_no_dropout(m)));
+                              drop ? dt_model_key(m, b, DT_SITE_CONTENT, keys ? keys : b->cand_key)
+                                   : dt_model_no_dropout(m)));
   DT_TRY(dt_linear_fwd(be, c2, c1, dt_linear_of(m, pv->content_fc2), rows, m->content_h1, m->content_h2));
   DT_TRY(be->relu_dropout_fwd(be, c2, rows, m->content_h2, 1, 0.0f, dt_model_no_dropout(m)));
   return dt_linear_fwd(be, out, c2, dt_linear_of(m, pv->content_fc3), rows, m->content_h2, m->dim);
 }
 
-int dt_content_bwd(dt_model *m, const dt_batch *b) {
+int dt_content_bwd_rows(dt_model *m, const dt_batch *b, const int32_t *items, int64_t rows, const int64_t *keys,
+                        const float *c1, const float *c2, const float *d_hc, float *d_c1, float *d_c2) {
   dt_backend *be = m->be;
-  dt_model_work *w = m->work;
   const dt_param_views *pv = &m->pv;
-  const int64_t nc = b->nc;
   const int D = m->dim, H1 = m->content_h1, H2 = m->content_h2;
-  DT_TRY(dt_linear_bwd(be, w->d_hc, w->c2, dt_linear_of(m, pv->content_fc3), w->d_c2, 0, nc, H2, D));
-  DT_TRY(be->relu_dropout_bwd(be, w->d_c2, w->c2, nc, H2, 1, 0.0f, dt_model_no_dropout(m)));
-  DT_TRY(dt_linear_bwd(be, w->d_c2, w->c1, dt_linear_of(m, pv->content_fc2), w->d_c1, 0, nc, H1, H2));
+  if (rows == 0) return DT_OK;
+  DT_TRY(dt_linear_bwd(be, d_hc, c2, dt_linear_of(m, pv->content_fc3), d_c2, 0, rows, H2, D));
+  DT_TRY(be->relu_dropout_bwd(be, d_c2, c2, rows, H2, 1, 0.0f, dt_model_no_dropout(m)));
+  DT_TRY(dt_linear_bwd(be, d_c2, c1, dt_linear_of(m, pv->content_fc2), d_c1, 0, rows, H1, H2));
   int drop = b->train && m->p_content > 0;
-  DT_TRY(be->relu_dropout_bwd(be, w->d_c1, w->c1, nc, H1, 1, drop ? m->p_content : 0.0f,
-                              dt_model_key(m, b, DT_SITE_CONTENT, b->cand_key)));
+  DT_TRY(be->relu_dropout_bwd(be, d_c1, c1, rows, H1, 1, drop ? m->p_content : 0.0f,
+                              dt_model_key(m, b, DT_SITE_CONTENT, keys)));
   dt_linear fc1 = dt_linear_of(m, pv->content_fc1);
-  DT_TRY(be->bias_grad(be, fc1.db, w->d_c1, nc, H1));
-  return be->csr_matmul_grad(be, fc1.dw, m->tfidf_indptr, m->tfidf_indices, m->tfidf_values, b->cand, nc, w->d_c1,
-                             H1, m->vocab);
+  DT_TRY(be->bias_grad(be, fc1.db, d_c1, rows, H1));
+  return be->csr_matmul_grad(be, fc1.dw, m->tfidf_indptr, m->tfidf_indices, m->tfidf_values, items, rows, d_c1, H1,
+                             m->vocab);
+}
+
+int dt_content_bwd(dt_model *m, const dt_batch *b) {
+  dt_model_work *w = m->work;
+  return dt_content_bwd_rows(m, b, b->cand, b->nc, b->cand_key, w->c1, w->c2, w->d_hc, w->d_c1, w->d_c2);
 }
 
 /* ---- Gate: context -> fc1 -> ReLU -> fc2 -> softmax -> alpha [n, 3] ----------------- */

@@ -117,6 +117,7 @@ void dt_model_work_free(dt_model *m) {
   dt_model_work *w = m->work;
   if (!w) return;
   if (m->encoder && m->encoder->free_work) m->encoder->free_work(m);
+  dt_list_work_free(m);
   float **all[] = {&w->eu,      &w->d_eu,     &w->up,       &w->d_up,     &w->hdin,     &w->d_hdin,  &w->hd,
                    &w->d_hd,    &w->g1,       &w->d_g1,     &w->logits,   &w->d_logits, &w->alpha,   &w->d_alpha,
                    &w->alpha_const, &w->eu_rep, &w->ei,     &w->s1,       &w->d_s1,     &w->hs,      &w->d_hs,

@@ -71,7 +71,9 @@ static cJSON *step_line(dt_run *R, dt_step_log *lg, const dt_step_stats *st, int
   cJSON_AddNumberToObject(o, "step", (double)R->st.global_step);
   cJSON_AddNumberToObject(o, "loss", st->loss);
   cJSON_AddNumberToObject(o, "examples", (double)st->examples);
-  cJSON_AddNumberToObject(o, "bpr", st->bpr);
+  /* the ranking term of train.loss; "bpr" as before when it is BPR */
+  cJSON_AddNumberToObject(o, "ranking", st->bpr);
+  if (!strcmp(s->cfg.train_loss, "bpr")) cJSON_AddNumberToObject(o, "bpr", st->bpr);
   cJSON_AddNumberToObject(o, "neg_entropy", st->entropy);
   cJSON_AddNumberToObject(o, "balance", st->balance);
   dt_log_add_alpha(o, st->alpha);

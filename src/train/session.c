@@ -72,6 +72,7 @@ int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare) {
   if (shared.w) DT_TRY(dt_model_adopt_dense(s->model, shared.w, shared.m, shared.v, shared.g));
   DT_TRY(place_tables(s));
   s->sparse_optim = dt_optim_sparse_kind(&s->cfg);
+  DT_TRY(dt_loss_setup(&s->loss, &s->cfg, s->model, prepare && dt_comm_rank(comm) == 0));
   DT_TRY(dt_batch_builder_create(s->model, &s->ds, s->be, &s->bb));
   return DT_OK;
 }
@@ -116,10 +117,11 @@ int dt_session_prepare_batch(void *session) {
     dt_table *tb = &s->model->tables[t];
     if (!dt_table_needs_lookup(tb)) continue;
     /* the batch's ids for this table, all parts: rewritten to view positions */
-    int32_t *ids[2];
-    int64_t counts[2];
-    for (int part = 0; part < 2; part++) ids[part] = dt_batch_table_ids(s->bb, t, part, &counts[part]);
-    DT_TRY(dt_table_lookup(tb, ids, counts, 2));
+    int32_t *ids[DT_BATCH_ID_PARTS];
+    int64_t counts[DT_BATCH_ID_PARTS];
+    for (int part = 0; part < DT_BATCH_ID_PARTS; part++)
+      ids[part] = dt_batch_table_ids(s->bb, t, part, &counts[part]);
+    DT_TRY(dt_table_lookup(tb, ids, counts, DT_BATCH_ID_PARTS));
     changed = 1;
   }
   return changed ? dt_batch_upload_ids(s->bb) : DT_OK;

@@ -5,6 +5,8 @@
  * run_log.c   metrics.jsonl: the step, epoch and test lines
  * balance.c   comm.balance_steps' split of a step's units by work
  * step.c      one optimizer step
+ * dump_step.c --dump-step: one step's batch, loss and gradients for the
+ *             PyTorch parity check
  */
 #ifndef DTRAIN_TRAIN_INTERNAL_H
 #define DTRAIN_TRAIN_INTERNAL_H
@@ -24,6 +26,16 @@ typedef struct {
   dt_ckpt_state st;
   double t0; /* when the run started */
 } dt_run;
+
+/* ---- One step (step.c) ---- */
+
+/* The first half of dt_train_step: the batch (and item list), forward,
+ * loss and backward, leaving every gradient of this rank's part unreduced
+ * (the dense one in model->g, the tables' rows in each table) and the
+ * loss's global value in *lv (lv->n_global == 0: an empty global batch,
+ * nothing was computed). COLLECTIVE. */
+int dt_train_step_grads(dt_session *s, const dt_unit *units, int64_t n_units, int64_t epoch, int64_t global_step,
+                        dt_step_stats *out, dt_loss_value *lv);
 
 /* ---- metrics.jsonl (run_log.c) ---- */
 

@@ -25,7 +25,9 @@ static void usage(void) {
       "  --max-steps N         stop after N optimizer steps (a resumable last.h5 is written)\n"
       "  --resume FILE         continue from a checkpoint (its config is used when no --config is given)\n"
       "  --check-replicas K    compare replicated tables across ranks every K steps\n"
-      "  --no-final-eval       skip the test evaluation at the end\n" DT_CLI_COMMON_HELP
+      "  --no-final-eval       skip the test evaluation at the end\n"
+      "  --dump-step FILE      write one step's batch, loss and gradients (dropout off, nothing updated) and the\n"
+      "                        parameters it started from (FILE.params.h5) for tools/torch_grad_check.py; stop\n" DT_CLI_COMMON_HELP
       "\nexit codes: 0 ok, 2 usage/config, 3 data, 4 runtime/device/communication\n");
 }
 
@@ -34,13 +36,14 @@ static void usage(void) {
  * --epochs as a --set. *help when --help was given. */
 static int parse_options(int argc, char **argv, dt_cli_common *common, dt_train_options *topt, char *epochs_set,
                          int *help) {
-  enum { OPT_EPOCHS = 2000, OPT_MAX_STEPS, OPT_RESUME, OPT_CHECK, OPT_NO_EVAL };
+  enum { OPT_EPOCHS = 2000, OPT_MAX_STEPS, OPT_RESUME, OPT_CHECK, OPT_NO_EVAL, OPT_DUMP_STEP };
   static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
                                           {"epochs", required_argument, 0, OPT_EPOCHS},
                                           {"max-steps", required_argument, 0, OPT_MAX_STEPS},
                                           {"resume", required_argument, 0, OPT_RESUME},
                                           {"check-replicas", required_argument, 0, OPT_CHECK},
                                           {"no-final-eval", no_argument, 0, OPT_NO_EVAL},
+                                          {"dump-step", required_argument, 0, OPT_DUMP_STEP},
                                           {0, 0, 0, 0}};
   int rc = DT_OK, opt;
   optind = 0;
@@ -61,6 +64,7 @@ static int parse_options(int argc, char **argv, dt_cli_common *common, dt_train_
           rc = dt_fail(DT_EXIT_USAGE, "train: --check-replicas needs a positive integer, got '%s'", optarg);
         break;
       case OPT_NO_EVAL: topt->skip_final_eval = 1; break;
+      case OPT_DUMP_STEP: topt->dump_step = optarg; break;
       case DT_OPT_HELP: *help = 1; return DT_OK;
       default: rc = dt_fail(DT_EXIT_USAGE, "train: unknown or incomplete option '%s' (see dtrain train --help)", argv[optind - 1]);
     }
@@ -94,7 +98,7 @@ int dt_cmd_train(int argc, char **argv) {
   dt_session s;
   memset(&s, 0, sizeof s);
   if (!rc) rc = dt_session_open(&s, &cfg, comm, 1);
-  if (!rc) rc = dt_train_run(&s, &topt);
+  if (!rc) rc = topt.dump_step ? dt_train_dump_step(&s, &topt) : dt_train_run(&s, &topt);
   dt_session_close(&s);
   if (rc && dt_comm_size(comm) > 1) dt_comm_abort(comm, rc, dt_error_message());
   int frc = dt_comm_finalize(comm);
