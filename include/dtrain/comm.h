@@ -5,7 +5,8 @@
  * staging, or NCCL when the CUDA backend has one GPU per rank), the sparse
  * embedding exchanges of the two placements (replicated, sharded), bounded
  * chunk gather/scatter of sharded tables for checkpoints, and fault handling
- * (a collective watchdog, a SIGTERM/SIGINT line naming rank and step).
+ * (a collective watchdog, a SIGTERM/SIGINT line naming rank and step) and
+ * the training loop's stop signals (a stop at a step boundary).
  *
  * Built without MPI (no DTRAIN_HAVE_MPI) the same API serves one process:
  * rank 0 of 1, collectives are copies or no-ops.
