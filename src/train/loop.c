@@ -401,8 +401,10 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
     if (!rc && !stop && (rc = dt_comm_stop_signal(s->comm, &L.stop_sig)) == DT_OK && L.stop_sig) stop = 1;
   }
   if (!rc && !(stop && L.st.step_in_epoch > 0)) rc = save(&L, "last.h5");
-  if (!rc && !L.stop_sig) rc = dt_comm_stop_signal(s->comm, &L.stop_sig); /* one during that save */
+  /* from here a signal ends the process at once; one that came during that
+   * save is seen here */
   dt_comm_defer_stop_signals(s->comm, 0);
+  if (!rc && !L.stop_sig) rc = dt_comm_stop_signal(s->comm, &L.stop_sig);
   if (!rc && L.stop_sig) rc = stopped_by_signal(&L);
   if (!rc && !opt->skip_final_eval) rc = final_test(&L);
   if (rc && rc < DT_EXIT_SIGNAL && L.ckpt_dir && dt_comm_rank(s->comm) == 0) /* say where the last good state is */

@@ -141,8 +141,10 @@ typedef struct {
 static int stale_tmp(const char *name, int in_checkpoints) {
   long pid;
   if (!dt_tmp_parse(name, NULL, &pid)) return 0;
+  const char *mark = strstr(name, ".tmp."); /* the last one, as dt_tmp_parse reads it */
+  while (strstr(mark + 1, ".tmp.")) mark = strstr(mark + 1, ".tmp.");
   char base[256];
-  snprintf(base, sizeof base, "%.*s", (int)(strstr(name, ".tmp.") - name), name);
+  snprintf(base, sizeof base, "%.*s", (int)(mark - name), name);
   int ours = in_checkpoints ? strlen(base) > 3 && !strcmp(base + strlen(base) - 3, ".h5") : 0;
   for (int i = 0; i < N_RUN_FILES && !in_checkpoints; i++) ours |= !strcmp(base, RUN_FILES[i]);
   return ours && dt_pid_is_gone(pid);
