@@ -17,8 +17,13 @@
 #   DTRAIN_LAUNCHER  auto (default: srun when it offers the MPI plugin
 #                    DTRAIN_SRUN_MPI, else mpirun) | srun | mpirun
 #   DTRAIN_SRUN_MPI  srun's --mpi plugin (default pmix; `srun --mpi=list`)
-#   DTRAIN_RESUME    auto (default: newest <run dir>/checkpoints/epoch-*.h5)
-#                    | none | a checkpoint file
+#   DTRAIN_RESUME    auto (default: <run dir>/checkpoints/last.h5 when it is
+#                    newer than the newest epoch-*.h5, else that epoch
+#                    checkpoint) | none | a checkpoint file
+#   DTRAIN_REQUEUE   yes (default): after a stop signal (SIGUSR1 or SIGTERM,
+#                    e.g. train.sbatch's --signal before the time limit)
+#                    dtrain writes last.h5 and this script requeues the job,
+#                    which resumes from it | no
 #   DTRAIN_SRUN_ARGS / DTRAIN_MPIRUN_ARGS  extra launcher arguments
 #   DTRAIN_SBATCH_ARGS  extra sbatch options for --submit
 set -u
@@ -87,7 +92,7 @@ if [ -n "$submit_script" ]; then
   exec sbatch "${sb[@]}" "$submit_script" "$@"
 fi
 
-# ---- resume from the newest complete epoch checkpoint ----
+# ---- resume from the newest complete checkpoint ----
 run_dir=$(config_field run dir)
 [ -n "$run_dir" ] || run_dir=runs/$(config_field run name)
 resume=()
@@ -96,10 +101,21 @@ case ${DTRAIN_RESUME:-auto} in
   auto)
     if [ -z "$explicit_resume" ] && [ -d "$run_dir/checkpoints" ]; then
       # Checkpoints are written to a temporary name and renamed, so every
-      # epoch-NNNN.h5 is complete; the newest is the highest epoch.
-      latest=$(find "$run_dir/checkpoints" -maxdepth 1 -name 'epoch-*.h5' ! -name '*.tmp*' -printf '%f\n' |
-        sort -V | tail -n 1)
-      [ -n "$latest" ] && resume=(--resume "$run_dir/checkpoints/$latest")
+      # epoch-NNNN.h5 and last.h5 is complete. last.h5 (written when a stop
+      # signal or --max-steps ended a run inside an epoch, and at a run's
+      # end) wins when it is newer than the highest epoch.
+      ck=$run_dir/checkpoints
+      latest=$(find "$ck" -maxdepth 1 -name 'epoch-*.h5' ! -name '*.tmp*' -printf '%f\n' | sort -V | tail -n 1)
+      if [ -f "$ck/last.h5" ] && { [ -z "$latest" ] || [ "$ck/last.h5" -nt "$ck/$latest" ]; }; then
+        resume=(--resume "$ck/last.h5")
+      elif [ -n "$latest" ]; then
+        resume=(--resume "$ck/$latest")
+      fi
+    fi
+    # a requeued job that stopped before its first checkpoint starts over
+    # in its own run directory (a first start never replaces a run)
+    if [ -z "$explicit_resume" ] && [ ${#resume[@]} -eq 0 ] && [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
+      resume=(--overwrite)
     fi
     ;;
   *) resume=(--resume "$DTRAIN_RESUME") ;;
@@ -122,7 +138,11 @@ if [ "$launcher" = auto ]; then
   fi
 fi
 say "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}: $tasks tasks, ${SLURM_CPUS_PER_TASK:-1} CPUs each, launcher $launcher"
-say "run directory $run_dir${resume[*]:+, resuming from ${resume[1]}}"
+case ${resume[0]:-} in
+  --resume) say "run directory $run_dir, resuming from ${resume[1]}" ;;
+  --overwrite) say "run directory $run_dir: requeued before its first checkpoint, starting over (--overwrite)" ;;
+  *) say "run directory $run_dir" ;;
+esac
 cmd=()
 case $launcher in
   srun)
@@ -149,7 +169,30 @@ base_cfg=()
 base_cfg+=(--set "backend.threads=${SLURM_CPUS_PER_TASK:-1}")
 for kv in ${DTRAIN_SET:-}; do base_cfg+=(--set "$kv"); done
 say "${cmd[*]} $bin train ${base_cfg[*]} ${resume[*]} $*"
-"${cmd[@]}" "$bin" train "${base_cfg[@]}" "${resume[@]}" "$@"
-rc=$?
+# A stop signal for this script (train.sbatch asks Slurm for SIGUSR1 before
+# the time limit; scancel --signal=USR1 --batch does it by hand) goes on to
+# the launcher, which forwards it to every rank: dtrain stops at its next
+# step boundary, writes last.h5 and exits 128 + the signal. Then the job is
+# requeued and resumes from last.h5.
+stop_sig=
+child=
+forward() {
+  stop_sig=$1
+  say "got SIG$1: asking dtrain to stop at its next step boundary and write last.h5"
+  [ -n "$child" ] && kill -s "$1" "$child" 2>/dev/null
+}
+trap 'forward USR1' USR1
+trap 'forward TERM' TERM
+"${cmd[@]}" "$bin" train "${base_cfg[@]}" "${resume[@]}" "$@" &
+child=$!
+while :; do
+  wait "$child"
+  rc=$?
+  kill -0 "$child" 2>/dev/null || break # a signal interrupted the wait, not the launcher's end
+done
 say "dtrain exited with $rc"
+if [ -n "$stop_sig" ] && [ $rc -ne 0 ] && [ -n "${SLURM_JOB_ID:-}" ] && [ "${DTRAIN_REQUEUE:-yes}" != no ]; then
+  say "stopped by SIG$stop_sig: requeueing job $SLURM_JOB_ID (it resumes from $run_dir/checkpoints/last.h5)"
+  scontrol requeue "$SLURM_JOB_ID" || say "scontrol requeue failed: resubmit the job to continue"
+fi
 exit $rc

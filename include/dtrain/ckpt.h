@@ -19,8 +19,12 @@
  *
  * Writing is atomic (temporary file, H5Fflush, fsync, rename, fsync of the
  * directory) and done by rank 0; sharded tables reach it in bounded chunks.
- * Reading validates the format version and every dataset's shape against
- * the model before reading it, naming the dataset on a mismatch. Every rank
+ * A failed write (a full disk) is DT_EXIT_RUNTIME naming the file and the
+ * OS error; the temporary file is removed, earlier checkpoints stay as
+ * they were. Every dataset carries h5io's Fletcher-32 checksum. Reading
+ * validates the format version and every dataset's shape against the model
+ * before reading it, naming the dataset on a mismatch; a checksum mismatch
+ * or a non-finite value is DT_EXIT_DATA naming the dataset. Every rank
  * reads (read-only opens may be shared); a sharded table is read by each
  * rank for its own rows only, so a checkpoint written with N ranks loads
  * with M.

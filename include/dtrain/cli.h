@@ -7,6 +7,8 @@
 #ifndef DTRAIN_CLI_H
 #define DTRAIN_CLI_H
 
+#include <stdint.h>
+
 #include "dtrain/config.h"
 
 /* Options every subcommand accepts. */
@@ -46,6 +48,20 @@ int dt_cli_build_config(const dt_cli_common *common, dt_config *cfg);
  * *ckpt_crc (may be NULL) gets the checkpoint's data-set checksum. */
 int dt_cli_config_for_checkpoint(const dt_cli_common *common, const char *checkpoint, dt_config *cfg,
                                  uint32_t *ckpt_crc);
+/* The data set a command opened (data_path, CRC-32 data_crc of the whole
+ * prepared file) against the one checkpoint `ckpt` was trained on (its
+ * dataset_crc32, ckpt_crc): a different one stops resume and recommend
+ * (DT_EXIT_DATA, naming --allow-other-data) unless allow_other; eval passes
+ * warn_only and gets a warning. A checkpoint without a checksum (0) passes
+ * with a warning. Prepared files are byte-reproducible (h5io.h), so the
+ * same input and data.* config prepared again pass. recommend calls this
+ * only when it opens a data set. */
+int dt_cli_check_checkpoint_data(const char *ckpt, uint32_t ckpt_crc, const char *data_path, uint32_t data_crc,
+                                 int allow_other, int warn_only);
+/* Whether the file at `path` is a JSON object (its first line only, for
+ * JSON lines) holding every key of keys[]: how the commands recognise an
+ * output they wrote before (fsutil.h's dt_output_check). */
+int dt_cli_json_has_keys(const char *path, const char *const *keys, int n_keys, int first_line);
 /* Prints "unexpected argument" for leftovers; returns DT_EXIT_USAGE or 0. */
 int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *command);
 void dt_cli_common_free(dt_cli_common *common);

@@ -5,7 +5,8 @@
  * staging, or NCCL when the CUDA backend has one GPU per rank), the sparse
  * embedding exchanges of the two placements (replicated, sharded), bounded
  * chunk gather/scatter of sharded tables for checkpoints, and fault handling
- * (a collective watchdog, a SIGTERM/SIGINT line naming rank and step).
+ * (a collective watchdog, a SIGTERM/SIGINT line naming rank and step) and
+ * the training loop's stop signals (a stop at a step boundary).
  *
  * Built without MPI (no DTRAIN_HAVE_MPI) the same API serves one process:
  * rank 0 of 1, collectives are copies or no-ops.
@@ -77,6 +78,18 @@ int dt_comm_have_mpi(void);
  * time one rank works alone while the others wait (rank 0 writing a
  * checkpoint, a slow evaluation batch). */
 int dt_comm_set_timeout(dt_comm *c, double seconds);
+/* Stop signals. While deferral is on (the training loop), the first
+ * SIGINT or SIGTERM, or SIGUSR1 (what a batch script forwards before a time
+ * limit), only asks for a stop: the handler writes a line naming the rank
+ * and step, and the loop stops at its next step boundary. A second SIGINT
+ * or SIGTERM ends the process at once, as both do while deferral is off
+ * (removing the temporary files being written, fsutil.h). The first call
+ * with on = 1 installs the SIGUSR1 handler. */
+void dt_comm_defer_stop_signals(dt_comm *c, int on);
+/* The stop signal every rank agrees on: the largest signal number any
+ * rank received (0: none). COLLECTIVE (one 8-byte all-reduce with more
+ * than one rank; call it at the same point of every step on every rank). */
+int dt_comm_stop_signal(dt_comm *c, int *sig);
 /* Where training is, for the watchdog's and the signal handler's messages.
  * Cheap (two atomic stores): call it every step. epoch/step < 0: unknown. */
 void dt_comm_set_progress(dt_comm *c, int64_t epoch, int64_t step);

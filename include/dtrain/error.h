@@ -18,7 +18,9 @@ enum {
   DT_OK = 0,
   DT_EXIT_USAGE = 2,   /* bad command line or configuration */
   DT_EXIT_DATA = 3,    /* bad or missing input data, malformed files */
-  DT_EXIT_RUNTIME = 4  /* runtime, device, I/O or communication failure */
+  DT_EXIT_RUNTIME = 4, /* runtime, device, I/O or communication failure */
+  DT_EXIT_SIGNAL = 128 /* + the signal: training stopped by SIGINT (130), SIGUSR1 (138) or SIGTERM (143) after
+                          writing last.h5; the message was printed, main adds none */
 };
 
 #if defined(__GNUC__)

@@ -2,7 +2,15 @@
  * checked reads and writes of 1-D datasets, string arrays, attributes and
  * row ranges of 1-D/2-D datasets, with messages naming the file and the
  * object. HDF5's own error printing is switched off; the innermost HDF5
- * message is appended to ours instead.
+ * message is appended to ours instead (for a failed read or write of the
+ * file, the operating system's error, e.g. "No space left on device").
+ *
+ * Every dataset created here is chunked with HDF5's Fletcher-32 checksum
+ * filter, so flipped bytes are a read error naming the dataset (files
+ * written before, without the filter, read as before), and records no
+ * object times, so the same content gives the same file bytes. HDF5's exit
+ * handler is off (it crashes on a file whose close failed, e.g. on a full
+ * disk): close every file with dt_h5_close_file.
  */
 #ifndef DTRAIN_H5IO_H
 #define DTRAIN_H5IO_H
@@ -21,6 +29,14 @@ const char *dt_h5_last_error(void);
 int dt_h5_open_prepared(const char *path, int version, hid_t *file);
 
 /* ---- writing ---- */
+/* A group without object times. */
+hid_t dt_h5_create_group(hid_t loc, const char *name);
+/* H5Dclose of a dataset being written, checked (chunks are written out
+ * here); ds < 0 is a no-op. */
+int dt_h5_close_dataset(hid_t ds, const char *path, const char *name);
+/* Flushes (when rc is DT_OK) and closes a file being written; returns rc,
+ * or the first failure naming the file and the OS error. f < 0: returns rc. */
+int dt_h5_close_file(hid_t f, const char *path, int rc);
 int dt_h5_write_array(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, const void *data, int64_t n,
                       const char *path);
 int dt_h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n, const char *path);

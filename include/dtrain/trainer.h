@@ -96,15 +96,48 @@ int64_t dt_balance_units(const dt_unit *all, const int64_t *weight, int64_t n, i
 int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t epoch, int64_t global_step,
                   double lr_dense, double lr_sparse, dt_step_stats *out);
 
+/* ---- The run directory (run_dir.c) ---- */
+
+/* The lock file of a run directory (its text names the holder). */
+#define DT_RUN_LOCK_FILE "dtrain.lock"
+
+typedef enum {
+  DT_RUN_DIR_FRESH,     /* a new run: refused (exit 2) when an earlier run's files are there */
+  DT_RUN_DIR_RESUME,    /* continuing: the files stay */
+  DT_RUN_DIR_OVERWRITE  /* a new run replacing an earlier one: its files are removed first */
+} dt_run_dir_mode;
+
+typedef struct dt_run_dir_lock dt_run_dir_lock;
+
+/* Claims run directory `dir` for one training (rank 0 does the work):
+ * creates it, takes its exclusive lock (DT_RUN_LOCK_FILE, an fcntl lock
+ * held until dt_run_dir_release; a directory locked by another training is
+ * DT_EXIT_USAGE naming the holder's host and pid), removes temporary files
+ * of dtrain's names whose process is gone, and then by mode: FRESH refuses
+ * (DT_EXIT_USAGE, naming --resume, --overwrite and another run.name) when
+ * an earlier run's files are there (config.json, metrics.jsonl,
+ * eval_test.json, a dtrain report.html, checkpoints/{epoch-N,best,last}.h5);
+ * OVERWRITE removes exactly those and logs what it removed and what else it
+ * kept. Nothing else in the directory is ever touched. COLLECTIVE: every
+ * rank gets rank 0's result. */
+int dt_run_dir_claim(dt_comm *comm, const char *dir, dt_run_dir_mode mode, dt_run_dir_lock **out);
+/* Releases the lock (NULL: no-op); the lock file stays. */
+void dt_run_dir_release(dt_run_dir_lock *lock);
+
 typedef struct {
   int64_t max_steps;      /* 0 = train.max_steps */
   const char *resume;     /* checkpoint to continue from, or NULL */
   int64_t check_replicas; /* compare replicated tables every K steps (0 = comm.check_replicas) */
   int skip_final_eval;    /* do not evaluate on test at the end */
   const char *dump_step;  /* dt_train_dump_step's file, or NULL */
+  int overwrite;          /* --overwrite (the command line; dt_run_dir_claim does it) */
+  int allow_other_data;   /* --allow-other-data (the command line) */
 } dt_train_options;
 
-/* The whole training run. COLLECTIVE. */
+/* The whole training run, in a run directory claimed with dt_run_dir_claim.
+ * SIGINT/SIGTERM/SIGUSR1 (comm.h's stop signals) stop it at a step
+ * boundary: last.h5 is written (resumable exactly), rank 0 logs where it
+ * stopped, and it returns DT_EXIT_SIGNAL + the signal. COLLECTIVE. */
 int dt_train_run(dt_session *s, const dt_train_options *opt);
 
 /* `train --dump-step FILE` (dump_step.c): one step's global batch, loss

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +24,12 @@ static int h5_fail(const char *path, const char *what) {
   return dt_fail(DT_EXIT_RUNTIME, "checkpoint %s: %s failed (HDF5)", path, what);
 }
 
-static hid_t make_group(hid_t parent, const char *name) {
-  return H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-}
+static hid_t make_group(hid_t parent, const char *name) { return dt_h5_create_group(parent, name); }
 
 /* ---- Writing -------------------------------------------------------------------- */
 
 /* A dense parameter (or one of its moments) in PyTorch layout. */
-static int write_dense(dt_model *m, hid_t group, const dt_param *p, const float *base) {
+static int write_dense(const char *path, dt_model *m, hid_t group, const dt_param *p, const float *base) {
   float *host = dt_xmalloc((size_t)p->numel * sizeof(float));
   int rc = m->be->download(m->be, host, base + p->offset, (size_t)p->numel * sizeof(float));
   if (rc) {
@@ -46,17 +45,16 @@ static int write_dense(dt_model *m, hid_t group, const dt_param *p, const float 
   }
   hid_t ds = -1;
   const int64_t cols = p->ndim > 1 ? p->shape[1] : 0;
-  rc = dt_h5_create_rows(group, p->name, H5T_IEEE_F32LE, p->shape[0], cols, &ds, "checkpoint");
-  if (!rc)
-    rc = dt_h5_write_rows(ds, H5T_NATIVE_FLOAT, 0, p->shape[0], cols > 0 ? cols : 1, host, "checkpoint", p->name);
-  if (ds >= 0) H5Dclose(ds);
+  rc = dt_h5_create_rows(group, p->name, H5T_IEEE_F32LE, p->shape[0], cols, &ds, path);
+  if (!rc) rc = dt_h5_write_rows(ds, H5T_NATIVE_FLOAT, 0, p->shape[0], cols > 0 ? cols : 1, host, path, p->name);
+  int crc = dt_h5_close_dataset(ds, path, p->name);
   free(host);
-  return rc ? dt_fail(DT_EXIT_RUNTIME, "writing %s", p->name) : DT_OK;
+  return rc ? rc : crc;
 }
 
 /* dt_table_sink_fn on rank 0: writes a chunk into the open dataset. */
 typedef struct {
-  const dt_table *tb;
+  const char *path, *name;
   const dt_table_part_info *pi;
   hid_t ds;
 } table_sink_ctx;
@@ -64,29 +62,27 @@ typedef struct {
 static int table_sink(void *ctx, int64_t row0, int64_t n, const void *rows) {
   table_sink_ctx *io = ctx;
   hid_t mt = io->pi->is_int64 ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT;
-  return dt_h5_write_rows(io->ds, mt, row0, n, io->pi->cols, rows, "checkpoint", io->tb->name) == DT_OK
-             ? DT_OK
-             : dt_fail(DT_EXIT_RUNTIME, "writing rows of %s", io->tb->name);
+  return dt_h5_write_rows(io->ds, mt, row0, n, io->pi->cols, rows, io->path, io->name);
 }
 
 /* Writes one part of a table (rank 0 creates the dataset; sharded tables are
  * gathered to it in chunks). COLLECTIVE for sharded tables. */
-static int write_table_part(dt_comm *comm, hid_t group, const dt_table *tb, dt_table_part part, const char *name) {
+static int write_table_part(const char *path, dt_comm *comm, hid_t group, const dt_table *tb, dt_table_part part,
+                            const char *name) {
   dt_table_part_info pi;
   dt_table_part_describe(tb, part, &pi);
-  table_sink_ctx io = {tb, &pi, -1};
+  table_sink_ctx io = {path, name, &pi, -1};
   int rc = DT_OK;
-  if (dt_comm_rank(comm) == 0 &&
-      dt_h5_create_rows(group, name, pi.is_int64 ? H5T_STD_I64LE : H5T_IEEE_F32LE, tb->rows, pi.cols > 1 ? pi.cols : 0,
-                        &io.ds, "checkpoint") != DT_OK)
-    rc = dt_fail(DT_EXIT_RUNTIME, "creating %s", name);
+  if (dt_comm_rank(comm) == 0)
+    rc = dt_h5_create_rows(group, name, pi.is_int64 ? H5T_STD_I64LE : H5T_IEEE_F32LE, tb->rows,
+                           pi.cols > 1 ? pi.cols : 0, &io.ds, path);
   /* every rank of a sharded table's gather runs, whatever rank 0's state */
   if (!rc || tb->sharded) {
     int grc = dt_table_part_gather(tb, part, CHUNK_ROWS, table_sink, &io);
     if (!rc) rc = grc;
   }
-  if (io.ds >= 0) H5Dclose(io.ds);
-  return rc;
+  int crc = dt_h5_close_dataset(io.ds, path, name);
+  return rc ? rc : crc;
 }
 
 /* The root, /optim and /state attributes (rank 0). */
@@ -133,8 +129,8 @@ static int write_tables(const char *tmp, dt_model *m, dt_comm *comm, hid_t g_par
       /* the rows under their parameter name in /params, the rest in the table's group */
       dt_table_part_info pi;
       dt_table_part_describe(tb, (dt_table_part)part, &pi);
-      int prc = part == DT_TABLE_PART_ROWS ? write_table_part(comm, g_params, tb, DT_TABLE_PART_ROWS, tb->name)
-                                           : write_table_part(comm, g_t, tb, (dt_table_part)part, pi.name);
+      int prc = part == DT_TABLE_PART_ROWS ? write_table_part(tmp, comm, g_params, tb, DT_TABLE_PART_ROWS, tb->name)
+                                           : write_table_part(tmp, comm, g_t, tb, (dt_table_part)part, pi.name);
       if (!rc) rc = prc;
     }
     if (g_t >= 0) H5Gclose(g_t);
@@ -153,7 +149,9 @@ static int write_file(const char *tmp, dt_model *m, const dt_ckpt_state *st, con
   if (dt_comm_rank(comm) == 0) {
     dt_h5_quiet();
     f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) rc = dt_fail(DT_EXIT_RUNTIME, "cannot create checkpoint %s (HDF5): check the directory and disk space", tmp);
+    if (f < 0)
+      rc = dt_fail(DT_EXIT_RUNTIME, "cannot create %s (HDF5: %s): check the directory and disk space", tmp,
+                   dt_h5_last_error());
     if (!rc) {
       g_params = make_group(f, "params");
       g_optim = make_group(f, "optim");
@@ -165,9 +163,9 @@ static int write_file(const char *tmp, dt_model *m, const dt_ckpt_state *st, con
     }
     if (!rc) rc = write_attributes(tmp, f, g_optim, g_state, m, st, config_json, crc, dataset_path);
     for (int i = 0; i < m->n_params && !rc; i++) {
-      rc = write_dense(m, g_params, &m->params[i], m->w);
-      if (!rc) rc = write_dense(m, g_m, &m->params[i], m->m);
-      if (!rc) rc = write_dense(m, g_v, &m->params[i], m->v);
+      rc = write_dense(tmp, m, g_params, &m->params[i], m->w);
+      if (!rc) rc = write_dense(tmp, m, g_m, &m->params[i], m->m);
+      if (!rc) rc = write_dense(tmp, m, g_v, &m->params[i], m->v);
     }
   }
   /* a failure so far on rank 0 is shared first so nobody waits */
@@ -179,30 +177,27 @@ static int write_file(const char *tmp, dt_model *m, const dt_ckpt_state *st, con
   hid_t groups[] = {g_params, g_m, g_v, g_tables, g_optim, g_state};
   for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
     if (groups[i] >= 0) H5Gclose(groups[i]);
-  if (f >= 0) {
-    if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = h5_fail(tmp, "H5Fflush");
-    if (H5Fclose(f) < 0 && !rc) rc = h5_fail(tmp, "H5Fclose");
-  }
-  return rc;
+  return dt_h5_close_file(f, tmp, rc);
 }
 
 int dt_ckpt_save(const char *path, dt_model *m, const dt_ckpt_state *st, const char *config_json, uint32_t crc,
                  const char *dataset_path, dt_comm *comm) {
   int rank = dt_comm_rank(comm);
-  size_t n = strlen(path) + 32;
-  char *tmp = dt_xmalloc(n);
-  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  char *tmp = dt_tmp_name(path);
+  if (rank == 0) dt_tmp_register(tmp); /* a signal that ends the process removes it */
   int rc = write_file(tmp, m, st, config_json, crc, dataset_path, comm);
   if (rank == 0) {
-    if (!rc) {
-      /* durability: the file's bytes, then the rename, then the directory */
-      int fd = open(tmp, O_RDONLY);
-      if (fd < 0 || fsync(fd) != 0) rc = dt_fail(DT_EXIT_RUNTIME, "cannot fsync %s: %s", tmp, strerror(errno));
-      if (fd >= 0) close(fd);
-    }
-    if (!rc && rename(tmp, path) != 0) rc = dt_fail(DT_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    /* durability: the file's bytes, then the rename, then the directory */
+    if (!rc) rc = dt_fsync_path(tmp);
+    if (!rc && rename(tmp, path) != 0)
+      rc = dt_fail(DT_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     if (!rc) rc = dt_fsync_parent_dir(path);
-    if (rc) unlink(tmp);
+    if (rc) {
+      unlink(tmp);
+      rc = dt_fail_context(rc, "writing checkpoint %s failed (its temporary file is removed; the checkpoints written "
+                               "before are unchanged)", path);
+    }
+    dt_tmp_unregister(tmp);
   }
   free(tmp);
   int64_t failed = rc != DT_OK;
@@ -246,14 +241,32 @@ static int open_checked(const char *path, hid_t group, const char *gname, const 
   return DT_OK;
 }
 
+/* A parameter or optimizer value that is NaN or infinite: training never
+ * writes one (a non-finite step stops it first), so the file is damaged. */
+static int check_finite(const char *path, const char *gname, const char *name, const float *v, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(v[i]))
+      return dt_fail(DT_EXIT_DATA,
+                     "checkpoint %s: %s/%s holds a non-finite value (%g at element %lld): the file is damaged (or was "
+                     "not written by dtrain's training); use another checkpoint",
+                     path, gname, name, (double)v[i], (long long)i);
+  return DT_OK;
+}
+
+/* A failed read of a dataset: damaged (checksum), truncated or unreadable. */
+static int read_failed(const char *path, const char *gname, const char *name) {
+  return dt_fail_context(DT_EXIT_DATA, "checkpoint %s: %s/%s cannot be read; the file is damaged or truncated (use "
+                                       "another checkpoint)", path, gname, name);
+}
+
 static int read_dense(const char *path, dt_model *m, hid_t group, const char *gname, const dt_param *p, float *base) {
   hid_t ds;
   DT_TRY(open_checked(path, group, gname, p->name, p->ndim, p->shape, &ds));
   float *host = dt_xmalloc((size_t)p->numel * sizeof(float));
   int rc = dt_h5_read_rows(ds, H5T_NATIVE_FLOAT, 0, p->shape[0], p->ndim > 1 ? p->shape[1] : 1, host, path,
                            p->name) == DT_OK
-               ? DT_OK
-               : dt_fail(DT_EXIT_DATA, "checkpoint %s: reading %s/%s failed (truncated file?)", path, gname, p->name);
+               ? check_finite(path, gname, p->name, host, p->numel)
+               : read_failed(path, gname, p->name);
   H5Dclose(ds);
   if (!rc && p->transposed) {
     float *t = dt_xmalloc((size_t)p->numel * sizeof(float));
@@ -281,9 +294,10 @@ static int read_table_part(const char *path, hid_t group, const char *gname, dt_
   for (int64_t r0 = tb->row_lo; r0 < tb->row_hi && !rc; r0 += CHUNK_ROWS) {
     int64_t n = tb->row_hi - r0 < CHUNK_ROWS ? tb->row_hi - r0 : CHUNK_ROWS;
     if (dt_h5_read_rows(ds, mt, r0, n, pi.cols, buf, path, name) != DT_OK)
-      rc = dt_fail(DT_EXIT_DATA, "checkpoint %s: reading %s/%s failed (truncated file?)", path, gname, name);
-    else
-      rc = dt_table_part_upload(tb, part, r0 - tb->row_lo, n, buf);
+      rc = read_failed(path, gname, name);
+    else if (!pi.is_int64)
+      rc = check_finite(path, gname, name, (const float *)buf, n * pi.cols);
+    if (!rc) rc = dt_table_part_upload(tb, part, r0 - tb->row_lo, n, buf);
   }
   free(buf);
   H5Dclose(ds);

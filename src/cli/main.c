@@ -6,6 +6,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/cli.h"
 #include "dtrain/error.h"
+#include "dtrain/fsutil.h"
 
 static void usage(void) {
   printf(
@@ -65,8 +66,11 @@ int main(int argc, char **argv) {
   /* the commands that compute: OpenBLAS's kernels and the OpenMP wait
    * policy must be set before those libraries start (one restart at most) */
   if (run == dt_cmd_train || run == dt_cmd_eval || run == dt_cmd_recommend) dt_cpu_restart_check(argv);
+  /* a signal removes the temporary file being written (comm replaces these
+   * handlers for the commands that start it) */
+  dt_tmp_cleanup_on_signals();
   int rc = run(sub_argc, sub_argv);
-  if (rc != DT_OK) {
+  if (rc != DT_OK && rc < DT_EXIT_SIGNAL) {
     fflush(stdout);
     fprintf(stderr, "dtrain: error: %s\n", dt_error_message()[0] ? dt_error_message() : "failed");
   }

@@ -8,10 +8,19 @@
  *   never ends.
  * - The SIGTERM/SIGINT handler: when a rank dies, mpirun (and srun, and
  *   scancel) stop the others with SIGTERM; each survivor then writes one line
- *   naming itself, its epoch/step and the collective it was waiting in, and
- *   dies of the signal as it would have without the handler. Only
- *   async-signal-safe calls (write, sigaction, raise) in the handler; the
- *   state it reads is lock-free atomics and strings prepared in advance.
+ *   naming itself, its epoch/step and the collective it was waiting in,
+ *   removes the temporary file it was writing, and dies of the signal as it
+ *   would have without the handler. Only async-signal-safe calls (write,
+ *   unlink, sigaction, raise) in the handler; the state it
+ *   reads is lock-free atomics and strings prepared in advance.
+ * - Stopping at a step boundary: while the training loop defers stop
+ *   signals, the first SIGINT/SIGTERM (or SIGUSR1, what a batch script
+ *   forwards before a time limit) only records the request (the line says
+ *   so); the loop agrees on it with the other ranks after each step
+ *   (dt_comm_stop_signal), writes last.h5 and exits 128 + signal. A second
+ *   SIGINT/SIGTERM ends the process at once. A rank whose peer is gone never
+ *   reaches the boundary: the launcher's SIGKILL (mpirun after
+ *   odls_base_sigkill_timeout, srun after KillWait) or the watchdog ends it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +31,7 @@
 #include <unistd.h>
 
 #include "comm/comm_internal.h"
+#include "dtrain/fsutil.h"
 
 #if ATOMIC_LLONG_LOCK_FREE != 2 || ATOMIC_POINTER_LOCK_FREE != 2
 #error "the signal handler needs lock-free 64-bit and pointer atomics"
@@ -31,6 +41,9 @@ _Atomic(const char *) dtc_current_op = NULL;
 _Atomic int64_t dtc_op_start_ns = 0;
 static _Atomic int64_t g_epoch = -1;
 static _Atomic int64_t g_step = -1;
+
+static _Atomic int g_defer = 0;          /* the training loop stops at a step boundary */
+static _Atomic int g_stop_sig = 0;       /* the first stop signal (0: none) */
 
 static int g_rank = 0, g_size = 1;
 static char g_host[64] = "?";
@@ -91,23 +104,54 @@ static void line_progress(sig_line *l) {
   }
 }
 
+static const char *signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+}
+
+static void line_start(sig_line *l, const char *verb, int sig) {
+  l->n = 0;
+  line_str(l, "dtrain: rank ");
+  line_int(l, g_rank);
+  line_str(l, " of ");
+  line_int(l, g_size);
+  line_str(l, " (host ");
+  line_str(l, g_host);
+  line_str(l, ", pid ");
+  line_int(l, (int64_t)getpid());
+  line_str(l, ") ");
+  line_str(l, verb);
+  line_str(l, signal_name(sig));
+  line_progress(l);
+}
+
 static void on_stop_signal(int sig) {
   int saved_errno = errno;
   sig_line l;
-  l.n = 0;
-  line_str(&l, "dtrain: rank ");
-  line_int(&l, g_rank);
-  line_str(&l, " of ");
-  line_int(&l, g_size);
-  line_str(&l, " (host ");
-  line_str(&l, g_host);
-  line_str(&l, ", pid ");
-  line_int(&l, (int64_t)getpid());
-  line_str(&l, sig == SIGINT ? ") stopped by SIGINT" : ") stopped by SIGTERM");
-  line_progress(&l);
-  line_str(&l, " (the launcher stops all ranks when one fails; its message names the rank that failed)\n");
+  const int first = atomic_load(&g_stop_sig) == 0;
+  if (first && (atomic_load(&g_defer) || sig == SIGUSR1)) {
+    /* a request: the training loop stops at the next step boundary */
+    atomic_store(&g_stop_sig, sig);
+    line_start(&l, "got ", sig);
+    line_str(&l, ": stopping at the next step boundary to write last.h5 (a second SIGINT or SIGTERM ends it at once)\n");
+    ssize_t w = write(STDERR_FILENO, l.buf, l.n);
+    (void)w;
+    errno = saved_errno;
+    return;
+  }
+  if (sig == SIGUSR1) { /* a repeated warning changes nothing */
+    errno = saved_errno;
+    return;
+  }
+  line_start(&l, "stopped by ", sig);
+  if (!first)
+    line_str(&l, " (a second signal: ending at once)\n");
+  else if (g_size > 1)
+    line_str(&l, " (the launcher stops all ranks when one fails; its message names the rank that failed)\n");
+  else
+    line_str(&l, "\n");
   ssize_t w = write(STDERR_FILENO, l.buf, l.n);
   (void)w;
+  dt_tmp_unlink_all();
   /* Die of the signal itself, so the exit status says what happened. */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -129,6 +173,7 @@ int dtc_faults_install(int rank, int size) {
   sigemptyset(&sa.sa_mask);
   sigaddset(&sa.sa_mask, SIGTERM);
   sigaddset(&sa.sa_mask, SIGINT);
+  sigaddset(&sa.sa_mask, SIGUSR1);
   const int sigs[2] = {SIGTERM, SIGINT};
   for (int i = 0; i < 2; i++) {
     struct sigaction old;
@@ -140,6 +185,30 @@ int dtc_faults_install(int rank, int size) {
     if (sigaction(sigs[i], &sa, NULL) != 0)
       return dt_fail(DT_EXIT_RUNTIME, "sigaction(%s) failed: %s", i ? "SIGINT" : "SIGTERM", strerror(errno));
   }
+  return DT_OK;
+}
+
+void dt_comm_defer_stop_signals(dt_comm *c, int on) {
+  (void)c;
+  static int usr1_installed = 0;
+  if (on && !usr1_installed) { /* SIGUSR1 only ever asks for a stop, and only for training */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGUSR1);
+    if (sigaction(SIGUSR1, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGUSR1, &sa, NULL);
+    usr1_installed = 1;
+  }
+  atomic_store(&g_defer, on);
+}
+
+int dt_comm_stop_signal(dt_comm *c, int *sig) {
+  int64_t s = atomic_load(&g_stop_sig);
+  if (dt_comm_size(c) > 1) DT_TRY(dt_comm_allreduce_max_i64(c, &s, 1));
+  *sig = (int)s;
   return DT_OK;
 }
 
@@ -240,6 +309,7 @@ int dtc_watchdog_configure(double timeout_s, void (*abort_fn)(int code)) {
   sigemptyset(&block);
   sigaddset(&block, SIGTERM);
   sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &block, &old);
   e = pthread_create(&g_wd.thread, NULL, watchdog_main, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);

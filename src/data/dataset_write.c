@@ -83,16 +83,6 @@ static int write_all(hid_t f, const dt_dataset *ds, const char *prep_config_json
   return DT_OK;
 }
 
-static int fsync_path(const char *path) {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return dt_fail(DT_EXIT_RUNTIME, "cannot reopen %s to sync it: %s", path, strerror(errno));
-  int ok = fsync(fd) == 0;
-  int saved = errno;
-  close(fd);
-  if (!ok) return dt_fail(DT_EXIT_RUNTIME, "cannot fsync %s: %s", path, strerror(saved));
-  return DT_OK;
-}
-
 /* Why the existing file at `path` is not a data set dtrain wrote, or NULL
  * when it is one (reason in buf). */
 static const char *not_ours(const char *path, const struct stat *lst, char *buf, size_t n) {
@@ -139,33 +129,26 @@ int dt_dataset_write(const char *path, const dt_dataset *ds, const char *prep_co
   int rc = dt_mkdir_p(dir);
   free(dir);
   DT_TRY(rc);
-  size_t n = strlen(path) + 32;
-  char *tmp = dt_xmalloc(n);
-  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  dt_tmp_remove_stale(path); /* left by a preparation that was killed */
+  char *tmp = dt_tmp_name(path);
+  dt_tmp_register(tmp); /* a signal that ends the process removes it */
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) {
-    const char *detail = dt_h5_last_error();
+  if (f < 0)
     rc = dt_fail(DT_EXIT_RUNTIME, "cannot create %s (HDF5: %s): check that the directory is writable and that no "
                  "other process holds the file open",
-                 tmp, detail);
-    free(tmp);
-    return rc;
-  }
-  rc = write_all(f, ds, prep_config_json, sources_json, tmp);
-  if (H5Fclose(f) < 0 && rc == DT_OK) {
-    const char *detail = dt_h5_last_error();
-    rc = dt_fail(DT_EXIT_RUNTIME, "cannot finish writing %s (HDF5: %s): disk full?", tmp, detail);
-  }
-  if (rc == DT_OK) rc = fsync_path(tmp);
+                 tmp, dt_h5_last_error());
+  else
+    rc = dt_h5_close_file(f, tmp, write_all(f, ds, prep_config_json, sources_json, tmp));
+  if (rc == DT_OK) rc = dt_fsync_path(tmp);
   /* again at the last moment: something may have appeared meanwhile */
   if (rc == DT_OK) rc = dt_dataset_check_replaceable(path);
   if (rc == DT_OK && rename(tmp, path) != 0)
     rc = dt_fail(DT_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  if (rc != DT_OK) {
-    unlink(tmp);
-    free(tmp);
-    return dt_fail_context(rc, "writing the prepared data set %s", path);
-  }
+  if (rc != DT_OK) unlink(tmp);
+  dt_tmp_unregister(tmp);
   free(tmp);
+  if (rc != DT_OK)
+    return dt_fail_context(rc, "writing the prepared data set %s failed (its temporary file is removed; %s is "
+                               "unchanged)", path, path);
   return dt_fsync_parent_dir(path);
 }

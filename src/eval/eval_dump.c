@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "dtrain/error.h"
+#include "dtrain/fsutil.h"
 #include "eval_internal.h"
 
 int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const char *path) {
@@ -23,8 +24,12 @@ int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const c
   if (!rc) rc = be->download(be, scores, d_scores, (size_t)(n * c) * sizeof(float));
   if (!rc) rc = be->download(be, alpha, d_alpha, (size_t)(n * 3) * sizeof(float));
   if (!rc) rc = be->download(be, ctxv, dt_batch_get(ctx->bb)->ctx, (size_t)(n * m->gate_in) * sizeof(float));
-  FILE *f = rc ? NULL : fopen(path, "w");
-  if (!rc && !f) rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s", path);
+  /* built in memory, then written atomically (fsutil.h): a failed write
+   * leaves no partial file and names the OS error */
+  char *text = NULL;
+  size_t text_len = 0;
+  FILE *f = rc ? NULL : open_memstream(&text, &text_len);
+  if (!rc && !f) rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s: out of memory", path);
   const int32_t *cand = dt_batch_host_candidates(ctx->bb);
   for (int64_t e = 0; e < n && !rc; e++) {
     int32_t u = users[e], lo, hi;
@@ -43,7 +48,9 @@ int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const c
     fprintf(f, "], \"alpha\": [%.9g, %.9g, %.9g]}\n", (double)alpha[e * 3], (double)alpha[e * 3 + 1],
             (double)alpha[e * 3 + 2]);
   }
-  if (f && fclose(f) != 0 && !rc) rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s", path);
+  if (f && fclose(f) != 0 && !rc) rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s: out of memory", path);
+  if (!rc && text) rc = dt_write_file_atomic(path, text, text_len);
+  free(text);
   dt_model_drop_item_cache(m);
   free(scores);
   free(alpha);

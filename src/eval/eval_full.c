@@ -156,6 +156,12 @@ static int full_batch(dt_eval_ctx *ctx, full_state *st, dt_split_kind split, con
     st->top_val = dt_xrealloc(st->top_val, (size_t)st->top_cap * sizeof(float));
   }
   DT_TRY(be->topk(be, st->d_scores, n, ctx->model->n_items, (int)k_ask, st->top_idx, st->top_val));
+  for (int64_t j = 0; j < n * k_ask; j++)
+    if (st->top_idx[j] >= 0 && !isfinite(st->top_val[j]))
+      return dt_fail(DT_EXIT_DATA,
+                     "evaluation: the model scored user %d's item %d as %g: its parameters are damaged (no metric is "
+                     "computed from a non-finite score)",
+                     users[j / k_ask], st->top_idx[j], (double)st->top_val[j]);
   int32_t top[64]; /* K = 20 at most */
   for (int64_t e = 0; e < n; e++) {
     int32_t u = users[e];

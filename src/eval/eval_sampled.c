@@ -42,11 +42,13 @@ static int sampled_batch(dt_eval_ctx *ctx, const int32_t *users, const int32_t *
   const int32_t *n_negs = dt_batch_host_negative_counts(ctx->bb);
   for (int64_t e = 0; e < n && !rc; e++) {
     const float *row = scores + e * c;
-    if (!isfinite(row[0])) {
-      rc = dt_fail(DT_EXIT_RUNTIME, "evaluation: the model scored user %d's positive as %g (NaN/Inf parameters?)",
-                   users[e], (double)row[0]);
-      break;
-    }
+    for (int j = 0; j <= n_negs[e] && !rc; j++)
+      if (!isfinite(row[j]))
+        rc = dt_fail(DT_EXIT_DATA,
+                     "evaluation: the model scored user %d's candidate %d as %g: its parameters are damaged (no "
+                     "metric is computed from a non-finite score)",
+                     users[e], j, (double)row[j]);
+    if (rc) break;
     int64_t rank = 1, pop_rank = 1;
     s[S_FEWER] += n_negs[e] < n_neg; /* ranked against all its unseen items */
     for (int j = 1; j <= n_negs[e]; j++) {

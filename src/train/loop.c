@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +71,7 @@ static int open_run_dir(dt_run *L, int resumed) {
     char *cfg_path = dt_path_join(s->run_dir, "config.json");
     if (!rc) rc = dt_config_write(&s->cfg, cfg_path);
     free(cfg_path);
-    if (!rc) {
-      char *mpath = dt_path_join(s->run_dir, "metrics.jsonl");
-      L->metrics = fopen(mpath, resumed ? "a" : "w");
-      if (!L->metrics) rc = dt_fail(DT_EXIT_RUNTIME, "cannot open %s: %s", mpath, strerror(errno));
-      free(mpath);
-    }
+    if (!rc) rc = dt_run_log_open(L, resumed);
   }
   int64_t failed = rc != DT_OK;
   DT_TRY(dt_comm_allreduce_max_i64(s->comm, &failed, 1));
@@ -250,7 +246,8 @@ static int run_one_step(dt_run *L, run_steps *R, const dt_epoch_plan *plan, epoc
 }
 
 /* The epoch's steps (from where a resumed run left off); *stop when
- * --max-steps is reached. */
+ * --max-steps is reached, L->stop_sig when the ranks agree on a stop
+ * signal after a step. */
 static int run_epoch_steps(dt_run *L, run_steps *R, epoch_sums *E, int *stop) {
   dt_session *s = L->s;
   const dt_config *cfg = &s->cfg;
@@ -276,6 +273,8 @@ static int run_epoch_steps(dt_run *L, run_steps *R, epoch_sums *E, int *stop) {
       dt_progress_update(&prog, step + 1, extra);
     }
     if (!rc && R->max_steps > 0 && L->st.global_step >= R->max_steps) *stop = 1;
+    if (!rc) rc = dt_comm_stop_signal(s->comm, &L->stop_sig);
+    if (L->stop_sig) *stop = 1;
   }
   dt_epoch_plan_free(&plan);
   dt_progress_end(&prog, L->st.step_in_epoch, rc ? "failed" : NULL);
@@ -358,35 +357,63 @@ static int end_epoch(dt_run *L, const epoch_sums *E, int *stop) {
   return DT_OK;
 }
 
+/* After a stop signal: where it stopped and how to go on (last.h5 is
+ * written); the process exits 128 + the signal. */
+static int stopped_by_signal(dt_run *L) {
+  const int sig = L->stop_sig;
+  const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+  if (dt_comm_rank(L->s->comm) == 0) {
+    char *last = ckpt_path(L, "last.h5");
+    dt_log_warn("stopped by %s after %lld completed epochs and %lld steps of the next (global step %lld); wrote %s. "
+                "Continue with: dtrain train --resume %s",
+                name, (long long)L->st.epoch, (long long)L->st.step_in_epoch, (long long)L->st.global_step, last, last);
+    free(last);
+  }
+  dt_error_clear();
+  return DT_EXIT_SIGNAL + sig;
+}
+
 int dt_train_run(dt_session *s, const dt_train_options *opt) {
   dt_run L;
   memset(&L, 0, sizeof L);
   L.s = s;
+  L.metrics_fd = -1;
   L.config_json = dt_config_to_json(&s->cfg);
   L.t0 = dt_now_s();
   run_steps R;
   memset(&R, 0, sizeof R);
+  /* SIGINT/SIGTERM/SIGUSR1 stop the loop at a step boundary, with last.h5 */
+  dt_comm_defer_stop_signals(s->comm, 1);
   int rc = start_run(&L, opt, &R), stop = 0;
   for (int64_t epoch = L.st.epoch; !rc && !stop && epoch < s->cfg.train_epochs; epoch++) {
     epoch_sums E = {.epoch = epoch};
     rc = run_epoch_steps(&L, &R, &E, &stop);
-    if (!rc && stop && L.st.step_in_epoch < E.steps) {
-      /* stopped inside the epoch (--max-steps): a resumable checkpoint */
+    if (!rc && stop && (L.st.step_in_epoch < E.steps || L.stop_sig)) {
+      /* stopped inside the epoch (--max-steps), or by a signal after any
+       * step (after the epoch's last one, a resumed run starts with the
+       * epoch's validation): a resumable checkpoint */
       L.st.epoch = epoch;
       rc = save(&L, "last.h5");
       break;
     }
     if (!rc) rc = end_epoch(&L, &E, &stop);
+    /* a signal during validation or the epoch's checkpoints */
+    if (!rc && !stop && (rc = dt_comm_stop_signal(s->comm, &L.stop_sig)) == DT_OK && L.stop_sig) stop = 1;
   }
   if (!rc && !(stop && L.st.step_in_epoch > 0)) rc = save(&L, "last.h5");
+  /* from here a signal ends the process at once; one that came during that
+   * save is seen here */
+  dt_comm_defer_stop_signals(s->comm, 0);
+  if (!rc && !L.stop_sig) rc = dt_comm_stop_signal(s->comm, &L.stop_sig);
+  if (!rc && L.stop_sig) rc = stopped_by_signal(&L);
   if (!rc && !opt->skip_final_eval) rc = final_test(&L);
-  if (rc && L.ckpt_dir && dt_comm_rank(s->comm) == 0) /* say where the last good state is */
+  if (rc && rc < DT_EXIT_SIGNAL && L.ckpt_dir && dt_comm_rank(s->comm) == 0) /* say where the last good state is */
     dt_log_error("training stopped; the checkpoints in %s are intact", L.ckpt_dir);
   free(R.units);
   dt_comm_buffer_free(&R.bal.all);
   free(R.bal.weight);
   dt_shard_free(&R.shard);
-  if (L.metrics) fclose(L.metrics);
+  dt_run_log_close(&L);
   free(L.ckpt_dir);
   free(L.config_json);
   return rc;

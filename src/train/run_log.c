@@ -1,19 +1,86 @@
-/* run_log.c: metrics.jsonl's step lines (train_internal.h). */
+/* run_log.c: metrics.jsonl (train_internal.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dtrain/error.h"
 #include "dtrain/fsutil.h"
+#include "dtrain/log.h"
 #include "dtrain/timer.h"
 #include "train_internal.h"
 
+/* Whether a line of an earlier run belongs before a checkpoint at `step`:
+ * a complete JSON object whose step is not later (a test line is about a
+ * run's end, so one at the checkpoint's step goes too). */
+static int keep_line(const char *line, size_t len, int64_t step) {
+  cJSON *o = cJSON_ParseWithLength(line, len);
+  int keep = cJSON_IsObject(o);
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step");
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+  if (keep && cJSON_IsNumber(st)) {
+    int test = cJSON_IsString(type) && !strcmp(type->valuestring, "test");
+    keep = test ? st->valuedouble < (double)step : st->valuedouble <= (double)step;
+  }
+  cJSON_Delete(o);
+  return keep;
+}
+
+/* Rewrites metrics.jsonl with only the lines up to `step`, when any other
+ * is there (atomically: a failure leaves it as it was). */
+static int truncate_after(const char *path, int64_t step) {
+  if (!dt_path_exists(path)) return DT_OK;
+  char *text;
+  size_t len;
+  DT_TRY(dt_read_file(path, &text, &len, DT_EXIT_RUNTIME));
+  char *kept = dt_xmalloc(len + 1);
+  size_t n_kept = 0, dropped = 0;
+  for (size_t a = 0; a < len;) {
+    const char *nl = memchr(text + a, '\n', len - a);
+    size_t end = nl ? (size_t)(nl - text) : len; /* no newline: a half-written last line */
+    if (nl && keep_line(text + a, end - a, step)) {
+      memcpy(kept + n_kept, text + a, end - a + 1);
+      n_kept += end - a + 1;
+    } else if (end > a) {
+      dropped++;
+    }
+    a = end + 1;
+  }
+  int rc = DT_OK;
+  if (dropped > 0) {
+    rc = dt_write_file_atomic(path, kept, n_kept);
+    if (!rc) dt_log_info("%s: dropped %zu line(s) written after step %lld, the checkpoint's", path, dropped, (long long)step);
+  }
+  free(kept);
+  free(text);
+  return rc;
+}
+
+int dt_run_log_open(dt_run *R, int resumed) {
+  R->metrics_path = dt_path_join(R->s->run_dir, "metrics.jsonl");
+  if (resumed) DT_TRY(truncate_after(R->metrics_path, R->st.global_step));
+  R->metrics_fd = open(R->metrics_path, O_WRONLY | O_CREAT | O_CLOEXEC | (resumed ? O_APPEND : O_TRUNC), 0666);
+  if (R->metrics_fd < 0) return dt_fail(DT_EXIT_RUNTIME, "cannot open %s: %s", R->metrics_path, strerror(errno));
+  return DT_OK;
+}
+
+void dt_run_log_close(dt_run *R) {
+  if (R->metrics_fd >= 0) close(R->metrics_fd);
+  R->metrics_fd = -1;
+  free(R->metrics_path);
+  R->metrics_path = NULL;
+}
+
 int dt_run_write_line(dt_run *R, cJSON *o) {
   int rc = DT_OK;
-  if (R->metrics) {
+  if (R->metrics_fd >= 0) {
     char *s = cJSON_PrintUnformatted(o);
-    if (!s || fprintf(R->metrics, "%s\n", s) < 0 || fflush(R->metrics) != 0)
-      rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s/metrics.jsonl: %s", R->s->run_dir, strerror(errno));
+    size_t n = s ? strlen(s) : 0;
+    if (s) s[n] = '\n'; /* one write per line: a line is whole or (killed mid-way) the torn last one */
+    if (!s || dt_write_all(R->metrics_fd, s, n + 1) != 0)
+      rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s: %s", R->metrics_path, strerror(s ? errno : ENOMEM));
     cJSON_free(s);
   }
   cJSON_Delete(o);

@@ -3,6 +3,7 @@
  * loop.c      dt_train_run: epochs, the step loop, validation and early
  *             stopping, checkpoint cadence, the final test evaluation
  * run_log.c   metrics.jsonl: the step, epoch and test lines
+ * run_dir.c   the run directory: lock, an earlier run's files, stale temporary files
  * balance.c   comm.balance_steps' split of a step's units by work
  * step.c      one optimizer step
  * dump_step.c --dump-step: one step's batch, loss and gradients for the
@@ -20,11 +21,13 @@
 /* One training run's state. */
 typedef struct {
   dt_session *s;
-  FILE *metrics; /* metrics.jsonl, rank 0 only */
+  int metrics_fd;     /* metrics.jsonl, rank 0 only (-1: none) */
+  char *metrics_path;
   char *ckpt_dir;
   char *config_json;
   dt_ckpt_state st;
-  double t0; /* when the run started */
+  double t0;    /* when the run started */
+  int stop_sig; /* the stop signal the ranks agreed on (0: none) */
 } dt_run;
 
 /* ---- One step (step.c) ---- */
@@ -38,6 +41,14 @@ int dt_train_step_grads(dt_session *s, const dt_unit *units, int64_t n_units, in
                         dt_step_stats *out, dt_loss_value *lv);
 
 /* ---- metrics.jsonl (run_log.c) ---- */
+
+/* Opens metrics.jsonl (rank 0). A fresh run starts it empty. A resumed run
+ * keeps the lines up to the checkpoint's step R->st.global_step and drops
+ * the rest (steps a killed run took after that checkpoint, its test line,
+ * a half-written last line) by writing the kept lines to a temporary file
+ * renamed over it, so the file reads as one run; then appends. */
+int dt_run_log_open(dt_run *R, int resumed);
+void dt_run_log_close(dt_run *R);
 
 /* What the step lines report per step since the last line. */
 typedef struct {

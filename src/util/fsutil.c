@@ -57,37 +57,6 @@ int dt_fsync_parent_dir(const char *path) {
   return DT_OK;
 }
 
-int dt_write_file_atomic(const char *path, const void *data, size_t len) {
-  size_t n = strlen(path) + 32;
-  char *tmp = dt_xmalloc(n);
-  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    int rc = dt_fail(DT_EXIT_RUNTIME, "cannot create %s: %s", tmp, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  int ok = fwrite(data, 1, len, f) == len;
-  ok = ok && fflush(f) == 0;
-  ok = ok && fsync(fileno(f)) == 0;
-  int saved = errno;
-  if (fclose(f) != 0) ok = 0;
-  if (!ok) {
-    unlink(tmp);
-    int rc = dt_fail(DT_EXIT_RUNTIME, "cannot write %s: %s", tmp, strerror(saved));
-    free(tmp);
-    return rc;
-  }
-  if (rename(tmp, path) != 0) {
-    int rc = dt_fail(DT_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return rc;
-  }
-  free(tmp);
-  return dt_fsync_parent_dir(path);
-}
-
 int dt_mkdir_p(const char *path) {
   if (!path || !*path) return DT_OK;
   char *p = dt_xstrdup(path);

@@ -7,14 +7,36 @@
 
 #include "dtrain/error.h"
 
+/* HDF5 1.10 crashes (SIGSEGV in H5F__close_cb) when its exit handler closes
+ * a file whose H5Fclose failed, e.g. on a full disk. dtrain closes every
+ * file it opens itself, so HDF5's exit handler has nothing to do: turn it
+ * off before the library starts (a constructor runs before main). */
+__attribute__((constructor)) static void h5_no_atexit(void) { H5dont_atexit(); }
+
 void dt_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 static char g_h5_msg[512];
 
+/* The operating system's error in a message of HDF5's file drivers ("...,
+ * errno = 28, error message = 'No space left on device', ..."): the OS
+ * text alone, which is what the user needs; else HDF5's message. */
+static void set_message(const char *desc) {
+  const char *e = strstr(desc, "errno = ");
+  int err = e ? atoi(e + 8) : 0;
+  if (err > 0) {
+    const char *what = strstr(desc, "write") ? "write" : strstr(desc, "read") ? "read" : "I/O";
+    snprintf(g_h5_msg, sizeof g_h5_msg, "%s failed: %s", what, strerror(err));
+  } else if (strstr(desc, "Fletcher32")) {
+    snprintf(g_h5_msg, sizeof g_h5_msg, "checksum mismatch, the file is damaged: %s", desc);
+  } else {
+    snprintf(g_h5_msg, sizeof g_h5_msg, "%s", desc);
+  }
+}
+
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
   (void)data;
   /* walked upward: n = 0 is the innermost call, where the error was found */
-  if (n == 0 && e->desc) snprintf(g_h5_msg, sizeof g_h5_msg, "%s", e->desc);
+  if (n == 0 && e->desc) set_message(e->desc);
   return 0;
 }
 
@@ -70,6 +92,72 @@ int dt_h5_open_prepared(const char *path, int version, hid_t *file) {
 
 /* ---- writing ---- */
 
+/* A chunk of about 1 MiB (the default chunk cache holds one whole). */
+enum { CHUNK_BYTES = 1 << 20 };
+
+/* Every dataset dtrain writes: chunked, with HDF5's Fletcher-32 checksum
+ * per chunk (a damaged file is a read error naming the dataset), and no
+ * object times (the same content gives the same bytes, so a file's CRC-32
+ * identifies its content). An empty dataset has no chunk to check and
+ * stays contiguous. */
+static hid_t dataset_props(int ndim, const hsize_t *dims, size_t elem) {
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (dcpl < 0) return -1;
+  hsize_t row = ndim > 1 ? dims[1] : 1;
+  hsize_t row_bytes = row * (elem ? elem : 1);
+  int ok = H5Pset_obj_track_times(dcpl, 0) >= 0;
+  if (ok && dims[0] > 0 && row > 0) {
+    hsize_t rows = CHUNK_BYTES / (row_bytes ? row_bytes : 1);
+    if (rows < 1) rows = 1;
+    if (rows > dims[0]) rows = dims[0];
+    hsize_t chunk[2] = {rows, row};
+    ok = H5Pset_chunk(dcpl, ndim, chunk) >= 0 && H5Pset_fletcher32(dcpl) >= 0;
+  }
+  if (!ok) {
+    H5Pclose(dcpl);
+    return -1;
+  }
+  return dcpl;
+}
+
+static hid_t create_dataset(hid_t loc, const char *name, hid_t file_type, int ndim, const hsize_t *dims) {
+  hid_t space = H5Screate_simple(ndim, dims, NULL);
+  hid_t dcpl = space < 0 ? -1 : dataset_props(ndim, dims, H5Tget_size(file_type));
+  hid_t ds = dcpl < 0 ? -1 : H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  if (ds < 0) dt_h5_last_error();
+  if (dcpl >= 0) H5Pclose(dcpl);
+  if (space >= 0) H5Sclose(space);
+  return ds;
+}
+
+hid_t dt_h5_create_group(hid_t loc, const char *name) {
+  hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+  if (gcpl < 0) return -1;
+  hid_t g = H5Pset_obj_track_times(gcpl, 0) < 0 ? -1 : H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+  H5Pclose(gcpl);
+  return g;
+}
+
+int dt_h5_close_dataset(hid_t ds, const char *path, const char *name) {
+  if (ds < 0) return DT_OK;
+  if (H5Dclose(ds) >= 0) return DT_OK;
+  dt_h5_last_error();
+  return h5_fail(DT_EXIT_RUNTIME, path, "finish writing dataset", name);
+}
+
+int dt_h5_close_file(hid_t f, const char *path, int rc) {
+  if (f < 0) return rc;
+  if (rc == DT_OK && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) {
+    dt_h5_last_error();
+    rc = h5_fail(DT_EXIT_RUNTIME, path, "write", "the file's metadata");
+  }
+  if (H5Fclose(f) < 0 && rc == DT_OK) {
+    dt_h5_last_error();
+    rc = h5_fail(DT_EXIT_RUNTIME, path, "close", "the file");
+  }
+  return rc;
+}
+
 /* Creates the groups on the way to `name` ("/a/b/c" creates /a and /a/b). */
 static int ensure_groups(hid_t loc, const char *name, const char *path) {
   char buf[256];
@@ -80,7 +168,7 @@ static int ensure_groups(hid_t loc, const char *name, const char *path) {
     htri_t ex = H5Lexists(loc, buf, H5P_DEFAULT);
     if (ex < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_RUNTIME, path, "look up group", buf);
     if (!ex) {
-      hid_t g = H5Gcreate2(loc, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      hid_t g = dt_h5_create_group(loc, buf);
       if (g < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_RUNTIME, path, "create group", buf);
       H5Gclose(g);
     }
@@ -93,20 +181,15 @@ int dt_h5_write_array(hid_t loc, const char *name, hid_t mem_type, hid_t file_ty
                       const char *path) {
   DT_TRY(ensure_groups(loc, name, path));
   hsize_t dims[1] = {(hsize_t)n};
-  hid_t space = H5Screate_simple(1, dims, NULL);
-  if (space < 0) return (void)dt_h5_last_error(), h5_fail(DT_EXIT_RUNTIME, path, "create a dataspace for", name);
-  hid_t ds = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (ds < 0) {
-    dt_h5_last_error();
-    H5Sclose(space);
-    return h5_fail(DT_EXIT_RUNTIME, path, "create dataset", name);
-  }
+  hid_t ds = create_dataset(loc, name, file_type, 1, dims);
+  if (ds < 0) return h5_fail(DT_EXIT_RUNTIME, path, "create dataset", name);
   herr_t st = n > 0 ? H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0;
-  if (st < 0) dt_h5_last_error();
-  H5Dclose(ds);
-  H5Sclose(space);
-  if (st < 0) return h5_fail(DT_EXIT_RUNTIME, path, "write dataset", name);
-  return DT_OK;
+  if (st < 0) {
+    dt_h5_last_error();
+    H5Dclose(ds);
+    return h5_fail(DT_EXIT_RUNTIME, path, "write dataset", name);
+  }
+  return dt_h5_close_dataset(ds, path, name);
 }
 
 int dt_h5_write_i32(hid_t loc, const char *name, const int32_t *data, int64_t n, const char *path) {
@@ -282,11 +365,12 @@ int dt_h5_read_attr_f64(hid_t loc, const char *name, double *v, const char *path
   return read_attr(loc, name, H5T_NATIVE_DOUBLE, v, path);
 }
 
-/* A variable-length string attribute of type ft, malloc'd into *v. */
-static herr_t read_attr_vlen_str(hid_t a, char **v) {
+/* A variable-length string attribute (character set cset, e.g. UTF-8 as
+ * h5py writes), malloc'd into *v. */
+static herr_t read_attr_vlen_str(hid_t a, H5T_cset_t cset, char **v) {
   char *s = NULL;
   hid_t mt = H5Tcopy(H5T_C_S1);
-  herr_t st = mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ? -1 : H5Aread(a, mt, &s);
+  herr_t st = mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, cset) < 0 ? -1 : H5Aread(a, mt, &s);
   if (st >= 0) *v = dt_xstrdup(s ? s : "");
   if (s) H5free_memory(s);
   if (mt >= 0) H5Tclose(mt);
@@ -300,6 +384,8 @@ int dt_h5_read_attr_str(hid_t loc, const char *name, char **v, const char *path)
   int is_str = ft >= 0 && H5Tget_class(ft) == H5T_STRING;
   int vlen = is_str && H5Tis_variable_str(ft) > 0;
   size_t width = is_str && !vlen ? H5Tget_size(ft) : 0;
+  H5T_cset_t cset = is_str ? H5Tget_cset(ft) : H5T_CSET_ASCII;
+  if (cset < 0) cset = H5T_CSET_ASCII;
   if (ft >= 0) H5Tclose(ft);
   if (!vlen && width == 0) {
     H5Aclose(a);
@@ -307,11 +393,13 @@ int dt_h5_read_attr_str(hid_t loc, const char *name, char **v, const char *path)
   }
   herr_t st;
   if (vlen) {
-    st = read_attr_vlen_str(a, v);
+    st = read_attr_vlen_str(a, cset, v);
   } else {
-    hid_t mt = fixed_string_type(width);
+    /* one byte more than stored: a NULL-padded string (h5py's) of full
+     * width keeps its last character */
+    hid_t mt = fixed_string_type(width + 1);
     char *buf = dt_xcalloc(width + 1, 1);
-    st = mt < 0 ? -1 : H5Aread(a, mt, buf);
+    st = mt < 0 || H5Tset_cset(mt, cset) < 0 ? -1 : H5Aread(a, mt, buf);
     if (mt >= 0) H5Tclose(mt);
     if (st < 0)
       free(buf);
@@ -329,10 +417,7 @@ int dt_h5_read_attr_str(hid_t loc, const char *name, char **v, const char *path)
 int dt_h5_create_rows(hid_t loc, const char *name, hid_t file_type, int64_t rows, int64_t cols, hid_t *out,
                       const char *path) {
   hsize_t d[2] = {(hsize_t)rows, (hsize_t)cols};
-  hid_t space = H5Screate_simple(cols > 0 ? 2 : 1, d, NULL);
-  hid_t ds = space < 0 ? -1 : H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (ds < 0) dt_h5_last_error();
-  if (space >= 0) H5Sclose(space);
+  hid_t ds = create_dataset(loc, name, file_type, cols > 0 ? 2 : 1, d);
   if (ds < 0) return h5_fail(DT_EXIT_RUNTIME, path, "create dataset", name);
   *out = ds;
   return DT_OK;

@@ -7,7 +7,11 @@
 # submitted path that scontrol reports, from any working directory; srun's
 # MPI plugin is DTRAIN_SRUN_MPI and mpirun takes over when srun lacks it;
 # a CUDA job without GPUs gets a warning; the account/partition
-# placeholders are there and inert.
+# placeholders are there and inert. Stop signals (issue 11 item 8):
+# train.sbatch asks for SIGUSR1 before the time limit; launch.sh forwards
+# it to the launcher and requeues the job when dtrain stopped; a requeued
+# job resumes from last.h5 when it is newer than the newest epoch
+# checkpoint, and starts over (--overwrite) when it stopped before any.
 # Args: dtrain-binary source-root shared-data-dir
 set -uo pipefail
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -24,6 +28,7 @@ echo "SBATCH $*" >>"$FAKE_LOG"
 SH
 cat >"$fake/scontrol" <<'SH'
 #!/usr/bin/env bash
+if [ "$1" = requeue ]; then echo "SCONTROL requeue $2" >>"$FAKE_LOG"; exit 0; fi
 [ "$1 $2" = "show job" ] || exit 1
 echo "JobId=$3 JobName=dtrain"
 echo "   Command=$FAKE_COMMAND"
@@ -33,6 +38,12 @@ cat >"$fake/srun" <<'SH'
 #!/usr/bin/env bash
 if [ "$1" = "--mpi=list" ]; then printf 'MPI plugin types are...\n\tnone\n%b' "$FAKE_MPI_PLUGINS"; exit 0; fi
 echo "SRUN $*" >>"$FAKE_LOG"
+if [ -n "${FAKE_SRUN_WAIT:-}" ]; then # a training that stops on SIGUSR1 as dtrain does: exit 128 + 10
+  trap 'echo "SRUN got USR1" >>"$FAKE_LOG"; exit 138' USR1
+  echo "SRUN running" >>"$FAKE_LOG"
+  for _ in $(seq 300); do sleep 0.1; done
+  exit 0
+fi
 SH
 cat >"$fake/mpirun" <<'SH'
 #!/usr/bin/env bash
@@ -98,6 +109,45 @@ run_job --set backend.name=cuda
 grep -q "warning: backend.name is cuda but Slurm gave this job no GPUs" "$T/out" || fail "no GPU warning: $(cat "$T/out")"
 CUDA_VISIBLE_DEVICES=0 run_job --set backend.name=cuda
 grep -q "warning: backend.name is cuda" "$T/out" && fail "a warning although the job has a GPU"
+
+# ---- stop signals: SIGUSR1 before the time limit, forwarded, then a requeue ----
+grep -q '^#SBATCH --signal=B:USR1@120$' "$src/slurm/train.sbatch" || fail "train.sbatch does not ask for SIGUSR1 before the time limit"
+cp "$src/slurm/train.sbatch" "$T/spool/job42/slurm_script"
+: >"$T/log"
+cd "$T/work" || fail "cd"
+SLURM_JOB_ID=42 FAKE_COMMAND=$src/slurm/train.sbatch FAKE_SRUN_WAIT=1 \
+  bash "$T/spool/job42/slurm_script" --config "$cfg" >"$T/out" 2>&1 &
+job=$!
+for _ in $(seq 100); do grep -q "SRUN running" "$T/log" && break; sleep 0.1; done
+grep -q "SRUN running" "$T/log" || fail "the stand-in srun did not start: $(cat "$T/out")"
+kill -USR1 $job
+wait $job
+rc=$?
+cd / || fail "cd"
+[ $rc -eq 138 ] || fail "the job script after SIGUSR1: exit $rc, expected dtrain's 138: $(cat "$T/out")"
+grep -q "SRUN got USR1" "$T/log" || fail "SIGUSR1 was not forwarded to srun: $(cat "$T/log") / $(cat "$T/out")"
+grep -q "SCONTROL requeue 42" "$T/log" || fail "the stopped job was not requeued: $(cat "$T/log") / $(cat "$T/out")"
+# resume: last.h5 when newer than the newest epoch checkpoint, else that epoch
+ckd=$T/work/runs/tiny_v3/checkpoints
+mkdir -p "$ckd"
+touch -d "2020-01-01 10:00" "$ckd/epoch-0002.h5"
+touch -d "2020-01-01 09:00" "$ckd/epoch-0001.h5"
+touch -d "2020-01-01 11:00" "$ckd/last.h5"
+: >"$T/log"
+run_job
+grep -q -- "--resume runs/tiny_v3/checkpoints/last.h5" "$T/log" || fail "a newer last.h5 was not resumed from: $(cat "$T/log")"
+touch -d "2020-01-01 08:00" "$ckd/last.h5"
+: >"$T/log"
+run_job
+grep -q -- "--resume runs/tiny_v3/checkpoints/epoch-0002.h5" "$T/log" || fail "an older last.h5 was picked: $(cat "$T/log")"
+rm -f "$ckd"/*.h5
+: >"$T/log"
+SLURM_RESTART_COUNT=1 run_job
+grep -q -- "--overwrite" "$T/log" || fail "a requeue without checkpoints does not start over: $(cat "$T/log")"
+: >"$T/log"
+run_job
+grep -q -- "--overwrite" "$T/log" && fail "a first start passed --overwrite"
+rm -rf "$T/work/runs"
 
 # ---- placeholders for the site's account and partition, inert until edited ----
 for s in train ablation; do

@@ -2,8 +2,10 @@
 # A real single-node Slurm cluster (tools/slurm_local.sh: private munged,
 # slurmctld, slurmd on this machine) runs slurm/train.sbatch with the CPU
 # backend on 2 tasks via `sbatch --wait`, on a tiny synthetic data set; the
-# job's runs/<name>/metrics.jsonl must have epoch lines. The daemons are
-# stopped on every exit path.
+# job's runs/<name>/metrics.jsonl must have epoch lines. Then a stop
+# signal: SIGUSR1 to a running job's batch script stops dtrain with last.h5
+# and requeues the job, and the next start resumes from last.h5. The
+# daemons are stopped on every exit path.
 #
 # Before that, a 2-task MPI job (tests/mpi/comm_mpi_test under
 # srun --mpi=pmix) checks the cluster half alone, so a failure says whether
@@ -123,3 +125,65 @@ if [ ! -s "$metrics" ] || ! grep -q '"epoch"' "$metrics"; then
   exit 1
 fi
 echo "ok: $(grep -c '"epoch"' "$metrics") metrics lines with \"epoch\" in runs/$name/metrics.jsonl"
+
+# ---- 3. a stop signal before the time limit (issue 11 item 8) ----
+# train.sbatch has Slurm send its batch script SIGUSR1 two minutes before the
+# time limit; `scancel --signal=USR1 --batch` sends the same now. launch.sh
+# forwards it through srun to both ranks, dtrain stops at the next step
+# boundary with last.h5 (exit 138), and the job requeues itself. Slurm holds
+# a requeued job a few minutes before it starts it again, so the test
+# cancels it there and starts the next run itself: the same start the
+# requeue makes, which resumes from last.h5.
+name=slurm-signal
+sig_sets=$(sed "s/run.name=slurm-test/run.name=$name/; s/train.epochs=2/train.epochs=20/; s/batch_size=256/batch_size=64/" <<<"$sets")
+submit() { # submit OUT [--wait]
+  (cd / && DTRAIN_BIN=$bin DTRAIN_WORKDIR=$work DTRAIN_SET=$sig_sets \
+    timeout 480 sbatch --parsable "${@:2}" --nodes=1 --ntasks=2 --cpus-per-task=1 --chdir="$work" \
+    --output="$work/$1.out" --error="$work/$1.err" "$src/slurm/train.sbatch")
+}
+t1=$SECONDS
+jid=$(submit sig1) || { echo "FAIL: sbatch of the signal job"; exit 1; }
+metrics=$work/runs/$name/metrics.jsonl
+for _ in $(seq 240); do
+  grep -q '"type":"step"' "$metrics" 2>/dev/null && break
+  sleep 0.5
+done
+grep -q '"type":"step"' "$metrics" 2>/dev/null || { echo "FAIL: the signal job logged no step"; show "$work/sig1.out" "$work/sig1.err"; exit 1; }
+scancel --signal=USR1 --batch "$jid" || { echo "FAIL: scancel --signal=USR1 --batch"; exit 1; }
+for _ in $(seq 120); do
+  grep -q "requeueing job $jid" "$work/sig1.out" 2>/dev/null && break
+  sleep 0.5
+done
+scontrol hold "$jid" >/dev/null 2>&1
+restarts=$(scontrol show job "$jid" 2>/dev/null | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
+scancel "$jid" 2>/dev/null
+if ! grep -q "requeueing job $jid" "$work/sig1.out" || [ "${restarts:-0}" -lt 1 ]; then
+  echo "FAIL: SIGUSR1 did not end in a requeue (Restarts=${restarts:-?})"
+  show "$work/sig1.out" "$work/sig1.err"
+  exit 1
+fi
+grep -q "dtrain exited with 138" "$work/sig1.out" && grep -q "stopped by SIGUSR1 after" "$work/sig1.err" &&
+  [ -f "$work/runs/$name/checkpoints/last.h5" ] || {
+  echo "FAIL: dtrain did not stop with last.h5 on SIGUSR1"
+  show "$work/sig1.out" "$work/sig1.err"
+  exit 1
+}
+echo "SIGUSR1 to the batch script: dtrain stopped with last.h5 (exit 138), job $jid requeued (Restarts=$restarts)"
+submit sig2 --wait >/dev/null
+rc=$?
+if [ $rc -ne 0 ] || ! grep -q "resuming from runs/$name/checkpoints/last.h5" "$work/sig2.out"; then
+  echo "FAIL: the next start did not resume from last.h5 and finish (exit $rc)"
+  show "$work/sig2.out" "$work/sig2.err"
+  exit 1
+fi
+if command -v python3 >/dev/null && ! python3 - "$metrics" <<'PY'; then
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+steps = [o["step"] for o in lines if o["type"] == "step"]
+assert steps == sorted(set(steps)), "steps repeat or go back"
+assert [o["epoch"] for o in lines if o["type"] == "epoch"] == list(range(1, 21)), "epochs"
+PY
+  echo "FAIL: $metrics does not read as one run after the stop and the resume"
+  exit 1
+fi
+echo "ok: the resumed job finished from last.h5 after $((SECONDS - t1))s; metrics.jsonl reads as one run"

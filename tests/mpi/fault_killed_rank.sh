@@ -50,7 +50,7 @@ check_survivors() {
   local np=$1 dead=$2 r
   for ((r = 0; r < np; r++)); do
     [ "$r" -eq "$dead" ] && continue
-    grep -Eq "^dtrain: rank $r of $np \(host [^,]*, pid [0-9]+\) stopped by SIGTERM at epoch 0 step [0-9]+" "$log" ||
+    grep -Eq "^dtrain: rank $r of $np \(host [^,]*, pid [0-9]+\) (stopped by|got) SIGTERM at epoch 0 step [0-9]+" "$log" ||
       fail "$scenario: rank $r did not print a line naming itself and its step"
   done
   [ "$rc" != timeout ] || fail "$scenario: the job was still running 60 s after the fault"

@@ -26,22 +26,37 @@ static void usage(void) {
       "  --json FILE           write the results as JSON\n"
       "  --dump FILE           also write the first --dump-users users' inputs and scores\n"
       "                        as JSON lines (for tools/torch_check.py)\n"
-      "  --dump-users N        users in the dump (default 64)\n" DT_CLI_COMMON_HELP
+      "  --dump-users N        users in the dump (default 64)\n"
+      "  --force               replace a --json/--dump file that is not one dtrain wrote\n" DT_CLI_COMMON_HELP
       "\nexit codes: 0 ok, 2 usage/config, 3 data (bad checkpoint), 4 runtime\n");
 }
 
+/* The outputs eval writes, recognised by their keys (dtrain replaces only
+ * files it wrote, unless --force). */
+static int is_eval_json(const char *path) {
+  static const char *const keys[] = {"split", "popularity"};
+  return dt_cli_json_has_keys(path, keys, 2, 0);
+}
+
+static int is_eval_dump(const char *path) {
+  static const char *const keys[] = {"user", "pos", "candidates", "scores", "alpha"};
+  return dt_cli_json_has_keys(path, keys, 5, 1);
+}
+
 int dt_cmd_eval(int argc, char **argv) {
-  enum { OPT_CKPT = 2000, OPT_SPLIT, OPT_JSON, OPT_DUMP, OPT_DUMP_USERS };
+  enum { OPT_CKPT = 2000, OPT_SPLIT, OPT_JSON, OPT_DUMP, OPT_DUMP_USERS, OPT_FORCE };
   static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
                                           {"checkpoint", required_argument, 0, OPT_CKPT},
                                           {"split", required_argument, 0, OPT_SPLIT},
                                           {"json", required_argument, 0, OPT_JSON},
                                           {"dump", required_argument, 0, OPT_DUMP},
                                           {"dump-users", required_argument, 0, OPT_DUMP_USERS},
+                                          {"force", no_argument, 0, OPT_FORCE},
                                           {0, 0, 0, 0}};
   dt_cli_common common = {0};
   const char *ckpt = NULL, *json_path = NULL, *dump_path = NULL;
   int64_t dump_users = 64;
+  int force = 0;
   dt_split_kind split = DT_SPLIT_TEST;
   int rc = DT_OK, opt;
   optind = 0;
@@ -52,6 +67,7 @@ int dt_cmd_eval(int argc, char **argv) {
       case OPT_CKPT: ckpt = optarg; break;
       case OPT_JSON: json_path = optarg; break;
       case OPT_DUMP: dump_path = optarg; break;
+      case OPT_FORCE: force = 1; break;
       case OPT_DUMP_USERS: {
         char *end = NULL;
         dump_users = strtoll(optarg, &end, 10);
@@ -76,6 +92,11 @@ int dt_cmd_eval(int argc, char **argv) {
     rc = dt_fail(DT_EXIT_USAGE, "eval: --checkpoint FILE is required (see dtrain eval --help)");
     goto out;
   }
+  /* before the evaluation: a file that may not be replaced stops it at once */
+  if (json_path && (rc = dt_output_check(json_path, "eval: --json", "an evaluation result", force, is_eval_json)) != DT_OK)
+    goto out;
+  if (dump_path && (rc = dt_output_check(dump_path, "eval: --dump", "an evaluation dump", force, is_eval_dump)) != DT_OK)
+    goto out;
   dt_cli_apply_logging(&common);
   dt_comm *comm = NULL;
   if ((rc = dt_comm_init(NULL, NULL, &comm)) != DT_OK) goto out;
@@ -86,9 +107,7 @@ int dt_cmd_eval(int argc, char **argv) {
   dt_session s;
   memset(&s, 0, sizeof s);
   if (!rc) rc = dt_session_open(&s, &cfg, comm, 0);
-  if (!rc && s.ds.file_crc32 != ckpt_crc)
-    dt_log_warn("the data set %s differs from the one the checkpoint was trained on (CRC-32 %08x vs %08x)",
-                s.cfg.data_output, s.ds.file_crc32, ckpt_crc);
+  if (!rc) rc = dt_cli_check_checkpoint_data(ckpt, ckpt_crc, s.cfg.data_output, s.ds.file_crc32, 0, 1);
   dt_ckpt_state st;
   if (!rc) rc = dt_session_load(&s, ckpt, &st);
   dt_eval_result r;

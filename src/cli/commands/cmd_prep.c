@@ -24,7 +24,8 @@ static void usage(void) {
       "\n"
       "      --summary-json FILE  also write the summary as JSON to FILE\n"
       "      --force              prepare again even if data.output is current (with\n"
-      "                           --synthetic-json/--synthetic-csv: replace existing files)\n"
+      "                           --synthetic-json/--synthetic-csv: replace existing files;\n"
+      "                           with --summary-json: replace a file that is not a prep summary)\n"
       "      --synthetic-json DIR write the synthetic log (data.synthetic.*) as Amazon JSON\n"
       "                           lines DIR/reviews.json.gz and DIR/meta.json.gz, then stop\n"
       "      --synthetic-csv DIR  write a 1,000-row example of delimited input, DIR/interactions.csv\n"
@@ -90,6 +91,12 @@ static void log_summary(const dt_prep_summary *s, const dt_config *cfg) {
   free(text);
 }
 
+/* A summary dtrain wrote before (replaced without --force). */
+static int is_summary_json(const char *path) {
+  static const char *const keys[] = {"read", "after_dedup", "n_users", "n_items", "tfidf_nnz"};
+  return dt_cli_json_has_keys(path, keys, 5, 0);
+}
+
 int dt_cmd_prep(int argc, char **argv) {
   enum { OPT_SUMMARY_JSON = 2000, OPT_FORCE, OPT_SYNTH_JSON, OPT_SYNTH_CSV };
   static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
@@ -118,6 +125,9 @@ int dt_cmd_prep(int argc, char **argv) {
     }
   }
   if ((rc = dt_cli_no_positionals(argc, argv, optind, "prep")) != DT_OK) goto out;
+  if (summary_path &&
+      (rc = dt_output_check(summary_path, "prep: --summary-json", "a prep summary", force, is_summary_json)) != DT_OK)
+    goto out;
   dt_cli_apply_logging(&common);
   dt_config cfg;
   if ((rc = dt_cli_build_config(&common, &cfg)) != DT_OK) goto out;

@@ -2,6 +2,7 @@
  * items each user already has. One process. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@ static void usage(void) {
       "  --users FILE          a file with one user id per line ('-' = stdin)\n"
       "  -k, --top N           items per user (default 10)\n"
       "  --time UNIX_SECONDS   the moment of the recommendation (temporal context)\n"
-      "  --json                one JSON object per user instead of text lines\n" DT_CLI_COMMON_HELP
+      "  --json                one JSON object per user instead of text lines\n"
+      "  --allow-other-data    go on although the data set is not the one the checkpoint was trained on\n" DT_CLI_COMMON_HELP
       "\nexit codes: 0 ok, 2 usage/config, 3 data (unknown user, bad checkpoint), 4 runtime\n");
 }
 
@@ -55,6 +57,10 @@ static int recommend_one(dt_session *s, const char *uid, int k, int64_t when, in
   dt_eval_ctx ctx;
   dt_session_eval_ctx(s, &ctx);
   int rc = dt_score_catalogue(&ctx, &user, &pos, &when, 1, 4096, scores);
+  for (int64_t i = 0; i < I && !rc; i++) /* never printed: -nan is not JSON, nor a ranking */
+    if (!isfinite(scores[i]))
+      rc = dt_fail(DT_EXIT_DATA, "recommend: the model scored item %s as %g for user '%s': the checkpoint's parameters "
+                   "are damaged", ds->item_ids[i], (double)scores[i], uid);
   scored *all = dt_xmalloc((size_t)I * sizeof(scored));
   for (int64_t i = 0; i < I; i++) all[i] = (scored){scores[i], (int32_t)i};
   free(scores);
@@ -126,7 +132,7 @@ static int recommend_users(dt_session *s, FILE *f, const char *path, int k, int6
 }
 
 int dt_cmd_recommend(int argc, char **argv) {
-  enum { OPT_CKPT = 2000, OPT_USER, OPT_USERS, OPT_TIME, OPT_JSON };
+  enum { OPT_CKPT = 2000, OPT_USER, OPT_USERS, OPT_TIME, OPT_JSON, OPT_OTHER_DATA };
   static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
                                           {"checkpoint", required_argument, 0, OPT_CKPT},
                                           {"user", required_argument, 0, OPT_USER},
@@ -134,11 +140,12 @@ int dt_cmd_recommend(int argc, char **argv) {
                                           {"top", required_argument, 0, 'k'},
                                           {"time", required_argument, 0, OPT_TIME},
                                           {"json", no_argument, 0, OPT_JSON},
+                                          {"allow-other-data", no_argument, 0, OPT_OTHER_DATA},
                                           {0, 0, 0, 0}};
   dt_cli_common common = {0};
   const char *ckpt = NULL, *user = NULL, *users_file = NULL;
   FILE *users_f = NULL;
-  int k = 10, json = 0, rc = DT_OK, opt;
+  int k = 10, json = 0, allow_other = 0, rc = DT_OK, opt;
   int64_t when = (int64_t)time(NULL);
   optind = 0;
   opterr = 0;
@@ -150,6 +157,7 @@ int dt_cmd_recommend(int argc, char **argv) {
       case OPT_USER: user = optarg; break;
       case OPT_USERS: users_file = optarg; break;
       case OPT_JSON: json = 1; break;
+      case OPT_OTHER_DATA: allow_other = 1; break;
       case 'k':
         k = (int)strtol(optarg, &end, 10);
         if (!*optarg || *end || k <= 0) rc = dt_fail(DT_EXIT_USAGE, "recommend: -k needs a positive integer, got '%s'", optarg);
@@ -174,11 +182,13 @@ int dt_cmd_recommend(int argc, char **argv) {
   if ((rc = dt_comm_init(NULL, NULL, &comm)) != DT_OK) goto out;
   if (dt_comm_size(comm) > 1) rc = dt_fail(DT_EXIT_USAGE, "recommend runs on one process; start it without mpirun");
   dt_config cfg;
-  if (!rc) rc = dt_cli_config_for_checkpoint(&common, ckpt, &cfg, NULL);
+  uint32_t ckpt_crc = 0;
+  if (!rc) rc = dt_cli_config_for_checkpoint(&common, ckpt, &cfg, &ckpt_crc);
   dt_session s;
   memset(&s, 0, sizeof s);
   dt_ckpt_state st;
   if (!rc) rc = dt_session_open(&s, &cfg, comm, 0);
+  if (!rc) rc = dt_cli_check_checkpoint_data(ckpt, ckpt_crc, s.cfg.data_output, s.ds.file_crc32, allow_other, 0);
   if (!rc) rc = dt_session_load(&s, ckpt, &st);
   if (!rc) rc = dt_dataset_load_ids(&s.ds);
   if (!rc) rc = dt_model_build_item_cache(s.model);

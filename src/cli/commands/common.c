@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "dtrain/ckpt.h"
 
 #include "dtrain/cli.h"
@@ -51,6 +53,51 @@ int dt_cli_config_for_checkpoint(const dt_cli_common *common, const char *checkp
   }
   free(stored);
   return rc;
+}
+
+int dt_cli_check_checkpoint_data(const char *ckpt, uint32_t ckpt_crc, const char *data_path, uint32_t data_crc,
+                                 int allow_other, int warn_only) {
+  if (ckpt_crc == 0) {
+    dt_log_warn("checkpoint %s records no data-set checksum (written by an older dtrain): cannot check that %s is the "
+                "data set it was trained on",
+                ckpt, data_path);
+    return DT_OK;
+  }
+  if (ckpt_crc == data_crc) return DT_OK;
+  if (warn_only || allow_other) {
+    dt_log_warn("the data set %s differs from the one the checkpoint %s was trained on (CRC-32 %08x vs %08x)%s",
+                data_path, ckpt, data_crc, ckpt_crc, allow_other ? "; going on (--allow-other-data)" : "");
+    return DT_OK;
+  }
+  return dt_fail(DT_EXIT_DATA,
+                 "the data set %s (CRC-32 %08x) is not the one checkpoint %s was trained on (CRC-32 %08x): its user and "
+                 "item numbering may differ, so the results would be wrong. Point data.output at that data set, or add "
+                 "--allow-other-data if you know the two agree (e.g. prepared again from the same input)",
+                 data_path, data_crc, ckpt, ckpt_crc);
+}
+
+int dt_cli_json_has_keys(const char *path, const char *const *keys, int n_keys, int first_line) {
+  /* dtrain's outputs of these kinds are small: a larger file is not one
+   * (and is not read whole) */
+  enum { LIMIT = 1 << 22 };
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  char *text = dt_xmalloc(LIMIT + 1);
+  size_t len = fread(text, 1, LIMIT, f);
+  int too_big = len == LIMIT && fgetc(f) != EOF;
+  fclose(f);
+  text[len] = '\0';
+  if (first_line) text[strcspn(text, "\n")] = '\0';
+  if (too_big && !first_line) {
+    free(text);
+    return 0;
+  }
+  cJSON *o = cJSON_Parse(text);
+  int ok = cJSON_IsObject(o);
+  for (int i = 0; ok && i < n_keys; i++) ok = cJSON_GetObjectItemCaseSensitive(o, keys[i]) != NULL;
+  cJSON_Delete(o);
+  free(text);
+  return ok;
 }
 
 int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *command) {
