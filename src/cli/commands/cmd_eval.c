@@ -21,7 +21,8 @@ static void usage(void) {
       "the table and optionally writes JSON. The checkpoint's stored config is used;\n"
       "--config replaces it and --set overrides keys (e.g. eval.protocol).\n"
       "\n"
-      "  --checkpoint FILE     the HDF5 checkpoint (required)\n"
+      "  --checkpoint FILE     the HDF5 checkpoint or export (required); the prepared\n"
+      "                        data set its config names is read too\n"
       "  --split test|valid    which held-out split (default test)\n"
       "  --json FILE           write the results as JSON\n"
       "  --dump FILE           also write the first --dump-users users' inputs and scores\n"
@@ -90,7 +91,7 @@ int dt_cmd_eval(int argc, char **argv) {
     dt_log_warn("the data set %s differs from the one the checkpoint was trained on (CRC-32 %08x vs %08x)",
                 s.cfg.data_output, s.ds.file_crc32, ckpt_crc);
   dt_ckpt_state st;
-  if (!rc) rc = dt_session_load(&s, ckpt, &st);
+  if (!rc) rc = dt_session_load_weights(&s, ckpt, &st);
   dt_eval_result r;
   if (!rc) {
     dt_eval_ctx ctx;
