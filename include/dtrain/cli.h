@@ -72,6 +72,8 @@ int dt_cmd_eval(int argc, char **argv);
 int dt_cmd_recommend(int argc, char **argv);
 int dt_cmd_config(int argc, char **argv);
 int dt_cmd_report(int argc, char **argv);
+int dt_cmd_users(int argc, char **argv);
+int dt_cmd_export(int argc, char **argv);
 
 /* Prints version, git hash, compiled-in backends and library versions. */
 void dt_print_version(void);

@@ -56,6 +56,7 @@ typedef struct {
   int sampled_negatives;           /* eval.negatives */
   int64_t sampled_fewer_negatives; /* users with fewer unseen items, ranked against all of them */
   dt_metrics pop_sampled, pop_full;
+  unsigned towers;                 /* the model's towers (dt_model_towers): alpha is reported for these only */
   double alpha_mean[3];
   dt_bucket buckets[DT_EVAL_BUCKETS];
 } dt_eval_result;
@@ -82,10 +83,19 @@ int dt_evaluate(dt_eval_ctx *ctx, dt_split_kind split, int sampled, int full, in
  * {"split", "sampled": {"ndcg@10", "hr@10", "mrr", ..., "negatives",
  *  "users_fewer_negatives"}, "full": {...},
  *  "popularity": {"sampled": {...}, "full": {...}}, "alpha_mean": [3],
- *  "buckets": [{"name", "users", "ndcg@10", "hr@10", "alpha"}]}. */
+ *  "buckets": [{"name", "users", "ndcg@10", "hr@10", "alpha": [3]}]}.
+ * An alpha array is [static, dynamic, content] with null for a tower the
+ * model does not have (dt_alpha_json; metrics.jsonl uses the same). */
 void dt_eval_print(FILE *out, const dt_eval_result *r);
 /* The JSON text (caller frees). */
 char *dt_eval_to_json(const dt_eval_result *r);
+
+/* Gate weights as reported everywhere: a JSON array [static, dynamic,
+ * content] with null for a tower not in `towers` (DT_TOWER_* bits), and
+ * text naming only the present ones ("static 0.720, dynamic 0.280"; "none";
+ * with a NULL: the names alone, "static, dynamic"). */
+struct cJSON *dt_alpha_json(const double a[3], unsigned towers);
+void dt_alpha_text(char *buf, size_t size, const double a[3], unsigned towers);
 
 /* Writes, for the first n_users evaluation users of `split`, one JSON line
  * each with what the model saw and produced in the sampled protocol: user,

@@ -47,6 +47,10 @@ int dt_h5_write_strings(hid_t loc, const char *name, char *const *s, int64_t n, 
 int dt_h5_write_attr_int(hid_t loc, const char *name, int64_t v, const char *path);
 int dt_h5_write_attr_str(hid_t loc, const char *name, const char *v, const char *path);
 int dt_h5_write_attr_f64(hid_t loc, const char *name, double v, const char *path);
+/* Copies every attribute of object `src` to object `dst` (any type and
+ * shape, variable-length strings included), except those named in `skip`
+ * (NULL-terminated list; may be NULL). */
+int dt_h5_copy_attrs(hid_t src, hid_t dst, const char *const *skip, const char *path);
 
 /* ---- reading ---- */
 /* Length of 1-D dataset `name`. */

@@ -257,4 +257,11 @@ int64_t dt_model_list_block_hint(const dt_model *model, int64_t n);
 /* Whether the gate exists (v1/v2/v3 full, no_dynamic, no_content). */
 static inline int dt_model_has_gate(const dt_model *m) { return m->use_gate; }
 
+/* The towers a model has, as DT_TOWER_* bits (bit k = alpha column k):
+ * those its variant keeps, less the content tower of a data set without a
+ * TF-IDF vocabulary. The one answer to "which towers exist": the log,
+ * metrics.jsonl and the evaluation report a gate weight only for these. */
+enum { DT_TOWER_STATIC = 1, DT_TOWER_DYNAMIC = 2, DT_TOWER_CONTENT = 4 };
+unsigned dt_model_towers(const dt_model *m);
+
 #endif

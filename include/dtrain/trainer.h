@@ -47,6 +47,10 @@ typedef struct {
  * when `prepare` (train) or requires it to exist (eval), creates the model
  * and places its tables. Does not initialise parameters. COLLECTIVE. */
 int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare);
+/* The same with a data set the caller built (e.g. from a checkpoint's
+ * inference data, dt_inference_to_dataset): the session takes it over (*ds
+ * is emptied). */
+int dt_session_open_with_data(dt_session *s, dt_config *cfg, dt_comm *comm, dt_dataset *ds);
 void dt_session_close(dt_session *s);
 
 /* Sharded tables: fetches the rows the batch just built needs and rewrites
@@ -59,6 +63,27 @@ void dt_session_eval_ctx(dt_session *s, dt_eval_ctx *ctx);
  * (comm.dense_update=shared_memory) it returns once every rank has loaded,
  * and fails on all of them if one failed. COLLECTIVE. */
 int dt_session_load(dt_session *s, const char *path, dt_ckpt_state *st);
+/* The same for the parameters only (dt_ckpt_load_weights: eval, recommend;
+ * a checkpoint or an export). COLLECTIVE. */
+int dt_session_load_weights(dt_session *s, const char *path, dt_ckpt_state *st);
+
+/* ---- Inference data (inference.c) ---- */
+
+/* Train interactions per item. */
+void dt_popularity_counts(const dt_dataset *ds, int64_t *count);
+/* A checkpoint's inference data for a data set (its ids loaded:
+ * dt_dataset_load_ids) and history mode, with the TF-IDF rows when
+ * `with_tfidf` (the model has the content tower). Borrows the data set's
+ * arrays; release with dt_inference_release, never dt_ckpt_inference_free. */
+int dt_inference_from_dataset(const dt_dataset *ds, dt_history_mode mode, int with_tfidf, dt_ckpt_inference *out);
+void dt_inference_release(dt_ckpt_inference *inf);
+/* A data set to serve from (dt_session_open_with_data), built from inference
+ * data read from a checkpoint: moves its arrays into *ds and the
+ * popularity counts to *popularity (the caller frees it), and empties *inf.
+ * It has the lists, ids and TF-IDF rows, no splits: recommend, not eval.
+ * `path` and `crc` name the checkpoint and its data-set checksum. */
+void dt_inference_to_dataset(dt_ckpt_inference *inf, const char *path, uint32_t crc, dt_dataset *ds,
+                             int64_t **popularity);
 
 /* Where this rank's time in a step went (seconds), by phase. metrics.jsonl's
  * "time_ms" has one key per field, named as the field. */

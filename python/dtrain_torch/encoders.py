@@ -11,6 +11,12 @@ the checkpoint names `dynamic.*`. Both map a batch's history windows
   blocks over sqrt(d) * item_emb[i + 1] + pos_emb[p], p counted from the
   window's start; h_d = dynamic.ln_final's output at the example's last
   item (0 for an empty history); no projection.
+
+Both also take right-padded windows as tensors (`encode_padded(ids, lens)`:
+ids [B, T] of item + 1 with 0 after each window's end, lens [B]): one window
+per example, tensor operations only, so the serving module (serving.py)
+traces with torch.jit.trace. Both encoders are causal, so the padding after
+a window never changes the state at its last item.
 """
 import math
 
@@ -19,6 +25,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 LN_EPS = 1e-8
+
+
+def last_state(out, lens):
+    """out [B, T, H] at position lens - 1 of each row, zero where lens is 0."""
+    if not torch.jit.is_tracing() and out.shape[1] == 0:
+        return out.new_zeros(out.shape[0], out.shape[2])
+    idx = (lens - 1).clamp(min=0)
+    state = out[torch.arange(out.shape[0]), idx]
+    return torch.where((lens > 0).unsqueeze(1), state, torch.zeros_like(state))
 
 
 class GRUEncoder(nn.Module):
@@ -45,6 +60,13 @@ class GRUEncoder(nn.Module):
 
     def forward(self, windows):
         return self.proj(windows.gather(self.states(windows)))
+
+    def encode_padded(self, ids, lens):
+        """h_d [B, dim] of right-padded windows ids [B, T] (item + 1; 0 = padding)."""
+        if not torch.jit.is_tracing() and ids.shape[1] == 0:
+            return self.proj(self.proj.weight.new_zeros(ids.shape[0], self.gru.hidden_size))
+        out, _ = self.gru(self.item_emb(ids))
+        return self.proj(last_state(out, lens))
 
 
 class CausalSelfAttention(nn.Module):
@@ -129,12 +151,17 @@ class SASRecEncoder(nn.Module):
     def states(self, windows):
         """ln_final's output at every window position: [S, T, dim]."""
         ids, _ = windows.padded()
+        return self.padded_states(ids)
+
+    def padded_states(self, ids):
+        """ln_final's output at every position of right-padded windows ids [S, T]."""
         S, T = ids.shape
-        if T > self.pos_emb.shape[0]:
-            raise ValueError(f"a history window of {T} items is longer than dynamic.pos_emb's "
-                             f"{self.pos_emb.shape[0]} positions (2 * data.history_len)")
-        if T == 0:
-            return self.pos_emb.new_zeros(S, 0, self.dim)
+        if not torch.jit.is_tracing():  # (a traced module's window width is fixed and checked when traced)
+            if T > self.pos_emb.shape[0]:
+                raise ValueError(f"a history window of {T} items is longer than dynamic.pos_emb's "
+                                 f"{self.pos_emb.shape[0]} positions (2 * data.history_len)")
+            if T == 0:
+                return self.pos_emb.new_zeros(S, 0, self.dim)
         # padding (id 0, zero row) sits after each window's items: the causal
         # mask keeps it out of every real position
         x = math.sqrt(self.dim) * self.item_emb(ids) + self.pos_emb[:T]
@@ -145,3 +172,7 @@ class SASRecEncoder(nn.Module):
 
     def forward(self, windows):
         return windows.gather(self.states(windows))
+
+    def encode_padded(self, ids, lens):
+        """h_d [B, dim] of right-padded windows ids [B, T] (item + 1; 0 = padding)."""
+        return last_state(self.padded_states(ids), lens)

@@ -181,28 +181,32 @@ class HybridModel(nn.Module):
             parts.append(a[:, 2:3] * self.content.user_proj(user.e_u))
         return torch.cat(parts, dim=1)
 
-    def item_vectors(self, items, tfidf_rows=None):
-        """v3: the item side [N, K*D] = [e_i ; d_i ; h_c(i)] matching user_vectors."""
+    def item_vectors(self, items, tfidf_rows=None, item_hc=None):
+        """v3: the item side [N, K*D] = [e_i ; d_i ; h_c(i)] matching user_vectors
+        (item_hc: the items' content-tower outputs when already computed)."""
         parts = []
         if self.use_static:
             parts.append(self.static.item_emb(items))
         if self.use_dynamic:
             parts.append(self.dynamic.item_emb(items + 1))
         if self.use_content:
-            parts.append(self._h_c(items, tfidf_rows))
+            parts.append(item_hc if item_hc is not None else self._h_c(items, tfidf_rows))
         return torch.cat(parts, dim=1)
 
-    def score_items(self, user, items, tfidf_rows=None, chunk=None):
+    def score_items(self, user, items, tfidf_rows=None, chunk=None, item_hc=None):
         """Scores [B, N] of every example against the same items [N] (the
         whole catalogue for `softmax`, the shared negatives for
         `sampled_softmax`). v3: one GEMM of user_vectors against
         item_vectors plus the item bias; v1/v2: the head on every
         (example, item) pair, `chunk` items at a time (default: about 2^18
         pairs), each chunk recomputed in the backward pass when gradients
-        are on (activation checkpointing), so memory stays bounded."""
+        are on (activation checkpointing), so memory stays bounded.
+        item_hc: the items' content-tower outputs [N, D] when already
+        computed (serving caches them)."""
         B = user.alpha.shape[0]
         if self.version == 3:
-            return self.user_vectors(user) @ self.item_vectors(items, tfidf_rows).t() + self.static.item_bias[items]
+            return self.user_vectors(user) @ self.item_vectors(items, tfidf_rows, item_hc).t() + \
+                self.static.item_bias[items]
         chunk = chunk or max(1, (1 << 18) // max(B, 1))
         # the item side once per item, the user side once per example: static.fc1
         # splits into its e_u and e_i columns, so only the rest runs per pair
@@ -213,7 +217,7 @@ class HybridModel(nn.Module):
             u_part = F.linear(user.e_u, w[:, :D], self.static.fc1.bias)  # [B, H]
             i_part = F.linear(self.static.item_emb(items), w[:, D:])     # [N, H]
         if self.use_content:
-            h_c = self._h_c(items, tfidf_rows)                            # [N, D]
+            h_c = item_hc if item_hc is not None else self._h_c(items, tfidf_rows)  # [N, D]
 
         def block(n, alpha, u_part, i_part, h_d, h_c):
             z = 0

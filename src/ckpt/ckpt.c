@@ -16,6 +16,7 @@
 #include "dtrain/fsutil.h"
 #include "dtrain/h5io.h"
 #include "dtrain/log.h"
+#include "ckpt_internal.h"
 
 /* Rows per chunk when a table is written, read or gathered. */
 enum { CHUNK_ROWS = 65536 };
@@ -143,7 +144,7 @@ static int write_tables(const char *tmp, dt_model *m, dt_comm *comm, hid_t g_par
 }
 
 static int write_file(const char *tmp, dt_model *m, const dt_ckpt_state *st, const char *config_json,
-                      uint32_t crc, const char *dataset_path, dt_comm *comm) {
+                      uint32_t crc, const char *dataset_path, const dt_ckpt_inference *inf, dt_comm *comm) {
   hid_t f = -1, g_params = -1, g_optim = -1, g_m = -1, g_v = -1, g_tables = -1, g_state = -1;
   int rc = DT_OK;
   if (dt_comm_rank(comm) == 0) {
@@ -167,6 +168,7 @@ static int write_file(const char *tmp, dt_model *m, const dt_ckpt_state *st, con
       if (!rc) rc = write_dense(tmp, m, g_m, &m->params[i], m->m);
       if (!rc) rc = write_dense(tmp, m, g_v, &m->params[i], m->v);
     }
+    if (!rc && inf) rc = dt_ckpt_write_inference(f, inf, tmp);
   }
   /* a failure so far on rank 0 is shared first so nobody waits */
   int64_t failed = rc != DT_OK;
@@ -181,11 +183,11 @@ static int write_file(const char *tmp, dt_model *m, const dt_ckpt_state *st, con
 }
 
 int dt_ckpt_save(const char *path, dt_model *m, const dt_ckpt_state *st, const char *config_json, uint32_t crc,
-                 const char *dataset_path, dt_comm *comm) {
+                 const char *dataset_path, const dt_ckpt_inference *inf, dt_comm *comm) {
   int rank = dt_comm_rank(comm);
   char *tmp = dt_tmp_name(path);
   if (rank == 0) dt_tmp_register(tmp); /* a signal that ends the process removes it */
-  int rc = write_file(tmp, m, st, config_json, crc, dataset_path, comm);
+  int rc = write_file(tmp, m, st, config_json, crc, dataset_path, inf, comm);
   if (rank == 0) {
     /* durability: the file's bytes, then the rename, then the directory */
     if (!rc) rc = dt_fsync_path(tmp);
@@ -354,27 +356,43 @@ static int read_table(const char *path, dt_table *tb, hid_t g_params, hid_t g_ta
   return rc;
 }
 
-int dt_ckpt_load(const char *path, dt_model *m, dt_ckpt_state *st) {
+/* Reads the checkpoint into the model: everything, or (weights_only) the
+ * parameters and /state, which is all an export has. */
+static int load(const char *path, dt_model *m, dt_ckpt_state *st, int weights_only) {
   DT_TRY(dt_ckpt_read_meta(path, NULL, NULL));
   hid_t f = open_file(path);
   if (f < 0) return dt_fail(DT_EXIT_DATA, "cannot open checkpoint %s", path);
   int rc = DT_OK;
-  hid_t g_params = H5Gopen2(f, "params", H5P_DEFAULT), g_optim = H5Gopen2(f, "optim", H5P_DEFAULT);
+  if (!weights_only && dt_ckpt_is_export_file(f)) {
+    H5Fclose(f);
+    return dt_fail(DT_EXIT_DATA,
+                   "%s is an export (`dtrain export`: parameters and inference data, no optimizer state), so training "
+                   "cannot resume from it: resume from a checkpoint of its run (checkpoints/last.h5)",
+                   path);
+  }
+  hid_t g_params = H5Gopen2(f, "params", H5P_DEFAULT);
+  hid_t g_optim = weights_only ? -1 : H5Gopen2(f, "optim", H5P_DEFAULT);
   hid_t g_m = g_optim >= 0 ? H5Gopen2(g_optim, "adam_m", H5P_DEFAULT) : -1;
   hid_t g_v = g_optim >= 0 ? H5Gopen2(g_optim, "adam_v", H5P_DEFAULT) : -1;
   hid_t g_tables = g_optim >= 0 ? H5Gopen2(g_optim, "tables", H5P_DEFAULT) : -1;
   hid_t g_state = H5Gopen2(f, "state", H5P_DEFAULT);
-  if (g_params < 0 || g_m < 0 || g_v < 0 || g_tables < 0 || g_state < 0)
+  if (g_params < 0 || (!weights_only && (g_m < 0 || g_v < 0 || g_tables < 0)) || g_state < 0)
     rc = dt_fail(DT_EXIT_DATA, "checkpoint %s lacks one of the groups /params, /optim/adam_m, /optim/adam_v, "
                                "/optim/tables, /state (truncated or not a dtrain checkpoint)", path);
   for (int i = 0; i < m->n_params && !rc; i++) {
     rc = read_dense(path, m, g_params, "/params", &m->params[i], m->w);
-    if (!rc) rc = read_dense(path, m, g_m, "/optim/adam_m", &m->params[i], m->m);
-    if (!rc) rc = read_dense(path, m, g_v, "/optim/adam_v", &m->params[i], m->v);
+    if (!rc && !weights_only) rc = read_dense(path, m, g_m, "/optim/adam_m", &m->params[i], m->m);
+    if (!rc && !weights_only) rc = read_dense(path, m, g_v, "/optim/adam_v", &m->params[i], m->v);
   }
-  for (int t = 0; t < DT_MAX_TABLES && !rc; t++) rc = read_table(path, &m->tables[t], g_params, g_tables);
+  for (int t = 0; t < DT_MAX_TABLES && !rc; t++) {
+    dt_table *tb = &m->tables[t];
+    if (!weights_only)
+      rc = read_table(path, tb, g_params, g_tables);
+    else if (tb->present)
+      rc = read_table_part(path, g_params, "/params", tb, DT_TABLE_PART_ROWS, tb->name);
+  }
   int64_t seed = 0;
-  if (!rc && (dt_h5_read_attr_int(g_optim, "adam_step", &m->adam_step, path) ||
+  if (!rc && ((!weights_only && dt_h5_read_attr_int(g_optim, "adam_step", &m->adam_step, path)) ||
               dt_h5_read_attr_int(g_state, "epoch", &st->epoch, path) ||
               dt_h5_read_attr_int(g_state, "global_step", &st->global_step, path) ||
               dt_h5_read_attr_int(g_state, "step_in_epoch", &st->step_in_epoch, path) ||
@@ -391,3 +409,7 @@ int dt_ckpt_load(const char *path, dt_model *m, dt_ckpt_state *st) {
   H5Fclose(f);
   return rc;
 }
+
+int dt_ckpt_load(const char *path, dt_model *m, dt_ckpt_state *st) { return load(path, m, st, 0); }
+
+int dt_ckpt_load_weights(const char *path, dt_model *m, dt_ckpt_state *st) { return load(path, m, st, 1); }

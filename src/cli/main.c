@@ -19,7 +19,9 @@ static void usage(void) {
       "  train       train a model (the default when no command is given)\n"
       "  prep        prepare a data set (readers, k-core, split, histories, TF-IDF) into HDF5\n"
       "  eval        evaluate a checkpoint (sampled 1+99 and full ranking, cold-start buckets)\n"
-      "  recommend   top-k items for users from a checkpoint\n"
+      "  recommend   top-k items for users from a checkpoint (no data set needed)\n"
+      "  users       the user ids a checkpoint knows\n"
+      "  export      a checkpoint's parameters and inference data, for serving (no optimizer state)\n"
       "  config      print the merged configuration or the schema of every key\n"
       "  report      an HTML report (or CSV) comparing training runs: curves, test tables, config diff\n"
       "\n"
@@ -47,7 +49,9 @@ int main(int argc, char **argv) {
                   {"eval", dt_cmd_eval},
                   {"recommend", dt_cmd_recommend},
                   {"config", dt_cmd_config},
-                  {"report", dt_cmd_report}};
+                  {"report", dt_cmd_report},
+                  {"users", dt_cmd_users},
+                  {"export", dt_cmd_export}};
   int (*run)(int, char **) = dt_cmd_train;
   int sub_argc = argc;
   char **sub_argv = argv;
@@ -56,7 +60,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
       if (!strcmp(argv[1], commands[i].name)) run = commands[i].run;
     if (!run) {
-      fprintf(stderr, "dtrain: error: unknown command '%s' (commands: train, prep, eval, recommend, config, report)\n",
+      fprintf(stderr, "dtrain: error: unknown command '%s' (commands: train, prep, eval, recommend, users, export, config, report)\n",
               argv[1]);
       return DT_EXIT_USAGE;
     }

@@ -131,6 +131,7 @@ int dt_evaluate(dt_eval_ctx *ctx, dt_split_kind split, int sampled, int full, in
   const dt_dataset *ds = ctx->ds;
   memset(out, 0, sizeof *out);
   out->split = split;
+  out->towers = dt_model_towers(ctx->model);
   int32_t *users, *pos;
   int64_t n_all = dt_eval_split_users(ds, split, &users, &pos);
   int64_t *pop_count;

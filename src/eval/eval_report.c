@@ -7,6 +7,36 @@
 #include "dtrain/error.h"
 #include "eval_internal.h"
 
+static const char *const g_tower_names[3] = {"static", "dynamic", "content"};
+
+cJSON *dt_alpha_json(const double a[3], unsigned towers) {
+  cJSON *arr = cJSON_CreateArray();
+  for (int k = 0; k < 3; k++)
+    cJSON_AddItemToArray(arr, (towers >> k) & 1u && isfinite(a[k]) ? cJSON_CreateNumber(a[k]) : cJSON_CreateNull());
+  return arr;
+}
+
+void dt_alpha_text(char *buf, size_t size, const double a[3], unsigned towers) {
+  size_t off = 0;
+  buf[0] = '\0';
+  for (int k = 0; k < 3 && off < size; k++) {
+    if (!((towers >> k) & 1u)) continue;
+    if (a)
+      off += (size_t)snprintf(buf + off, size - off, "%s%s %.3f", off ? ", " : "", g_tower_names[k], a[k]);
+    else
+      off += (size_t)snprintf(buf + off, size - off, "%s%s", off ? ", " : "", g_tower_names[k]);
+  }
+  if (!off) snprintf(buf, size, "none");
+}
+
+/* The bucket table's alpha column: the present towers' numbers only. */
+static void alpha_numbers(char *buf, size_t size, const double a[3], unsigned towers) {
+  size_t off = 0;
+  buf[0] = '\0';
+  for (int k = 0; k < 3 && off < size; k++)
+    if ((towers >> k) & 1u) off += (size_t)snprintf(buf + off, size - off, "%s%.3f", off ? " " : "", a[k]);
+}
+
 static void print_metrics_row(FILE *f, const char *name, const dt_metrics *m, int full) {
   fprintf(f, "  %-22s %8lld", name, (long long)m->users);
   for (int k = 0; k < DT_EVAL_NK; k++) fprintf(f, "  %6.4f %6.4f", m->ndcg[k], full ? m->recall[k] : m->hr[k]);
@@ -35,14 +65,17 @@ void dt_eval_print(FILE *f, const dt_eval_result *r) {
     if (r->sampled_fewer_negatives > 0)
       fprintf(f, "  sampled: %lld users have fewer than %d unseen items and were ranked against all of them\n",
               (long long)r->sampled_fewer_negatives, r->sampled_negatives);
-    fprintf(f, "  mean alpha (static, dynamic, content): %.3f %.3f %.3f\n", r->alpha_mean[0], r->alpha_mean[1],
-            r->alpha_mean[2]);
-    fprintf(f, "  cold start (train history length):\n  %-8s %8s %8s %8s   %s\n", "bucket", "users", "NDCG@10",
-            "HR@10", "alpha (s, d, c)");
+    char text[128];
+    dt_alpha_text(text, sizeof text, r->alpha_mean, r->towers);
+    fprintf(f, "  mean alpha: %s\n", text);
+    char names[64];
+    dt_alpha_text(names, sizeof names, NULL, r->towers);
+    fprintf(f, "  cold start (train history length):\n  %-8s %8s %8s %8s   alpha (%s)\n", "bucket", "users",
+            "NDCG@10", "HR@10", names);
     for (int b = 0; b < DT_EVAL_BUCKETS; b++) {
       const dt_bucket *bk = &r->buckets[b];
-      fprintf(f, "  %-8s %8lld %8.4f %8.4f   %.3f %.3f %.3f\n", bk->name, (long long)bk->users, bk->ndcg10, bk->hr10,
-              bk->alpha[0], bk->alpha[1], bk->alpha[2]);
+      alpha_numbers(text, sizeof text, bk->alpha, r->towers);
+      fprintf(f, "  %-8s %8lld %8.4f %8.4f   %s\n", bk->name, (long long)bk->users, bk->ndcg10, bk->hr10, text);
     }
   }
   fflush(f);
@@ -97,9 +130,7 @@ char *dt_eval_to_json(const dt_eval_result *r) {
   }
   cJSON_AddItemToObject(root, "popularity", pop);
   if (r->has_sampled) {
-    cJSON *a = cJSON_CreateArray();
-    for (int k = 0; k < 3; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber(r->alpha_mean[k]));
-    cJSON_AddItemToObject(root, "alpha_mean", a);
+    cJSON_AddItemToObject(root, "alpha_mean", dt_alpha_json(r->alpha_mean, r->towers));
     cJSON *bs = cJSON_CreateArray();
     for (int b = 0; b < DT_EVAL_BUCKETS; b++) {
       const dt_bucket *bk = &r->buckets[b];
@@ -108,9 +139,7 @@ char *dt_eval_to_json(const dt_eval_result *r) {
       cJSON_AddNumberToObject(o, "users", (double)bk->users);
       add_number(o, "ndcg@10", bk->ndcg10);
       add_number(o, "hr@10", bk->hr10);
-      cJSON *al = cJSON_CreateArray();
-      for (int k = 0; k < 3; k++) cJSON_AddItemToArray(al, cJSON_CreateNumber(bk->alpha[k]));
-      cJSON_AddItemToObject(o, "alpha", al);
+      cJSON_AddItemToObject(o, "alpha", dt_alpha_json(bk->alpha, r->towers));
       cJSON_AddItemToArray(bs, o);
     }
     cJSON_AddItemToObject(root, "buckets", bs);

@@ -116,6 +116,11 @@ int dt_model_adopt_dense(dt_model *m, float *w, float *mo, float *v, float *g) {
   return DT_OK;
 }
 
+unsigned dt_model_towers(const dt_model *m) {
+  /* every variant keeps the static tower (a variant without it must clear its bit here) */
+  return DT_TOWER_STATIC | (m->use_dynamic ? DT_TOWER_DYNAMIC : 0u) | (m->use_content ? DT_TOWER_CONTENT : 0u);
+}
+
 int dt_model_zero_grad(dt_model *m) { return m->be->zero(m->be, m->g, (size_t)m->n_dense * sizeof(float)); }
 
 /* v1/v2: the gate mixes the towers' representations, the head scores them. */

@@ -109,6 +109,14 @@ static void table_add(dt_run_table *t, int n_cols, const cJSON *line, const dt_r
   t->n++;
 }
 
+/* alpha_mean (a line's, or the test evaluation's) names an absent tower
+ * with null (eval.h's dt_alpha_json). */
+static void note_absent_towers(dt_run *r, const cJSON *o) {
+  const cJSON *am = cJSON_GetObjectItemCaseSensitive(o, "alpha_mean");
+  for (int k = 0; k < 3 && cJSON_IsArray(am); k++)
+    if (cJSON_IsNull(cJSON_GetArrayItem(am, k))) r->tower_null[k] = 1;
+}
+
 static void table_free(dt_run_table *t) {
   free(t->step);
   free(t->epoch);
@@ -234,8 +242,10 @@ static int read_metrics(dt_run *r, const char *path) {
       bad_line(r, path, no, "no \"type\" (step, epoch or test)");
     } else if (!strcmp(type->valuestring, "step")) {
       table_add(&r->steps, DT_RS_N, o, g_step_fields);
+      note_absent_towers(r, o);
     } else if (!strcmp(type->valuestring, "epoch")) {
       table_add(&r->epochs, DT_RE_N, o, g_epoch_fields);
+      note_absent_towers(r, o);
     } else if (!strcmp(type->valuestring, "test")) {
       cJSON_Delete(last_test);
       last_test = o;
@@ -261,9 +271,10 @@ static int read_metrics(dt_run *r, const char *path) {
   return DT_OK;
 }
 
-/* Which towers the run has: those its variant keeps, less any whose weight
- * is zero in every line that carries one (a data set without item text
- * drops the content tower). */
+/* Which towers the run has: those its variant keeps, less any whose alpha
+ * is null (dtrain writes null for a tower the model lacks, e.g. the content
+ * tower of a data set without item text), and, for runs written before
+ * that, less any whose weight is zero in every line that carries one. */
 static void find_towers(dt_run *r) {
   char *variant = dt_run_config_text(r, "model.variant");
   int keep[3] = {1, 1, 1};
@@ -274,6 +285,9 @@ static void find_towers(dt_run *r) {
     if (!strcmp(variant, "dynamic_only")) keep[0] = keep[2] = 0;
   }
   free(variant);
+  if (r->test) note_absent_towers(r, r->test);
+  for (int k = 0; k < 3; k++)
+    if (r->tower_null[k]) keep[k] = 0;
   for (int k = 0; k < 3; k++) {
     int finite = 0, nonzero = 0;
     const double *cols[2] = {r->steps.col[DT_RS_ALPHA_S + k], r->epochs.col[DT_RE_ALPHA_S + k]};

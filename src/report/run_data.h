@@ -67,6 +67,7 @@ typedef struct {
   dt_run_table steps;     /* DT_RS_* columns */
   dt_run_table epochs;    /* DT_RE_* columns */
   int towers[3];          /* static, dynamic, content: 1 when the run has the tower */
+  int tower_null[3];      /* a line or the test evaluation gave this tower's alpha as null: it is absent */
   int has_metrics;        /* metrics.jsonl exists */
   int finished;           /* a test evaluation exists */
   int64_t lines, skipped; /* lines of metrics.jsonl read, lines skipped */

@@ -277,7 +277,7 @@ int dt_train_dump_step(dt_session *s, const dt_train_options *opt) {
   if (!rc) n_units = step_units(&shard, &plan, step, &units);
   char *ckpt = params_path(opt->dump_step);
   char *config_json = dt_config_to_json(cfg);
-  if (!rc) rc = dt_ckpt_save(ckpt, m, &st, config_json, s->ds.file_crc32, cfg->data_output, s->comm);
+  if (!rc) rc = dt_ckpt_save(ckpt, m, &st, config_json, s->ds.file_crc32, cfg->data_output, NULL, s->comm);
   dt_step_stats stats;
   dt_loss_value lv;
   memset(&lv, 0, sizeof lv);

@@ -30,7 +30,8 @@ static int save(dt_run *L, const char *name) {
   dt_session *s = L->s;
   DT_TRY(dt_comm_dense_sync(s->comm)->before_save(s->comm, s->model->m, s->model->v, s->model->n_dense));
   char *path = ckpt_path(L, name);
-  int rc = dt_ckpt_save(path, L->s->model, &L->st, L->config_json, L->s->ds.file_crc32, L->s->cfg.data_output,
+  const dt_ckpt_inference *inf = L->inference.user_ids ? &L->inference : NULL;
+  int rc = dt_ckpt_save(path, L->s->model, &L->st, L->config_json, L->s->ds.file_crc32, L->s->cfg.data_output, inf,
                         L->s->comm);
   if (!rc) dt_log_info("checkpoint %s", path);
   free(path);
@@ -196,6 +197,11 @@ static int start_run(dt_run *L, const dt_train_options *opt, run_steps *R) {
   }
   DT_TRY(rc);
   DT_TRY(open_run_dir(L, opt->resume != NULL));
+  if (dt_comm_rank(s->comm) == 0) { /* rank 0 writes the checkpoints, with what inference needs */
+    DT_TRY(dt_dataset_load_ids(&s->ds));
+    DT_TRY(dt_inference_from_dataset(&s->ds, s->model->history, (dt_model_towers(s->model) & DT_TOWER_CONTENT) != 0,
+                                     &L->inference));
+  }
   const int chunk = s->model->history == DT_HISTORY_CHUNK;
   DT_TRY(dt_shard_load(cfg->data_output, dt_comm_rank(s->comm), dt_comm_size(s->comm), chunk, cfg->train_batch_size,
                        s->ds.history_len, &R->shard));
@@ -308,12 +314,14 @@ static int validate_epoch(dt_run *L, const epoch_sums *E, double epoch_time, cJS
     L->st.bad_epochs++;
   }
   const double loss = E->examples > 0 ? E->loss_sum / E->examples : NAN;
-  dt_log_info(
-      "epoch %lld: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f (best %.4f at epoch %lld), alpha %.3f %.3f "
-      "%.3f, %.0f examples/s",
-      (long long)epoch + 1, loss, metric, r.sampled.hr[1], L->st.best_metric, (long long)L->st.best_epoch,
-      E->examples > 0 ? E->alpha_sum[0] / E->examples : NAN, E->examples > 0 ? E->alpha_sum[1] / E->examples : NAN,
-      E->examples > 0 ? E->alpha_sum[2] / E->examples : NAN, epoch_time > 0 ? E->examples / epoch_time : 0);
+  double am[3];
+  char alpha[128];
+  for (int k = 0; k < 3; k++) am[k] = E->examples > 0 ? E->alpha_sum[k] / E->examples : NAN;
+  dt_alpha_text(alpha, sizeof alpha, am, dt_model_towers(L->s->model));
+  dt_log_info("epoch %lld: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f (best %.4f at epoch %lld), alpha %s, %.0f "
+              "examples/s",
+              (long long)epoch + 1, loss, metric, r.sampled.hr[1], L->st.best_metric, (long long)L->st.best_epoch,
+              alpha, epoch_time > 0 ? E->examples / epoch_time : 0);
   return DT_OK;
 }
 
@@ -334,7 +342,7 @@ static int end_epoch(dt_run *L, const epoch_sums *E, int *stop) {
   cJSON_AddNumberToObject(o, "epoch_time_s", epoch_time);
   double am[3];
   for (int k = 0; k < 3; k++) am[k] = E->examples > 0 ? E->alpha_sum[k] / E->examples : NAN;
-  dt_log_add_alpha(o, am);
+  dt_log_add_alpha(o, am, dt_model_towers(L->s->model));
   cJSON_AddNumberToObject(o, "lr", E->lr_dense);
   int improved = 0, rc = validate_epoch(L, E, epoch_time, o, &improved);
   if (rc) {
@@ -414,6 +422,7 @@ int dt_train_run(dt_session *s, const dt_train_options *opt) {
   free(R.bal.weight);
   dt_shard_free(&R.shard);
   dt_run_log_close(&L);
+  dt_inference_release(&L.inference);
   free(L.ckpt_dir);
   free(L.config_json);
   return rc;

@@ -87,10 +87,8 @@ int dt_run_write_line(dt_run *R, cJSON *o) {
   return rc;
 }
 
-void dt_log_add_alpha(cJSON *o, const double a[3]) {
-  cJSON *arr = cJSON_CreateArray();
-  for (int k = 0; k < 3; k++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(a[k]));
-  cJSON_AddItemToObject(o, "alpha_mean", arr);
+void dt_log_add_alpha(cJSON *o, const double a[3], unsigned towers) {
+  cJSON_AddItemToObject(o, "alpha_mean", dt_alpha_json(a, towers));
 }
 
 /* Bytes this rank has sent: the dense reduction, and every table's sparse
@@ -143,7 +141,7 @@ static cJSON *step_line(dt_run *R, dt_step_log *lg, const dt_step_stats *st, int
   if (!strcmp(s->cfg.train_loss, "bpr")) cJSON_AddNumberToObject(o, "bpr", st->bpr);
   cJSON_AddNumberToObject(o, "neg_entropy", st->entropy);
   cJSON_AddNumberToObject(o, "balance", st->balance);
-  dt_log_add_alpha(o, st->alpha);
+  dt_log_add_alpha(o, st->alpha, dt_model_towers(s->model));
   cJSON_AddNumberToObject(o, "lr", lr_dense);
   cJSON_AddNumberToObject(o, "sparse_lr", lr_sparse);
   cJSON_AddNumberToObject(o, "grad_norm", st->grad_norm);

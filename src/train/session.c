@@ -38,6 +38,9 @@ static int place_tables(dt_session *s) {
   return DT_OK;
 }
 
+/* announce: log the loss's cost warning (rank 0 of a training session) */
+static int setup(dt_session *s, int announce);
+
 int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare) {
   memset(s, 0, sizeof *s);
   s->cfg = *cfg;
@@ -54,6 +57,24 @@ int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare) {
     if (failed) return rc ? rc : dt_fail(DT_EXIT_DATA, "preparing the data set failed on rank 0 (see its message)");
   }
   DT_TRY(dt_dataset_load(s->cfg.data_output, &s->ds));
+  return setup(s, prepare);
+}
+
+int dt_session_open_with_data(dt_session *s, dt_config *cfg, dt_comm *comm, dt_dataset *ds) {
+  memset(s, 0, sizeof *s);
+  s->cfg = *cfg;
+  memset(cfg, 0, sizeof *cfg); /* the session owns it now */
+  s->comm = comm;
+  s->run_dir = dt_config_run_dir(&s->cfg);
+  s->ds = *ds;
+  memset(ds, 0, sizeof *ds);
+  return setup(s, 0);
+}
+
+/* What every session sets up once its data set is in memory: the backend,
+ * the model with its tables placed, the batch builder. COLLECTIVE. */
+static int setup(dt_session *s, int announce) {
+  dt_comm *comm = s->comm;
   /* backend.threads = 0: this node's cores shared among its ranks, so two
    * ranks on one machine do not oversubscribe it */
   int threads = (int)s->cfg.backend_threads;
@@ -72,7 +93,7 @@ int dt_session_open(dt_session *s, dt_config *cfg, dt_comm *comm, int prepare) {
   if (shared.w) DT_TRY(dt_model_adopt_dense(s->model, shared.w, shared.m, shared.v, shared.g));
   DT_TRY(place_tables(s));
   s->sparse_optim = dt_optim_sparse_kind(&s->cfg);
-  DT_TRY(dt_loss_setup(&s->loss, &s->cfg, s->model, prepare && dt_comm_rank(comm) == 0));
+  DT_TRY(dt_loss_setup(&s->loss, &s->cfg, s->model, announce && dt_comm_rank(comm) == 0));
   DT_TRY(dt_batch_builder_create(s->model, &s->ds, s->be, &s->bb));
   return DT_OK;
 }
@@ -90,6 +111,13 @@ void dt_session_close(dt_session *s) {
 
 int dt_session_load(dt_session *s, const char *path, dt_ckpt_state *st) {
   int rc = dt_ckpt_load(path, s->model, st);
+  char what[4096];
+  snprintf(what, sizeof what, "loading %s", path);
+  return dt_comm_dense_sync(s->comm)->after_write(s->comm, rc, DT_EXIT_DATA, what);
+}
+
+int dt_session_load_weights(dt_session *s, const char *path, dt_ckpt_state *st) {
+  int rc = dt_ckpt_load_weights(path, s->model, st);
   char what[4096];
   snprintf(what, sizeof what, "loading %s", path);
   return dt_comm_dense_sync(s->comm)->after_write(s->comm, rc, DT_EXIT_DATA, what);

@@ -28,6 +28,7 @@ typedef struct {
   dt_ckpt_state st;
   double t0;    /* when the run started */
   int stop_sig; /* the stop signal the ranks agreed on (0: none) */
+  dt_ckpt_inference inference; /* written into every checkpoint (rank 0; n_users 0 elsewhere) */
 } dt_run;
 
 /* ---- One step (step.c) ---- */
@@ -64,8 +65,9 @@ void dt_step_log_begin(dt_run *R, dt_step_log *lg);
  * epoch's last step. */
 int dt_step_log_add(dt_run *R, dt_step_log *lg, const dt_step_stats *st, int64_t epoch, int last_of_epoch,
                     double lr_dense, double lr_sparse);
-/* The "alpha_mean" array of a line. */
-void dt_log_add_alpha(cJSON *o, const double a[3]);
+/* The "alpha_mean" array of a line: [static, dynamic, content], null for
+ * a tower the model does not have (eval.h's dt_alpha_json). */
+void dt_log_add_alpha(cJSON *o, const double a[3], unsigned towers);
 /* Writes one line (rank 0) and frees o. */
 int dt_run_write_line(dt_run *R, cJSON *o);
 

@@ -268,6 +268,51 @@ int dt_h5_write_attr_f64(hid_t loc, const char *name, double v, const char *path
   return DT_OK;
 }
 
+typedef struct {
+  hid_t dst;
+  const char *const *skip;
+  const char *path;
+  int rc;
+} copy_attrs_ctx;
+
+static herr_t copy_attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+  (void)info;
+  copy_attrs_ctx *c = data;
+  for (const char *const *s = c->skip; s && *s; s++)
+    if (!strcmp(*s, name)) return 0;
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  hid_t type = a < 0 ? -1 : H5Aget_type(a), space = a < 0 ? -1 : H5Aget_space(a);
+  hssize_t n = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+  size_t size = type < 0 ? 0 : H5Tget_size(type);
+  void *buf = n >= 0 && size > 0 ? dt_xcalloc((size_t)(n > 0 ? n : 1), size) : NULL;
+  int ok = buf && H5Aread(a, type, buf) >= 0;
+  int vlen = ok && (H5Tis_variable_str(type) > 0 || H5Tdetect_class(type, H5T_VLEN) > 0);
+  hid_t b = ok ? H5Acreate2(c->dst, name, type, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  int written = b >= 0 && H5Awrite(b, type, buf) >= 0;
+  if (!written) dt_h5_last_error();
+  if (vlen) H5Dvlen_reclaim(type, space, H5P_DEFAULT, buf);
+  free(buf);
+  if (b >= 0) H5Aclose(b);
+  if (space >= 0) H5Sclose(space);
+  if (type >= 0) H5Tclose(type);
+  if (a >= 0) H5Aclose(a);
+  if (!written) {
+    c->rc = h5_fail(DT_EXIT_RUNTIME, c->path, "copy attribute", name);
+    return -1;
+  }
+  return 0;
+}
+
+int dt_h5_copy_attrs(hid_t src, hid_t dst, const char *const *skip, const char *path) {
+  copy_attrs_ctx c = {dst, skip, path, DT_OK};
+  hsize_t idx = 0;
+  if (H5Aiterate2(src, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_attr_cb, &c) < 0 && c.rc == DT_OK) {
+    dt_h5_last_error();
+    c.rc = h5_fail(DT_EXIT_RUNTIME, path, "list the attributes of", "an object");
+  }
+  return c.rc;
+}
+
 /* ---- reading ---- */
 
 int dt_h5_length(hid_t file, const char *name, int64_t *n, const char *path) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Resume and recommend check the data set (issue 11 item 6): the checkpoint
 # records the prepared file's CRC-32 (dataset_crc32); resuming or
-# recommending with another data set of the same shapes (here: the same
+# recommending (from a checkpoint without inference data, which reads its
+# data set; a self-contained one reads none) with another data set of the same shapes (here: the same
 # log split at another train_frac, so the model loads but means something
 # else) stops with exit 3 naming --allow-other-data, which lets it go on;
 # eval keeps its warning. The same data prepared again (byte-identical:
@@ -42,12 +43,26 @@ expect 0 "resume with --allow-other-data" \
   --allow-other-data
 grep -q "differs from the one the checkpoint" "$work/err.txt" || fail "no warning with --allow-other-data"
 if [ -n "$user" ]; then
-  expect 3 "recommend with another data set" "$bin" recommend --checkpoint "$ckpt" "${other[@]}" --user "$user" -k 3
+  # a self-contained checkpoint (its /inference group) reads no data set:
+  # another one named in the config changes nothing
+  expect 0 "recommend from a self-contained checkpoint" "$bin" recommend --checkpoint "$ckpt" --user "$user" -k 3 --time 1600000000
+  cp "$work/out.txt" "$work/own.txt"
+  expect 0 "recommend from a self-contained checkpoint, another data set named" \
+    "$bin" recommend --checkpoint "$ckpt" "${other[@]}" --user "$user" -k 3 --time 1600000000
+  cmp -s "$work/out.txt" "$work/own.txt" || fail "a self-contained checkpoint's recommendations depend on the data set named"
+  # a checkpoint without inference data (an older dtrain's) reads its data
+  # set, so that one is checked
+  old=$work/old.h5
+  cp "$ckpt" "$old"
+  /usr/bin/python3 -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); del f['inference']" "$old" ||
+    fail "cannot remove /inference from a copy of the checkpoint (h5py)"
+  expect 3 "recommend with another data set" "$bin" recommend --checkpoint "$old" "${other[@]}" --user "$user" -k 3 --time 1600000000
   grep -q -- "--allow-other-data" "$work/err.txt" || fail "recommend's refusal does not name --allow-other-data"
   [ -s "$work/out.txt" ] && fail "recommend printed recommendations from another data set"
   expect 0 "recommend with --allow-other-data" \
-    "$bin" recommend --checkpoint "$ckpt" "${other[@]}" --user "$user" -k 3 --allow-other-data
-  expect 0 "recommend with its own data set" "$bin" recommend --checkpoint "$ckpt" --user "$user" -k 3
+    "$bin" recommend --checkpoint "$old" "${other[@]}" --user "$user" -k 3 --time 1600000000 --allow-other-data
+  expect 0 "recommend with its own data set" "$bin" recommend --checkpoint "$old" --user "$user" -k 3 --time 1600000000
+  cmp -s "$work/out.txt" "$work/own.txt" || fail "the older checkpoint with its data set recommends otherwise"
 else
   echo "note: no user id found in a.h5 (h5py missing?): recommend not checked"
 fi

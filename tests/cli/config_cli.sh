@@ -9,7 +9,7 @@ src=$2
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$bin" --help | grep -q "commands:" || fail "--help"
-for cmd in train prep eval recommend config; do
+for cmd in train prep eval recommend users export config report; do
   "$bin" $cmd --help >/dev/null || fail "$cmd --help exits non-zero"
   "$bin" $cmd --help | grep -q "usage: dtrain $cmd" || fail "$cmd --help has no usage line"
 done

@@ -21,7 +21,8 @@ static void usage(void) {
       "the table and optionally writes JSON. The checkpoint's stored config is used;\n"
       "--config replaces it and --set overrides keys (e.g. eval.protocol).\n"
       "\n"
-      "  --checkpoint FILE     the HDF5 checkpoint (required)\n"
+      "  --checkpoint FILE     the HDF5 checkpoint or export (required); the prepared\n"
+      "                        data set its config names is read too\n"
       "  --split test|valid    which held-out split (default test)\n"
       "  --json FILE           write the results as JSON\n"
       "  --dump FILE           also write the first --dump-users users' inputs and scores\n"
@@ -109,7 +110,7 @@ int dt_cmd_eval(int argc, char **argv) {
   if (!rc) rc = dt_session_open(&s, &cfg, comm, 0);
   if (!rc) rc = dt_cli_check_checkpoint_data(ckpt, ckpt_crc, s.cfg.data_output, s.ds.file_crc32, 0, 1);
   dt_ckpt_state st;
-  if (!rc) rc = dt_session_load(&s, ckpt, &st);
+  if (!rc) rc = dt_session_load_weights(&s, ckpt, &st);
   dt_eval_result r;
   if (!rc) {
     dt_eval_ctx ctx;
