@@ -149,7 +149,7 @@ def table(args, runs):
             rows.append(row)
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 model, loss, fmt(row["valid_ndcg10"]), fmt(row["sampled_ndcg10"]), fmt(row["sampled_hr10"]),
-                fmt(row["full_ndcg10"]), fmt(row["train_s"], 0), fmt(row["examples_per_s"], 0)))
+                fmt(row["full_ndcg10"]), fmt(row["train_s"], 1), fmt(row["examples_per_s"], 0)))
     return rows, "\n".join(lines) + "\n"
 
 

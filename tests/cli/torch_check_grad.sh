@@ -4,7 +4,8 @@
 # off, nothing updated) with the parameters it started from, and
 # tools/torch_grad_check.py recomputes them with python/dtrain_torch in
 # float64, printing and asserting every tensor's error, for each train.loss x
-# {v3 full, v2 full} with the gru encoder. Each dump is taken after 3 steps of
+# {v3 full, v2 full} with the gru encoder, and v3 x {full, dynamic_only}
+# with the sasrec encoder (v3 dynamic_only with the gru too). Each dump is taken after 3 steps of
 # training (--resume), so the parameters are not the symmetric initial ones.
 # Skips (77) without torch/h5py. (Named torch_check_*: the sanitizer stage
 # leaves these out.)
@@ -47,9 +48,8 @@ for loss in bpr bce sampled_softmax softmax; do
   # blocked sums leave about 11x PyTorch's own float32 error there
   [ "$loss" = sampled_softmax ] && opts="--noise-factor 30"
   check "v2_full_gru_$loss" tiny_v2.json "$loss" --opts "$opts"
+  check "v3_full_sasrec_$loss" tiny_v3.json "$loss" --set model.encoder=sasrec --set model.sasrec_heads=2
+  check "v3_dynamic_only_sasrec_$loss" tiny_v3.json "$loss" --set model.encoder=sasrec --set model.variant=dynamic_only
+  check "v3_dynamic_only_gru_$loss" tiny_v3.json "$loss" --set model.variant=dynamic_only
 done
-# --- sasrec x dynamic_only (after merging branch `enc`): the lead adds, e.g.
-#   check "v3_sasrec_$loss" tiny_v3.json "$loss" --set model.encoder=sasrec
-#   check "v3_sasrec_dynamic_only_$loss" tiny_v3.json "$loss" --set model.encoder=sasrec --set model.variant=dynamic_only
-# inside the loop above (one line each).
 echo "torch gradient check: ok"
