@@ -6,7 +6,11 @@ Prepares (once) a synthetic data set at the scale of Amazon Electronics
 model config runs `dtrain train --max-steps N` and bench/torch_reference.py
 on the same data set, config, batch and thread count, and prints one JSON
 object per config plus a summary: examples/s, seconds/step, peak RSS, and
-the ratio dtrain / PyTorch (goal: >= 3 on the CPU).
+the ratio dtrain / PyTorch (goal: >= 3 on the CPU). The sequence encoders
+(issue 13): configs/sasrec.json against configs/gru4rec.json (the same
+recipe, the encoder alone differs) and hybrid_v3_sasrec.json against
+hybrid_v3.json; the summary gives each SASRec config's examples/s over its
+GRU twin's (goal: >= 1, chunk training).
 
     python3 bench/bench_train.py --dtrain build/dtrain --steps 30 --threads 2
 """
@@ -48,6 +52,16 @@ def dtrain_run(args, cfg, sets, data, run_dir):
             "examples_per_sec": ex / t, "peak_rss_mb": rss_kb / 1024.0, "last_loss": timed[-1]["loss"]}
 
 
+def sasrec_over_gru(results):
+    """dtrain's examples/s of each SASRec config over its GRU twin's (both in this run)."""
+    eps = {os.path.basename(r["config"]): r["dtrain"]["examples_per_sec"] for r in results}
+    out = {}
+    for sas, gru in (("sasrec.json", "gru4rec.json"), ("hybrid_v3_sasrec.json", "hybrid_v3.json")):
+        if sas in eps and gru in eps:
+            out[sas + " / " + gru] = round(eps[sas] / eps[gru], 2)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dtrain", default=os.path.join(ROOT, "build", "dtrain"))
@@ -57,7 +71,9 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of Electronics' users/items/interactions")
     ap.add_argument("--data", help="prepared data set to use (default: prepared here once); it must have been "
                     "prepared from configs/data_synthetic_electronics.json at this --scale")
-    ap.add_argument("--configs", nargs="*", default=["configs/hybrid_v3.json", "configs/hybrid_v2.json"])
+    ap.add_argument("--configs", nargs="*", default=["configs/hybrid_v3.json", "configs/hybrid_v2.json",
+                                                    "configs/gru4rec.json", "configs/sasrec.json",
+                                                    "configs/hybrid_v3_sasrec.json"])
     args = ap.parse_args()
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     work = tempfile.mkdtemp(prefix="dtrain_bench_train_")
@@ -86,7 +102,7 @@ def main():
     print(json.dumps({"summary": [{"config": r["config"], "dtrain_examples_per_sec": round(r["dtrain"]["examples_per_sec"]),
                                    "pytorch_examples_per_sec": round(r["pytorch"]["examples_per_sec"]),
                                    "ratio": round(r["ratio"], 2)} for r in results], "goal_ratio": 3.0,
-                      "data": data, "threads": args.threads}))
+                      "sasrec_over_gru": sasrec_over_gru(results), "data": data, "threads": args.threads}))
     shutil.rmtree(work, ignore_errors=True)
 
 

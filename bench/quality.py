@@ -79,12 +79,13 @@ def read_jsonl(path):
 
 def run_one(args, model, loss, seed):
     cfg, extra = MODELS[model]
-    name = "%s-%s-%s-s%d" % (args.data, model, loss, seed)
+    name = "%s-%s-%s-s%d%s" % (args.data, model, loss, seed, args.tag)
     run_dir = os.path.join(args.work, name)
     sets = DATA[args.data] + extra + loss_sets(loss, args.shared_negatives)
     sets += ["run.dir=" + run_dir, "run.seed=%d" % seed, "backend.threads=%d" % args.threads]
     if args.epochs:
         sets.append("train.epochs=%d" % args.epochs)
+    sets += args.set
     cmd = [args.dtrain, "train", "--config", os.path.join(ROOT, "configs", cfg), "--overwrite", "--quiet"]
     for s in sets:
         cmd += ["--set", s]
@@ -177,6 +178,8 @@ def main():
     ap.add_argument("--shared-negatives", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/dtrain_quality")
+    ap.add_argument("--set", action="append", default=[], help="one more --set for every run (a recipe variant)")
+    ap.add_argument("--tag", default="", help="appended to the run names (a recipe variant)")
     ap.add_argument("--markdown", help="write the table here")
     ap.add_argument("--update-readme", help="replace the <!-- quality:DATA:begin/end --> block of this file")
     args = ap.parse_args()

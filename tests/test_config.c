@@ -298,6 +298,15 @@ static void test_every_shipped_config_is_valid(void **state) {
   assert_string_equal(cfg.train_loss, "bce");
   assert_int_equal(cfg.train_n_neg, 1);
   dt_config_free(&cfg);
+  /* the hybrid with SASRec: v3's recipe, the loss chosen on validation */
+  snprintf(path, sizeof path, "%s/configs/hybrid_v3_sasrec.json", DTRAIN_SOURCE_ROOT);
+  assert_int_equal(dt_config_build(path, NULL, 0, &cfg), 0);
+  assert_string_equal(cfg.model_encoder, "sasrec");
+  assert_string_equal(cfg.model_variant, "full");
+  assert_string_equal(cfg.train_loss, "sampled_softmax");
+  assert_int_equal(cfg.train_n_neg, 1024);
+  assert_float_equal(dt_config_sparse_lr(&cfg), 1e-2, 0);
+  dt_config_free(&cfg);
   snprintf(path, sizeof path, "%s/configs/hybrid_v1.json", DTRAIN_SOURCE_ROOT);
   assert_int_equal(dt_config_build(path, NULL, 0, &cfg), 0);
   assert_float_equal(cfg.model_lambda_ent, 0, 0);
