@@ -35,30 +35,31 @@ static void emit_begin(void) {
 /* Runs `call` once to warm up, then repeatedly for at least g_min_s; sets
  * `per_call` to the fastest single call: on a shared machine the minimum is
  * the op's own cost, the mean mostly other processes' (both are printed). */
-#define TIME_CALL(per_call, mean_call, what, call)     \
-  do {                                                 \
-    check((call), what);                               \
-    int reps_ = 0;                                     \
-    double t0_ = dt_now_s(), el_, best_ = 1e30;        \
-    do {                                               \
-      double c0_ = dt_now_s();                         \
-      check((call), what);                             \
-      double c1_ = dt_now_s() - c0_;                   \
-      if (c1_ < best_) best_ = c1_;                    \
-      reps_++;                                         \
-    } while ((el_ = dt_now_s() - t0_) < g_min_s);      \
-    (per_call) = best_;                                \
-    (mean_call) = el_ / reps_;                         \
+#define TIME_CALL(per_call, mean_call, what, call) \
+  do {                                             \
+    check((call), what);                           \
+    int reps_ = 0;                                 \
+    double t0_ = dt_now_s(), el_, best_ = 1e30;    \
+    do {                                           \
+      double c0_ = dt_now_s();                     \
+      check((call), what);                         \
+      double c1_ = dt_now_s() - c0_;               \
+      if (c1_ < best_) best_ = c1_;                \
+      reps_++;                                     \
+    } while ((el_ = dt_now_s() - t0_) < g_min_s);  \
+    (per_call) = best_;                            \
+    (mean_call) = el_ / reps_;                     \
   } while (0)
 
-#define BENCH_ELEMS(name, detail, elems, call)                                                        \
-  do {                                                                                              \
-    double per_, mean_;                                                                             \
-    TIME_CALL(per_, mean_, name, call);                                                             \
-    emit_begin();                                                                                   \
-    printf("{\"op\": \"%s\", \"shape\": \"%s\", \"elements\": %lld, \"us_per_call\": %.2f, "          \
-           "\"us_mean\": %.2f, \"ns_per_element\": %.3f}",                                         \
-           name, detail, (long long)(elems), per_ * 1e6, mean_ * 1e6, per_ * 1e9 / (double)(elems)); \
+#define BENCH_ELEMS(name, detail, elems, call)                                                    \
+  do {                                                                                            \
+    double per_, mean_;                                                                           \
+    TIME_CALL(per_, mean_, name, call);                                                           \
+    emit_begin();                                                                                 \
+    printf(                                                                                       \
+        "{\"op\": \"%s\", \"shape\": \"%s\", \"elements\": %lld, \"us_per_call\": %.2f, "         \
+        "\"us_mean\": %.2f, \"ns_per_element\": %.3f}",                                           \
+        name, detail, (long long)(elems), per_ * 1e6, mean_ * 1e6, per_ * 1e9 / (double)(elems)); \
   } while (0)
 
 static float *falloc(dt_backend *be, int64_t n, unsigned seed) {
@@ -92,13 +93,14 @@ static void bench_gemm(dt_backend *be, const char *layer, int rows, int in, int 
   for (int q = 0; q < 3; q++) {
     double per, mean;
     TIME_CALL(per, mean, "gemm",
-              be->gemm(be, cases[q].ta, cases[q].tb, cases[q].m, cases[q].n, cases[q].k, 1.0f, cases[q].a,
-                       cases[q].lda, cases[q].b, cases[q].ldb, cases[q].beta, cases[q].c, cases[q].ldc));
+              be->gemm(be, cases[q].ta, cases[q].tb, cases[q].m, cases[q].n, cases[q].k, 1.0f, cases[q].a, cases[q].lda,
+                       cases[q].b, cases[q].ldb, cases[q].beta, cases[q].c, cases[q].ldc));
     double flops = 2.0 * cases[q].m * cases[q].n * cases[q].k;
     emit_begin();
-    printf("{\"op\": \"gemm\", \"layer\": \"%s\", \"kind\": \"%s\", \"m\": %d, \"n\": %d, \"k\": %d, "
-           "\"us_per_call\": %.2f, \"us_mean\": %.2f, \"gflops\": %.2f}",
-           layer, cases[q].kind, cases[q].m, cases[q].n, cases[q].k, per * 1e6, mean * 1e6, flops / per * 1e-9);
+    printf(
+        "{\"op\": \"gemm\", \"layer\": \"%s\", \"kind\": \"%s\", \"m\": %d, \"n\": %d, \"k\": %d, "
+        "\"us_per_call\": %.2f, \"us_mean\": %.2f, \"gflops\": %.2f}",
+        layer, cases[q].kind, cases[q].m, cases[q].n, cases[q].k, per * 1e6, mean * 1e6, flops / per * 1e-9);
   }
   be->free(be, x);
   be->free(be, w);
@@ -218,8 +220,7 @@ int main(int argc, char **argv) {
   BENCH_ELEMS("rowdot_fwd", shape, (int64_t)I * D, be->rowdot_fwd(be, u, vcand, sc, B, 2, D));
   BENCH_ELEMS("rowdot_bwd", shape, (int64_t)I * D, be->rowdot_bwd(be, u, vcand, sc, du, dv, B, 2, D));
   BENCH_ELEMS("mix3_fwd", shape, (int64_t)I * D, be->mix3_fwd(be, al, vcand, u, dv, z, B, 2, D));
-  BENCH_ELEMS("mix3_bwd", shape, (int64_t)I * D,
-              be->mix3_bwd(be, al, vcand, u, dv, z, dal, rows, du, sums, B, 2, D));
+  BENCH_ELEMS("mix3_bwd", shape, (int64_t)I * D, be->mix3_bwd(be, al, vcand, u, dv, z, dal, rows, du, sums, B, 2, D));
 
   /* evaluation: top-10 of 10000 items for 256 users */
   const int NU = 256, NI = 10000;

@@ -179,8 +179,15 @@ static void print_cost(const char *name, const step_cost *c, const shapes *s, do
 }
 
 static sasrec_shape sasrec_of(const shapes *s) {
-  sasrec_shape q = {EMB, 2, s->sasrec_heads, HIST, (int)s->neg, (double)s->batch, (double)s->sasrec_len,
-                    (double)s->sasrec_examples, s->train_interactions};
+  sasrec_shape q = {EMB,
+                    2,
+                    s->sasrec_heads,
+                    HIST,
+                    (int)s->neg,
+                    (double)s->batch,
+                    (double)s->sasrec_len,
+                    (double)s->sasrec_examples,
+                    s->train_interactions};
   return q;
 }
 

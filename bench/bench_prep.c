@@ -49,9 +49,10 @@ int main(int argc, char **argv) {
   long long users = 728719, items = 160052, inter = 6700000;
   int json = 0;
   const char *dir = "/tmp/dtrain_bench_prep";
-  static const struct option opts[] = {{"users", required_argument, 0, 'u'}, {"items", required_argument, 0, 'i'},
-                                       {"interactions", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
-                                       {"dir", required_argument, 0, 'd'}, {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"users", required_argument, 0, 'u'},        {"items", required_argument, 0, 'i'},
+      {"interactions", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
+      {"dir", required_argument, 0, 'd'},          {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
@@ -60,7 +61,9 @@ int main(int argc, char **argv) {
       case 'n': inter = atoll(optarg); break;
       case 'j': json = 1; break;
       case 'd': dir = optarg; break;
-      default: fprintf(stderr, "usage: bench_prep [--users N] [--items N] [--interactions N] [--json] [--dir D]\n"); return 2;
+      default:
+        fprintf(stderr, "usage: bench_prep [--users N] [--items N] [--interactions N] [--json] [--dir D]\n");
+        return 2;
     }
   }
   dt_log_set_level(DT_LOG_WARN);
@@ -140,18 +143,20 @@ int main(int argc, char **argv) {
     dt_config_free(&jc);
     printf("  \"json_write\": {\"seconds\": %.3f, \"cpu_seconds\": %.3f, \"reviews_gz_mib\": %.1f},\n", t_jw, c_jw,
            mib(rv_size));
-    printf("  \"json_prep\": {\"seconds\": %.3f, \"cpu_seconds\": %.3f, \"rows_per_s\": %.0f, \"peak_rss_mib\": %.0f, "
-           "\"same_as_direct\": %s},\n",
-           t_jp, c_jp, (double)inter / t_jp, mib(dt_peak_rss_bytes()), same ? "true" : "false");
+    printf(
+        "  \"json_prep\": {\"seconds\": %.3f, \"cpu_seconds\": %.3f, \"rows_per_s\": %.0f, \"peak_rss_mib\": %.0f, "
+        "\"same_as_direct\": %s},\n",
+        t_jp, c_jp, (double)inter / t_jp, mib(dt_peak_rss_bytes()), same ? "true" : "false");
     unlink(rv);
     unlink(mt);
     free(rv);
     free(mt);
   }
-  printf("  \"summary\": {\"after_dedup\": %lld, \"n_users\": %lld, \"n_items\": %lld, \"n_interactions\": %lld, "
-         "\"train\": %lld, \"valid\": %lld, \"test\": %lld, \"vocab_size\": %lld, \"tfidf_nnz\": %lld}\n}\n",
-         (long long)s.after_dedup, (long long)s.n_users, (long long)s.n_items, (long long)s.n_interactions,
-         (long long)s.train, (long long)s.valid, (long long)s.test, (long long)s.vocab_size, (long long)s.tfidf_nnz);
+  printf(
+      "  \"summary\": {\"after_dedup\": %lld, \"n_users\": %lld, \"n_items\": %lld, \"n_interactions\": %lld, "
+      "\"train\": %lld, \"valid\": %lld, \"test\": %lld, \"vocab_size\": %lld, \"tfidf_nnz\": %lld}\n}\n",
+      (long long)s.after_dedup, (long long)s.n_users, (long long)s.n_items, (long long)s.n_interactions,
+      (long long)s.train, (long long)s.valid, (long long)s.test, (long long)s.vocab_size, (long long)s.tfidf_nnz);
   unlink(out);
   free(out);
   dt_config_free(&cfg);

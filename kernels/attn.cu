@@ -64,8 +64,8 @@ __global__ void attn_unpad_kernel(const float *src, const int32_t *offsets, int6
 // One warp per padded row (b, i): the causal softmax of S's row in place
 // (entries j > i and rows i >= len become 0), and the window's entries
 // copied to the compact probabilities.
-__global__ void attn_softmax_fwd_kernel(float *S, const int32_t *offsets, const int64_t *poff, int64_t n_seq,
-                                        int heads, int T, float *probs) {
+__global__ void attn_softmax_fwd_kernel(float *S, const int32_t *offsets, const int64_t *poff, int64_t n_seq, int heads,
+                                        int T, float *probs) {
   const int lane = threadIdx.x & 31;
   const int64_t rows = n_seq * heads * (int64_t)T, warps = (int64_t)gridDim.x * kWarps;
   for (int64_t row = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5); row < rows; row += warps) {
@@ -95,8 +95,8 @@ __global__ void attn_softmax_fwd_kernel(float *S, const int32_t *offsets, const 
 }
 
 // P[b, i, j] from the compact probabilities, 0 outside the window.
-__global__ void attn_expand_probs_kernel(const float *probs, const int32_t *offsets, const int64_t *poff,
-                                         int64_t n_seq, int heads, int T, float *P) {
+__global__ void attn_expand_probs_kernel(const float *probs, const int32_t *offsets, const int64_t *poff, int64_t n_seq,
+                                         int heads, int T, float *P) {
   const int64_t total = n_seq * heads * (int64_t)T * T;
   for (int64_t e = dtk::global_thread(); e < total; e += dtk::grid_threads()) {
     const int64_t row = e / T;

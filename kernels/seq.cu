@@ -151,8 +151,8 @@ cudaError_t dtk_seq_embed(cudaStream_t s, const float *table, const int32_t *ids
   return dtk::after_launch(s);
 }
 
-cudaError_t dtk_seq_pos_grad(cudaStream_t s, const float *dx, const int32_t *offsets, int64_t n_seq, int max_len,
-                             int d, float *dpos) {
+cudaError_t dtk_seq_pos_grad(cudaStream_t s, const float *dx, const int32_t *offsets, int64_t n_seq, int max_len, int d,
+                             float *dpos) {
   DTK_LAUNCH(dtk::grid_for((int64_t)max_len * d), dtk::kThreads, s, seq_pos_grad_kernel)
   (dx, offsets, n_seq, max_len, d, dpos);
   return dtk::after_launch(s);

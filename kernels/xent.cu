@@ -33,8 +33,8 @@ __global__ void bce_kernel(const float *scores, int64_t n, int c, float inv_coun
 
 // One warp per row: the block's (max, sum) (two passes, as the CPU), merged
 // into the running pair by lane 0; the target's score when it is here.
-__global__ void xent_stats_kernel(const float *scores, int64_t n, int cols, int ld, int64_t col0,
-                                  const int32_t *target, int first, float *run_max, float *run_sum, float *tgt_score) {
+__global__ void xent_stats_kernel(const float *scores, int64_t n, int cols, int ld, int64_t col0, const int32_t *target,
+                                  int first, float *run_max, float *run_sum, float *tgt_score) {
   const int lane = threadIdx.x & 31;
   const int64_t warps = (int64_t)gridDim.x * kWarps;
   for (int64_t i = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5); i < n; i += warps) {

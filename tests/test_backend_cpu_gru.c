@@ -121,7 +121,13 @@ static int active_at(int step) {
 }
 
 /* p = [W_ih | W_hh | b_ih | b_hh | X (T, A, IN)] */
-enum { OFF_WHH = G * IN, OFF_BIH = OFF_WHH + G * H, OFF_BHH = OFF_BIH + G, OFF_X = OFF_BHH + G, NP = OFF_X + T * A * IN };
+enum {
+  OFF_WHH = G * IN,
+  OFF_BIH = OFF_WHH + G * H,
+  OFF_BHH = OFF_BIH + G,
+  OFF_X = OFF_BHH + G,
+  NP = OFF_X + T * A * IN
+};
 
 static double sequence_objective(const double *p, const void *ctx) {
   const double *dout = ctx;
@@ -131,8 +137,8 @@ static double sequence_objective(const double *p, const void *ctx) {
     for (int s = 0; s < A; s++) {
       if (k_len[s] < T - t) continue; /* padding step: state passes through */
       double hn[H];
-      torch_gru_cell(p, p + OFF_WHH, p + OFF_BIH, p + OFF_BHH, p + OFF_X + (t * A + s) * IN, hstate[s], hn, NULL,
-                     NULL, NULL);
+      torch_gru_cell(p, p + OFF_WHH, p + OFF_BIH, p + OFF_BHH, p + OFF_X + (t * A + s) * IN, hstate[s], hn, NULL, NULL,
+                     NULL);
       memcpy(hstate[s], hn, sizeof hn);
     }
   }
@@ -192,7 +198,7 @@ static void test_gru_sequence_gradients(void **state) {
     TB_OK(be->zero(be, dprev, A * H * sizeof(float)));
     TB_OK(be->gru_step_bwd(be, dh, hp, cache[s], dxg, dhg, hp ? dprev : NULL, at, H));
     if (hp) {
-      TB_OK(be->gemm(be, 0, 0, at, H, G, 1.0f, dhg, G, p.w_hh, H, 1.0f, dprev, H));  /* dh_prev += dhg W_hh */
+      TB_OK(be->gemm(be, 0, 0, at, H, G, 1.0f, dhg, G, p.w_hh, H, 1.0f, dprev, H)); /* dh_prev += dhg W_hh */
       TB_OK(be->gemm(be, 1, 0, G, H, at, 1.0f, dhg, G, hp, H, 1.0f, dw_hh, H));     /* dW_hh += dhg^T h_prev */
     }
     TB_OK(be->bias_grad(be, db_hh, dhg, at, G));
@@ -217,8 +223,8 @@ static void test_gru_sequence_gradients(void **state) {
       for (int q = 0; q < A; q++) {
         if (k_len[q] < T - s) continue;
         double hn[H];
-        torch_gru_cell(pd, pd + OFF_WHH, pd + OFF_BIH, pd + OFF_BHH, pd + OFF_X + (s * A + q) * IN, hstate[q], hn,
-                       NULL, NULL, NULL);
+        torch_gru_cell(pd, pd + OFF_WHH, pd + OFF_BIH, pd + OFF_BHH, pd + OFF_X + (s * A + q) * IN, hstate[q], hn, NULL,
+                       NULL, NULL);
         memcpy(hstate[q], hn, sizeof hn);
       }
     for (int q = 0; q < A; q++)

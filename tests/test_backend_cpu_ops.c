@@ -253,7 +253,8 @@ static void test_relu_dropout_gradients(void **state) {
   const float p = 0.3f;
   unsigned char keep[N];
   for (int i = 0; i < ROWS; i++)
-    for (int j = 0; j < COLS; j++) keep[i * COLS + j] = (unsigned char)dt_dropout_keep(key.seed, key.step, key.site, keys[i], j, p);
+    for (int j = 0; j < COLS; j++)
+      keep[i * COLS + j] = (unsigned char)dt_dropout_keep(key.seed, key.step, key.site, keys[i], j, p);
   for (int relu = 0; relu < 2; relu++) {
     float *x = tb_floats(&t, N), *dy = tb_floats(&t, N);
     double xd[N], dyd[N], want[N], g[N];
@@ -749,13 +750,19 @@ static void test_score_mix_gradients(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gemm_matches_reference),   cmocka_unit_test(test_gemm_split_matches_reference),
+      cmocka_unit_test(test_gemm_matches_reference),
+      cmocka_unit_test(test_gemm_split_matches_reference),
       cmocka_unit_test(test_linear_layer_gradients),
-      cmocka_unit_test(test_bias_ops_many_rows),       cmocka_unit_test(test_axpy_scale_sumsq),
-      cmocka_unit_test(test_relu_dropout_gradients),   cmocka_unit_test(test_gather_coalesce_gradients),
-      cmocka_unit_test(test_csr_matmul_gradients),     cmocka_unit_test(test_softmax3_gradients),
-      cmocka_unit_test(test_gate_reg_gradients),       cmocka_unit_test(test_bpr_gradients),
-      cmocka_unit_test(test_rowdot_gradients),         cmocka_unit_test(test_mix3_gradients),
+      cmocka_unit_test(test_bias_ops_many_rows),
+      cmocka_unit_test(test_axpy_scale_sumsq),
+      cmocka_unit_test(test_relu_dropout_gradients),
+      cmocka_unit_test(test_gather_coalesce_gradients),
+      cmocka_unit_test(test_csr_matmul_gradients),
+      cmocka_unit_test(test_softmax3_gradients),
+      cmocka_unit_test(test_gate_reg_gradients),
+      cmocka_unit_test(test_bpr_gradients),
+      cmocka_unit_test(test_rowdot_gradients),
+      cmocka_unit_test(test_mix3_gradients),
       cmocka_unit_test(test_score_mix_gradients),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

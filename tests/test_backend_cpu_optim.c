@@ -39,8 +39,8 @@ static void test_adam_dense_two_steps(void **state) {
   memcpy(g, g1, sizeof g1);
   TB_OK(t.be->zero(t.be, m, N * sizeof(float)));
   TB_OK(t.be->zero(t.be, v, N * sizeof(float)));
-  dt_adam_hyper hy = {.lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.1f,
-                      .grad_scale = 0.5f, .step = 1};
+  dt_adam_hyper hy = {
+      .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_scale = 0.5f, .step = 1};
   TB_OK(t.be->adam(t.be, p, g, m, v, N, hy));
 
   /* t = 1 by hand: m = (1-b1) g, v = (1-b2) g^2, so m/bc1 = g and
@@ -99,8 +99,13 @@ static void test_adam_rows_lazy(void **state) {
   memcpy(t0, table, sizeof t0);
   memcpy(m0, mt, sizeof m0);
   memcpy(v0, vt, sizeof v0);
-  dt_adam_hyper hy = {.lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.05f,
-                      .grad_scale = 0.8f, .step = 1000 /* unused by adam_rows */};
+  dt_adam_hyper hy = {.lr = 0.01f,
+                      .beta1 = 0.9f,
+                      .beta2 = 0.999f,
+                      .eps = 1e-8f,
+                      .weight_decay = 0.05f,
+                      .grad_scale = 0.8f,
+                      .step = 1000 /* unused by adam_rows */};
   TB_OK(t.be->adam_rows(t.be, table, mt, vt, row_step, ids, grads, M, DIM, hy));
 
   const int64_t steps1[ROWS] = {0, 4, 0, 0, 2, 7};
@@ -152,8 +157,8 @@ static void test_adam_rows_bias_table(void **state) {
     int32_t *ids = tb_ints(t, M);
     memcpy(ids, ids0, sizeof ids0);
     memcpy(grads, g, sizeof g);
-    dt_adam_hyper hy = {.lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f,
-                        .grad_scale = 1.0f, .step = 1};
+    dt_adam_hyper hy = {
+        .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f, .grad_scale = 1.0f, .step = 1};
     if (which == 0) { /* other betas first, up to large step counts */
       memset(mt, 0, ROWS * DIM * sizeof(float));
       memset(vt, 0, ROWS * DIM * sizeof(float));

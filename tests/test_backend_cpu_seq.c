@@ -367,8 +367,9 @@ static void test_same_bits_any_thread_count(void **state) {
     }
     tb_close(&t);
   }
-  const char *names[7] = {"layer_norm_fwd", "layer_norm_bwd dx", "layer_norm_bwd dweight", "attn_fwd out",
-                          "attn_fwd probs", "attn_bwd dqkv", "seq_pos_grad"};
+  const char *names[7] = {"layer_norm_fwd", "layer_norm_bwd dx", "layer_norm_bwd dweight",
+                          "attn_fwd out",   "attn_fwd probs",    "attn_bwd dqkv",
+                          "seq_pos_grad"};
   for (int i = 0; i < 7; i++) {
     print_message("  %-44s %s on 1 and 2 threads\n", names[i],
                   tb_bits_equal(res[0][i], res[1][i], (size_t)sizes[i] * 4) ? "same bits" : "DIFFERENT bits");

@@ -57,9 +57,9 @@ static inline void tb_close(tb_ctx *t) {
 }
 
 /* Asserts an op returned 0, printing its message otherwise. */
-#define TB_OK(call)                                                               \
-  do {                                                                            \
-    int tb_rc_ = (call);                                                          \
+#define TB_OK(call)                                                                     \
+  do {                                                                                  \
+    int tb_rc_ = (call);                                                                \
     if (tb_rc_ != 0) fail_msg("%s failed (%d): %s", #call, tb_rc_, dt_error_message()); \
   } while (0)
 
@@ -119,10 +119,10 @@ static inline double tb_rel_err(const float *got, const double *want, int64_t n,
 }
 
 /* Prints and asserts one comparison (the printed value is the evidence). */
-#define TB_EXPECT_ERR(what, err, tol)                                                       \
-  do {                                                                                      \
-    double tb_e_ = (err);                                                                   \
-    print_message("  %-44s rel err %.2e (tol %.0e)\n", (what), tb_e_, (double)(tol));       \
+#define TB_EXPECT_ERR(what, err, tol)                                                                      \
+  do {                                                                                                     \
+    double tb_e_ = (err);                                                                                  \
+    print_message("  %-44s rel err %.2e (tol %.0e)\n", (what), tb_e_, (double)(tol));                      \
     if (!(tb_e_ <= (tol))) fail_msg("%s: relative error %.3e exceeds %.1e", (what), tb_e_, (double)(tol)); \
   } while (0)
 

@@ -95,8 +95,8 @@ static void expect_same(const char *what, const both *b, size_t n) {
   OK(g_gpu->download(g_gpu, y, b->gpu, n * sizeof(float)));
   size_t bad = 0, first = 0;
   for (size_t i = 0; i < n; i++) {
-    int same = g_exact ? memcmp(&x[i], &y[i], sizeof(float)) == 0
-                       : fabsf(x[i] - y[i]) <= 2e-6f * fmaxf(fabsf(x[i]), 1e-30f);
+    int same =
+        g_exact ? memcmp(&x[i], &y[i], sizeof(float)) == 0 : fabsf(x[i] - y[i]) <= 2e-6f * fmaxf(fabsf(x[i]), 1e-30f);
     if (!same && bad++ == 0) first = i;
   }
   if (bad) {
@@ -145,7 +145,7 @@ static void test_adam_rows(void **state) {
   fill(tab, (size_t)(rows * dim), 5, -0.1f, 0.1f);
   fill(gr, (size_t)(m * dim), 6, -1, 1);
   for (int64_t r = 0; r < rows; r++) step[r] = r % 7 == 0 ? 5000 + r : r; /* early and late bias corrections */
-  for (int64_t k = 0; k < m; k++) ids[k] = (int32_t)((k * 37) % rows); /* unique */
+  for (int64_t k = 0; k < m; k++) ids[k] = (int32_t)((k * 37) % rows);    /* unique */
   both bt = both_new(tab, (size_t)(rows * dim) * 4), bm = both_new(mt, (size_t)(rows * dim) * 4),
        bv = both_new(vt, (size_t)(rows * dim) * 4), bs = both_new(step, (size_t)rows * 8),
        bi = both_new(ids, (size_t)m * 4), bg = both_new(gr, (size_t)(m * dim) * 4);

@@ -1019,12 +1019,22 @@ int main(void) {
     return 1;
   }
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gemm),         cmocka_unit_test(test_bias),        cmocka_unit_test(test_axpy_scale_sumsq),
-      cmocka_unit_test(test_relu_dropout), cmocka_unit_test(test_gather_rows), cmocka_unit_test(test_coalesce_rows),
+      cmocka_unit_test(test_gemm),
+      cmocka_unit_test(test_bias),
+      cmocka_unit_test(test_axpy_scale_sumsq),
+      cmocka_unit_test(test_relu_dropout),
+      cmocka_unit_test(test_gather_rows),
+      cmocka_unit_test(test_coalesce_rows),
       cmocka_unit_test(test_scatter_add_rows),
-      cmocka_unit_test(test_csr_matmul),   cmocka_unit_test(test_gru_step),    cmocka_unit_test(test_gate),
-      cmocka_unit_test(test_bpr),          cmocka_unit_test(test_rowdot),      cmocka_unit_test(test_mix3),
-      cmocka_unit_test(test_score_mix),    cmocka_unit_test(test_adam),        cmocka_unit_test(test_row_optimizers),
+      cmocka_unit_test(test_csr_matmul),
+      cmocka_unit_test(test_gru_step),
+      cmocka_unit_test(test_gate),
+      cmocka_unit_test(test_bpr),
+      cmocka_unit_test(test_rowdot),
+      cmocka_unit_test(test_mix3),
+      cmocka_unit_test(test_score_mix),
+      cmocka_unit_test(test_adam),
+      cmocka_unit_test(test_row_optimizers),
       cmocka_unit_test(test_topk),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);

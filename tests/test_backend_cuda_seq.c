@@ -79,8 +79,8 @@ static void layer_norm_case(int64_t n, int d, int accumulate) {
   fill_nan(poison, nx);
   pair px = pair_new(x, nx * 4), pw = pair_new(w, (size_t)d * 4), pb = pair_new(b, (size_t)d * 4),
        py = pair_new(poison, nx * 4), pm = pair_new(poison, (size_t)n * 4), pr = pair_new(poison, (size_t)n * 4),
-       pdy = pair_new(dy, nx * 4), pdx = pair_new(accumulate ? dx : poison, nx * 4),
-       pdw = pair_new(dwb, (size_t)d * 4), pdb = pair_new(dwb, (size_t)d * 4);
+       pdy = pair_new(dy, nx * 4), pdx = pair_new(accumulate ? dx : poison, nx * 4), pdw = pair_new(dwb, (size_t)d * 4),
+       pdb = pair_new(dwb, (size_t)d * 4);
   OK(g_cpu->layer_norm_fwd(g_cpu, px.a, pw.a, pb.a, 1e-8f, n, d, py.a, pm.a, pr.a));
   OK(g_gpu->layer_norm_fwd(g_gpu, px.b, pw.b, pb.b, 1e-8f, n, d, py.b, pm.b, pr.b));
   char what[80];
@@ -301,10 +301,8 @@ static void xent_case(int64_t n, const int32_t *target_host, int given) {
   const int32_t *ta = target_host ? ptg.a : NULL, *tb = target_host ? ptg.b : NULL;
   for (int q = 0; q < NB; q++) {
     const int k = order[q];
-    OK(g_cpu->xent_stats(g_cpu, (float *)ps.a + start[k], n, cols[k], total, start[k], ta, q == 0, pm.a, psum.a,
-                         pt.a));
-    OK(g_gpu->xent_stats(g_gpu, (float *)ps.b + start[k], n, cols[k], total, start[k], tb, q == 0, pm.b, psum.b,
-                         pt.b));
+    OK(g_cpu->xent_stats(g_cpu, (float *)ps.a + start[k], n, cols[k], total, start[k], ta, q == 0, pm.a, psum.a, pt.a));
+    OK(g_gpu->xent_stats(g_gpu, (float *)ps.b + start[k], n, cols[k], total, start[k], tb, q == 0, pm.b, psum.b, pt.b));
   }
   check_pair("xent_stats run_max", pm, TOL_FP32);
   check_pair("xent_stats run_sum", psum, TOL_FP32);

@@ -131,7 +131,8 @@ static inline void pair_free(pair *p) {
  * magnitude the error of element i is measured against. NaN in the
  * reference (a poisoned element the op must not touch) must be NaN in
  * `got` too; a NaN in `got` elsewhere (never written) fails. */
-static inline int within(const char *what, const float *ref, const float *got, const double *scale, size_t n, double tol) {
+static inline int within(const char *what, const float *ref, const float *got, const double *scale, size_t n,
+                         double tol) {
   size_t bad = 0, worst_i = 0;
   double worst = 0.0;
   for (size_t i = 0; i < n; i++) {

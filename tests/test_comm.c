@@ -240,10 +240,14 @@ static void test_one_rank_chunked(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_block_partition),   cmocka_unit_test(test_placement_names),
-      cmocka_unit_test(test_checksum),          cmocka_unit_test(test_one_rank_facts),
-      cmocka_unit_test(test_one_rank_collectives), cmocka_unit_test(test_one_rank_dense),
-      cmocka_unit_test(test_table_checks),      cmocka_unit_test(test_one_rank_sparse),
+      cmocka_unit_test(test_block_partition),
+      cmocka_unit_test(test_placement_names),
+      cmocka_unit_test(test_checksum),
+      cmocka_unit_test(test_one_rank_facts),
+      cmocka_unit_test(test_one_rank_collectives),
+      cmocka_unit_test(test_one_rank_dense),
+      cmocka_unit_test(test_table_checks),
+      cmocka_unit_test(test_one_rank_sparse),
       cmocka_unit_test(test_one_rank_chunked),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

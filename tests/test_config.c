@@ -56,8 +56,8 @@ static void expect_error(const char *file, const char *const *sets, int n_sets, 
   int rc = dt_config_build(file ? path_of(file) : NULL, sets, n_sets, &cfg);
   const char *msg = dt_error_message();
   if (rc != code || (needle1 && !strstr(msg, needle1)) || (needle2 && !strstr(msg, needle2)))
-    fail_msg("expected code %d with '%s' and '%s', got %d: %s", code, needle1 ? needle1 : "",
-             needle2 ? needle2 : "", rc, msg);
+    fail_msg("expected code %d with '%s' and '%s', got %d: %s", code, needle1 ? needle1 : "", needle2 ? needle2 : "",
+             rc, msg);
 }
 
 static void test_defaults_match_schema(void **state) {
@@ -86,10 +86,10 @@ static void test_extends_layering(void **state) {
              "\"_comment\": \"documentation is allowed\"}");
   dt_config cfg;
   assert_int_equal(dt_config_build(path_of("child.json"), NULL, 0, &cfg), 0);
-  assert_float_equal(cfg.train_lr, 0.25, 0);      /* mid overrides base */
-  assert_int_equal(cfg.train_epochs, 7);          /* from base */
-  assert_int_equal(cfg.train_batch_size, 64);     /* child */
-  assert_string_equal(cfg.model_version, "v3");   /* second parent wins over first */
+  assert_float_equal(cfg.train_lr, 0.25, 0);    /* mid overrides base */
+  assert_int_equal(cfg.train_epochs, 7);        /* from base */
+  assert_int_equal(cfg.train_batch_size, 64);   /* child */
+  assert_string_equal(cfg.model_version, "v3"); /* second parent wins over first */
   assert_string_equal(cfg.run_name, "other");
   assert_string_equal(dt_config_history_mode(&cfg), "chunk");
   dt_config_free(&cfg);
@@ -97,8 +97,8 @@ static void test_extends_layering(void **state) {
 
 static void test_set_overrides_are_typed(void **state) {
   write_text("plain.json", "{\"train\": {\"lr\": 0.5}}");
-  const char *sets[] = {"train.lr=5e-4", "train.epochs=3", "backend.tf32=true", "model.version=v3",
-                        "optim.sparse_lr=0.01", "run.name=x=y"};
+  const char *sets[] = {"train.lr=5e-4",    "train.epochs=3",       "backend.tf32=true",
+                        "model.version=v3", "optim.sparse_lr=0.01", "run.name=x=y"};
   dt_config cfg;
   assert_int_equal(dt_config_build(path_of("plain.json"), sets, 6, &cfg), 0);
   assert_float_equal(cfg.train_lr, 5e-4, 0);
@@ -225,7 +225,8 @@ static void test_file_errors(void **state) {
  * one of the user's settings would be lost silently. Exit 2 naming the key
  * and both lines, in any file of the "extends" chain. */
 static void test_duplicate_keys(void **state) {
-  write_text("dup_top.json", "{\n  \"train\": {\"lr\": 0.1},\n  \"model\": {\"dim\": 8},\n  \"train\": {\"epochs\": 3}\n}\n");
+  write_text("dup_top.json",
+             "{\n  \"train\": {\"lr\": 0.1},\n  \"model\": {\"dim\": 8},\n  \"train\": {\"epochs\": 3}\n}\n");
   expect_error("dup_top.json", NULL, 0, DT_EXIT_USAGE, "dup_top.json: key 'train' appears twice", "lines 2 and 4");
   write_text("dup_leaf.json", "{\"train\": {\n  \"lr\": 0.1,\n  \"epochs\": 2,\n  \"lr\": 0.2\n}}");
   expect_error("dup_leaf.json", NULL, 0, DT_EXIT_USAGE, "key 'train.lr' appears twice", "lines 2 and 4");
@@ -261,9 +262,16 @@ static void test_write_and_reload(void **state) {
 }
 
 static void test_every_shipped_config_is_valid(void **state) {
-  const char *files[] = {"base.json",          "hybrid_v1.json", "hybrid_v2.json", "hybrid_v3.json",
-                         "quickstart.json",    "ablation/v1_no_dynamic.json", "ablation/v2_static_only.json",
-                         "ablation/v3_no_attention.json", "sasrec.json", "gru4rec.json",
+  const char *files[] = {"base.json",
+                         "hybrid_v1.json",
+                         "hybrid_v2.json",
+                         "hybrid_v3.json",
+                         "quickstart.json",
+                         "ablation/v1_no_dynamic.json",
+                         "ablation/v2_static_only.json",
+                         "ablation/v3_no_attention.json",
+                         "sasrec.json",
+                         "gru4rec.json",
                          "hybrid_v3_sasrec.json"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     char path[512];

@@ -53,16 +53,27 @@ static void timestamps_unix_and_iso8601(void **state) {
   assert_int_equal(ts_ok("1969-12-31T23:59:59Z"), -1);
   assert_int_equal(ts_ok("0001-01-01T00:00:00Z"), DT_TS_MIN);
   assert_int_equal(ts_ok("9999-12-31T23:59:59Z"), DT_TS_MAX);
-  const char *bad[] = {"",           "-",           "12a",        "2024-3-01",           "2024-13-01",
-                       "2023-02-29", "1900-02-29",  "2024-03-01Z", "2024-03-01T25:00:00Z", "2024-03-01T12",
-                       "2024-03-01T12:00:00X",      "2024-03-01T12:00:00+1", "2024-03-01T12:00:00.Z", "1.5"};
+  const char *bad[] = {"",
+                       "-",
+                       "12a",
+                       "2024-3-01",
+                       "2024-13-01",
+                       "2023-02-29",
+                       "1900-02-29",
+                       "2024-03-01Z",
+                       "2024-03-01T25:00:00Z",
+                       "2024-03-01T12",
+                       "2024-03-01T12:00:00X",
+                       "2024-03-01T12:00:00+1",
+                       "2024-03-01T12:00:00.Z",
+                       "1.5"};
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
     if (ts_status(bad[k]) != DT_TS_BAD) {
       print_error("'%s' should not be a timestamp\n", bad[k]);
       fail();
     }
   /* outside 0001..9999, INT64_MIN among them */
-  const char *far[] = {"-9223372036854775808", "9223372036854775807", "99999999999999999999", "253402300800",
+  const char *far[] = {"-9223372036854775808", "9223372036854775807", "99999999999999999999",     "253402300800",
                        "-62135596801",         "0000-12-31",          "0001-01-01T00:00:00+00:01"};
   for (size_t k = 0; k < sizeof far / sizeof far[0]; k++)
     if (ts_status(far[k]) != DT_TS_RANGE) {
@@ -90,7 +101,7 @@ static void quoted_fields_per_rfc4180(void **state) {
       "\"u,1\",\"the \"\"best\"\" item\",2024-03-01T12:00:00Z\n"
       "  \"u2\"  , i2 ,1709294400\n"
       "u3,\"two\nlines\",5\n" /* a line break inside a field: the record spans lines 4-5 */
-      "u4,ab\"c,6\n";          /* a quote inside an unquoted field is kept */
+      "u4,ab\"c,6\n";         /* a quote inside an unquoted field is kept */
   assert_int_equal(read_csv(csv, "user,item,timestamp", "auto", 0, &x), DT_OK);
   assert_int_equal(x.n, 4);
   assert_string_equal(dt_strtab_get(&x.users, x.user[0]), "u,1");
@@ -140,8 +151,8 @@ static void any_one_character_delimiter(void **state) {
   struct {
     const char *text, *delim;
   } cases[] = {
-      {"u1;i1;1\nu2;\"i;2\";2\n", "semicolon"}, {"u1;i1;1\nu2;\"i;2\";2\n", "auto"},
-      {"u1|i1|1\nu2|\"i;2\"|2\n", "pipe"},      {"u1|i1|1\nu2|\"i;2\"|2\n", "auto"},
+      {"u1;i1;1\nu2;\"i;2\";2\n", "semicolon"},    {"u1;i1;1\nu2;\"i;2\";2\n", "auto"},
+      {"u1|i1|1\nu2|\"i;2\"|2\n", "pipe"},         {"u1|i1|1\nu2|\"i;2\"|2\n", "auto"},
       {"u1 i1  1\n  u2   \"i;2\" 2  \n", "space"}, {"u1#i1#1\nu2#\"i;2\"#2\n", "#"},
       {"u1\ti1\t1\nu2\t\"i;2\"\t2\n", "tab"},
   };

@@ -43,9 +43,14 @@ static int teardown(void **state) {
 static void synth_config(dt_config *cfg, const char *out, const char *extra) {
   char o[512];
   snprintf(o, sizeof o, "data.output=%s", out);
-  const char *sets[] = {"data.format=synthetic", "data.synthetic.users=300", "data.synthetic.items=120",
-                        "data.synthetic.interactions=6000", "data.synthetic.categories=4",
-                        "data.synthetic.subcategories=3", o, extra ? extra : "data.kcore=5"};
+  const char *sets[] = {"data.format=synthetic",
+                        "data.synthetic.users=300",
+                        "data.synthetic.items=120",
+                        "data.synthetic.interactions=6000",
+                        "data.synthetic.categories=4",
+                        "data.synthetic.subcategories=3",
+                        o,
+                        extra ? extra : "data.kcore=5"};
   assert_int_equal(dt_config_build(NULL, sets, 8, cfg), DT_OK);
 }
 
@@ -234,8 +239,10 @@ static void is_current_follows_config_and_sources(void **state) {
   FILE *f = fopen(reviews, "w");
   for (int u = 0; u < 6; u++)
     for (int i = 0; i < 6; i++)
-      fprintf(f, "{\"reviewerID\": \"U%d\", \"asin\": \"I%d\", \"overall\": 5.0, \"unixReviewTime\": %d, "
-                 "\"summary\": \"item %d\"}\n", u, i, 1000 + 37 * u + 11 * i, i);
+      fprintf(f,
+              "{\"reviewerID\": \"U%d\", \"asin\": \"I%d\", \"overall\": 5.0, \"unixReviewTime\": %d, "
+              "\"summary\": \"item %d\"}\n",
+              u, i, 1000 + 37 * u + 11 * i, i);
   fclose(f);
   char o[512], r[512];
   snprintf(o, sizeof o, "data.output=%s", path);

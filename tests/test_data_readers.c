@@ -89,7 +89,8 @@ static void amazon_reviews_plain_and_gzip(void **state) {
   size_t half = strlen(REVIEWS) / 2;
   while (REVIEWS[half] != '\n') half++;
   size_t l1, l2;
-  unsigned char *g1 = gzip_bytes(REVIEWS, half + 1, &l1), *g2 = gzip_bytes(REVIEWS + half + 1, strlen(REVIEWS) - half - 1, &l2);
+  unsigned char *g1 = gzip_bytes(REVIEWS, half + 1, &l1),
+                *g2 = gzip_bytes(REVIEWS + half + 1, strlen(REVIEWS) - half - 1, &l2);
   unsigned char *both = malloc(l1 + l2);
   memcpy(both, g1, l1);
   memcpy(both + l1, g2, l2);
@@ -144,8 +145,10 @@ static void amazon_reviews_bad_lines(void **state) {
     const char *line, *what;
   } cases[] = {
       {"{\"reviewerID\": \"U\", \"asin\": \"I\", \"overall\": 5.0", "invalid JSON"},
-      {"{\"reviewerID\": \"U\", \"asin\": \"I\", \"overall\": \"5.0\", \"unixReviewTime\": 1}", "\"overall\" must be a number"},
-      {"{\"reviewerID\": 7, \"asin\": \"I\", \"overall\": 5.0, \"unixReviewTime\": 1}", "\"reviewerID\" must be a string"},
+      {"{\"reviewerID\": \"U\", \"asin\": \"I\", \"overall\": \"5.0\", \"unixReviewTime\": 1}",
+       "\"overall\" must be a number"},
+      {"{\"reviewerID\": 7, \"asin\": \"I\", \"overall\": 5.0, \"unixReviewTime\": 1}",
+       "\"reviewerID\" must be a string"},
       {"{\"asin\": \"I\", \"overall\": 5.0, \"unixReviewTime\": 1}", "\"reviewerID\" is missing"},
       {"{\"reviewerID\": \"U\", \"asin\": \"I\", \"overall\": 5.0, \"unixReviewTime\": 1.5}", "whole number"},
       {"[1, 2]", "one JSON object"},
@@ -164,14 +167,19 @@ static void amazon_reviews_bad_lines(void **state) {
 static void amazon_nul_and_out_of_range_time_fail(void **state) {
   (void)state;
   const char good[] = "{\"reviewerID\": \"U\", \"asin\": \"I\", \"overall\": 5.0, \"unixReviewTime\": 1}\n";
-  const char raw_nul[] = "{\"reviewerID\": \"AZ5C\0" "65G10R6W6\", \"asin\": \"I\", \"overall\": 5.0, "
-                         "\"unixReviewTime\": 1}\n";
-  const char esc_nul[] = "{\"reviewerID\": \"AZ5C\\u000065G10R6W6\", \"asin\": \"I\", \"overall\": 5.0, "
-                         "\"unixReviewTime\": 1}\n";
-  const char not_esc[] = "{\"reviewerID\": \"AZ5C\\\\u0000\", \"asin\": \"I\", \"overall\": 5.0, "
-                         "\"unixReviewTime\": 1}\n"; /* an escaped backslash, then "u0000": no NUL */
-  const char far[] = "{\"reviewerID\": \"U2\", \"asin\": \"I\", \"overall\": 5.0, "
-                     "\"unixReviewTime\": -9007199254740000}\n";
+  const char raw_nul[] =
+      "{\"reviewerID\": \"AZ5C\0"
+      "65G10R6W6\", \"asin\": \"I\", \"overall\": 5.0, "
+      "\"unixReviewTime\": 1}\n";
+  const char esc_nul[] =
+      "{\"reviewerID\": \"AZ5C\\u000065G10R6W6\", \"asin\": \"I\", \"overall\": 5.0, "
+      "\"unixReviewTime\": 1}\n";
+  const char not_esc[] =
+      "{\"reviewerID\": \"AZ5C\\\\u0000\", \"asin\": \"I\", \"overall\": 5.0, "
+      "\"unixReviewTime\": 1}\n"; /* an escaped backslash, then "u0000": no NUL */
+  const char far[] =
+      "{\"reviewerID\": \"U2\", \"asin\": \"I\", \"overall\": 5.0, "
+      "\"unixReviewTime\": -9007199254740000}\n";
   struct {
     const char *text;
     size_t len;

@@ -77,8 +77,9 @@ static void json_path_prepares_the_same_data_set(void **state) {
   char dir[] = "/tmp/dtrain_test_synthXXXXXX";
   assert_non_null(mkdtemp(dir));
   char *reviews = dt_path_join(dir, "reviews.json.gz"), *meta = dt_path_join(dir, "meta.json");
-  const char *common[] = {"data.synthetic.users=1500", "data.synthetic.items=400", "data.synthetic.interactions=30000",
-                          "data.synthetic.categories=5", "data.synthetic.subcategories=4", "data.synthetic.seed=3"};
+  const char *common[] = {"data.synthetic.users=1500",         "data.synthetic.items=400",
+                          "data.synthetic.interactions=30000", "data.synthetic.categories=5",
+                          "data.synthetic.subcategories=4",    "data.synthetic.seed=3"};
   dt_config cs, ca;
   const char *s1[8], *s2[9];
   for (int k = 0; k < 6; k++) s1[k] = s2[k] = common[k];
@@ -124,8 +125,8 @@ static void json_path_prepares_the_same_data_set(void **state) {
 
 typedef struct {
   const dt_dataset *ds;
-  double *pop;      /* train counts */
-  float *profile;   /* [vocab] the user's summed TF-IDF rows */
+  double *pop;        /* train counts */
+  float *profile;     /* [vocab] the user's summed TF-IDF rows */
   int64_t *trans_ptr; /* item -> next-item counts (train sequences), dense [n_items^2] */
   int32_t *trans;
 } baselines;
@@ -176,8 +177,9 @@ static void hit_rates(const dt_dataset *ds, double hr[3], int64_t *n_users) {
       double sc[100];
       for (int k = 0; k < 100; k++) {
         double pop = b.pop[cand[k]] / (double)ds->train.n; /* a small tie-breaker for the others */
-        sc[k] = m == 0 ? pop : m == 1 ? content_score(&b, cand[k]) + 1e-3 * pop
-                                      : (double)b.trans[(int64_t)last * I + cand[k]] + pop;
+        sc[k] = m == 0   ? pop
+                : m == 1 ? content_score(&b, cand[k]) + 1e-3 * pop
+                         : (double)b.trans[(int64_t)last * I + cand[k]] + pop;
       }
       int rank = 1;
       for (int k = 1; k < 100; k++) rank += sc[k] >= sc[0];
@@ -205,8 +207,8 @@ static void log_carries_preference_text_and_sequence_signal(void **state) {
   double hr[3];
   int64_t users;
   hit_rates(&ds, hr, &users);
-  printf("test users %lld: HR@10 popularity %.3f, content profile %.3f, last-item transitions %.3f\n",
-         (long long)users, hr[0], hr[1], hr[2]);
+  printf("test users %lld: HR@10 popularity %.3f, content profile %.3f, last-item transitions %.3f\n", (long long)users,
+         hr[0], hr[1], hr[2]);
   assert_true(users > 1000);
   assert_true(hr[1] > hr[0] + 0.10); /* preferences + text */
   assert_true(hr[2] > hr[0] + 0.05); /* sequences */
@@ -248,8 +250,8 @@ static void time_of_day_carries_signal(void **state) {
   for (int64_t u = 0; u < p.users; u++) assert_int_equal(synth_user_events(&w, u, n[u], count_hours, &h), DT_OK);
   double work = (double)h.work[0] / (double)(h.work[0] + h.work[1]);
   double leisure = (double)h.leisure[0] / (double)(h.leisure[0] + h.leisure[1]);
-  printf("share of events in weekday office hours: work-hour categories %.3f, evening/weekend categories %.3f\n",
-         work, leisure);
+  printf("share of events in weekday office hours: work-hour categories %.3f, evening/weekend categories %.3f\n", work,
+         leisure);
   assert_int_equal(h.n, p.interactions);
   assert_true(work > leisure + 0.10);
   assert_true(h.whole_days < h.n / 1000); /* seconds, not whole days */

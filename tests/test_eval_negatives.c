@@ -62,7 +62,8 @@ static void check_row(const fixture *f, const int32_t *cand, int c, int64_t e, i
     if (row[j] < 0 || row[j] >= ds->n_items) fail_msg("user %d negative %d: item %d out of range", u, j, row[j]);
     if (user_has(ds, u, row[j])) fail_msg("user %d negative %d: item %d is one of the user's items", u, j, row[j]);
     for (int k = 1; k < j; k++)
-      if (row[k] == row[j]) fail_msg("user %d: negatives %d and %d are both item %d (drawn with replacement)", u, k, j, row[j]);
+      if (row[k] == row[j])
+        fail_msg("user %d: negatives %d and %d are both item %d (drawn with replacement)", u, k, j, row[j]);
   }
   for (int j = want + 1; j < c; j++) assert_int_equal(row[j], row[0]);
 }
@@ -161,12 +162,14 @@ static void test_draws_depend_on_seed_and_user_only(void **state) {
     const int32_t *cand = dt_batch_host_candidates(f.bb);
     for (int j = 1; j < c; j++)
       if (cand[c + j] != together[e * c + j])
-        fail_msg("user %d negative %d: %d in a batch of 2, %d in a batch of 12", e, j, cand[c + j], together[e * c + j]);
+        fail_msg("user %d negative %d: %d in a batch of 2, %d in a batch of 12", e, j, cand[c + j],
+                 together[e * c + j]);
   }
   assert_int_equal(dt_batch_build_eval(f.bb, users, pos, 12, n_neg, 100), 0);
   const int32_t *other = dt_batch_host_candidates(f.bb);
   int same = 0;
-  for (int e = 0; e < 12; e++) same += memcmp(other + e * c + 1, together + e * c + 1, (size_t)n_neg * sizeof(int32_t)) == 0;
+  for (int e = 0; e < 12; e++)
+    same += memcmp(other + e * c + 1, together + e * c + 1, (size_t)n_neg * sizeof(int32_t)) == 0;
   assert_true(same < 12);
   teardown_case(&f);
 }

@@ -226,8 +226,7 @@ static void loss_parity_case(dt_dataset *ds, const char *version, const char *hi
     assert_int_equal(dt_loss_batch_stats(&losses[k], g_comm, sd->be, b, alpha, &v), 0);
     assert_int_equal(dt_model_zero_grad(sd->m), 0);
     assert_int_equal(dt_loss_grad(&losses[k], sd->be, &sd->cfg, sd->m, b, scores, alpha, &v), 0);
-    assert_int_equal(
-        dt_model_backward(sd->m, b, losses[k].d_dscores, sd->m->use_gate ? losses[k].d_dalpha : NULL), 0);
+    assert_int_equal(dt_model_backward(sd->m, b, losses[k].d_dscores, sd->m->use_gate ? losses[k].d_dalpha : NULL), 0);
     assert_int_equal(dt_loss_reduce(g_comm, &sd->cfg, &v), 0);
     assert_int_equal(sd->be->sync(sd->be), 0);
     value[k] = v.loss;
@@ -255,7 +254,8 @@ static void loss_parity_case(dt_dataset *ds, const char *version, const char *hi
   for (int t = 0; t < DT_MAX_TABLES; t++) {
     if (!cm->tables[t].present) continue;
     float *a = densify(sides[0].be, &cm->tables[t]), *c = densify(sides[1].be, &gm->tables[t]);
-    snprintf(what, sizeof what, "%s %s %s train.loss=%s: gradient of %s", version, history, encoder, loss, cm->tables[t].name);
+    snprintf(what, sizeof what, "%s %s %s train.loss=%s: gradient of %s", version, history, encoder, loss,
+             cm->tables[t].name);
     expect_close(what, a, c, cm->tables[t].rows * cm->tables[t].dim, 1e-4);
     free(a);
     free(c);
@@ -338,10 +338,8 @@ static void test_loss_curve_100_steps_sasrec(void **state) { loss_curve_100_step
 int main(void) {
   if (!need_gpu()) return 77;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gradient_parity_every_variant),
-      cmocka_unit_test(test_gradient_parity_sasrec),
-      cmocka_unit_test(test_loss_parity_every_loss),
-      cmocka_unit_test(test_loss_curve_100_steps),
+      cmocka_unit_test(test_gradient_parity_every_variant), cmocka_unit_test(test_gradient_parity_sasrec),
+      cmocka_unit_test(test_loss_parity_every_loss),        cmocka_unit_test(test_loss_curve_100_steps),
       cmocka_unit_test(test_loss_curve_100_steps_sasrec),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -34,8 +34,8 @@ typedef struct {
   dt_backend *be;
   dt_model *m;
   dt_batch_builder *bb;
-  float *R, *Q;           /* host weights of the objective */
-  float *dR, *dQ;         /* backend copies */
+  float *R, *Q;   /* host weights of the objective */
+  float *dR, *dQ; /* backend copies */
 } fixture;
 
 static double objective(fixture *f) {
@@ -136,14 +136,16 @@ static int relu_pattern(fixture *f, unsigned char **out, int64_t *n_out) {
   dt_model *m = f->m;
   const dt_batch *b = dt_batch_get(f->bb);
   const dt_sasrec_work *sw = m->use_dynamic && m->encoder_kind == DT_ENCODER_SASREC ? m->work->sasrec : NULL;
-  struct { const float *p; int64_t n; } parts[] = {
-      {m->use_static_mlp && m->use_static ? m->work->s1 : NULL, b->nc * m->static_hidden},
-      {m->use_content ? m->work->c1 : NULL, b->nc * m->content_h1},
-      {m->use_content ? m->work->c2 : NULL, b->nc * m->content_h2},
-      {m->use_gate ? m->work->g1 : NULL, b->n * m->gate_hidden},
-      {m->use_head ? m->work->hh : NULL, b->nc * m->head_hidden},
-      {sw ? sw->f1[0] : NULL, b->n_tokens * m->dim}, /* the SASRec blocks' FFN ReLUs */
-      {sw && m->sasrec_blocks > 1 ? sw->f1[1] : NULL, b->n_tokens * m->dim}};
+  struct {
+    const float *p;
+    int64_t n;
+  } parts[] = {{m->use_static_mlp && m->use_static ? m->work->s1 : NULL, b->nc * m->static_hidden},
+               {m->use_content ? m->work->c1 : NULL, b->nc * m->content_h1},
+               {m->use_content ? m->work->c2 : NULL, b->nc * m->content_h2},
+               {m->use_gate ? m->work->g1 : NULL, b->n * m->gate_hidden},
+               {m->use_head ? m->work->hh : NULL, b->nc * m->head_hidden},
+               {sw ? sw->f1[0] : NULL, b->n_tokens * m->dim}, /* the SASRec blocks' FFN ReLUs */
+               {sw && m->sasrec_blocks > 1 ? sw->f1[1] : NULL, b->n_tokens * m->dim}};
   int64_t n = 0;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) n += parts[i].p ? parts[i].n : 0;
   unsigned char *bits = malloc((size_t)n + 1);
@@ -186,8 +188,8 @@ static int central_difference(fixture *f, float *p, const float *saved, const do
  * gives the difference to about 1e-4 absolute and smaller steps
  * proportionally worse): directions are redrawn, up to 16, until one allows
  * a step of at least 2.5e-3, else the one with the largest step is used. */
-static void check_direction(fixture *f, const char *what, float *p, int64_t n, double analytic_dot(void *, const double *),
-                            void *ctx, int64_t skip_prefix) {
+static void check_direction(fixture *f, const char *what, float *p, int64_t n,
+                            double analytic_dot(void *, const double *), void *ctx, int64_t skip_prefix) {
   double *d = calloc((size_t)n, sizeof(double));
   float *saved = malloc((size_t)n * sizeof(float));
   memcpy(saved, p, (size_t)n * sizeof(float));
@@ -222,7 +224,11 @@ static void check_direction(fixture *f, const char *what, float *p, int64_t n, d
 typedef struct {
   const float *g;
 } dense_ctx;
-static double dense_dot(void *ctx, const double *d) { (void)ctx; (void)d; return 0; }
+static double dense_dot(void *ctx, const double *d) {
+  (void)ctx;
+  (void)d;
+  return 0;
+}
 
 static int64_t g_numel;
 static double dense_dot_n(void *ctx, const double *d) {
@@ -239,7 +245,8 @@ static double table_dot(void *ctx, const double *d) {
   const dt_table *tb = ((table_ctx *)ctx)->tb;
   double s = 0;
   for (int64_t k = 0; k < tb->grad_n; k++)
-    for (int c = 0; c < tb->dim; c++) s += (double)tb->grad_rows[k * tb->dim + c] * d[(int64_t)tb->grad_ids[k] * tb->dim + c];
+    for (int c = 0; c < tb->dim; c++)
+      s += (double)tb->grad_rows[k * tb->dim + c] * d[(int64_t)tb->grad_ids[k] * tb->dim + c];
   return s;
 }
 
@@ -380,13 +387,19 @@ static void test_gru_readout_and_batch_invariance(void **state) {
       int32_t item = f.ds.user_items[f.ds.user_ptr[users[e]] + lo + t];
       for (int k = 0; k < D; k++) x[t * D + k] = dyn[(int64_t)(item + 1) * D + k];
     }
-    double *h0 = calloc((size_t)(T > 0 ? T : 1) * H, sizeof(double)), *h1 = calloc((size_t)(T > 0 ? T : 1) * H, sizeof(double));
+    double *h0 = calloc((size_t)(T > 0 ? T : 1) * H, sizeof(double)),
+           *h1 = calloc((size_t)(T > 0 ? T : 1) * H, sizeof(double));
     if (T > 0) {
-      ref_gru_layer(x, T, D, H, dt_model_param(m, "dynamic.gru.weight_ih_l0") ? m->w + dt_model_param(m, "dynamic.gru.weight_ih_l0")->offset : NULL,
-                    m->w + dt_model_param(m, "dynamic.gru.weight_hh_l0")->offset, m->w + dt_model_param(m, "dynamic.gru.bias_ih_l0")->offset,
+      ref_gru_layer(x, T, D, H,
+                    dt_model_param(m, "dynamic.gru.weight_ih_l0")
+                        ? m->w + dt_model_param(m, "dynamic.gru.weight_ih_l0")->offset
+                        : NULL,
+                    m->w + dt_model_param(m, "dynamic.gru.weight_hh_l0")->offset,
+                    m->w + dt_model_param(m, "dynamic.gru.bias_ih_l0")->offset,
                     m->w + dt_model_param(m, "dynamic.gru.bias_hh_l0")->offset, h0);
       ref_gru_layer(h0, T, H, H, m->w + dt_model_param(m, "dynamic.gru.weight_ih_l1")->offset,
-                    m->w + dt_model_param(m, "dynamic.gru.weight_hh_l1")->offset, m->w + dt_model_param(m, "dynamic.gru.bias_ih_l1")->offset,
+                    m->w + dt_model_param(m, "dynamic.gru.weight_hh_l1")->offset,
+                    m->w + dt_model_param(m, "dynamic.gru.bias_ih_l1")->offset,
                     m->w + dt_model_param(m, "dynamic.gru.bias_hh_l1")->offset, h1);
     }
     for (int j = 0; j < H; j++) {

@@ -38,11 +38,11 @@ static const struct {
 static const char *const losses[] = {"bpr", "bce", "sampled_softmax", "softmax"};
 /* version, variant, history */
 static const char *const cases[][3] = {
-    {"v1", "full", "prefix"},       {"v1", "no_dynamic", "prefix"}, {"v1", "no_content", "prefix"},
-    {"v1", "static_only", "prefix"}, {"v2", "full", "prefix"},      {"v2", "no_attention", "prefix"},
-    {"v2", "full", "chunk"},        {"v3", "full", "chunk"},       {"v3", "no_dynamic", "chunk"},
-    {"v3", "no_content", "chunk"},  {"v3", "no_attention", "chunk"}, {"v3", "static_only", "chunk"},
-    {"v3", "full", "prefix"},       {"v3", "dynamic_only", "chunk"}, {"v2", "dynamic_only", "prefix"},
+    {"v1", "full", "prefix"},         {"v1", "no_dynamic", "prefix"},  {"v1", "no_content", "prefix"},
+    {"v1", "static_only", "prefix"},  {"v2", "full", "prefix"},        {"v2", "no_attention", "prefix"},
+    {"v2", "full", "chunk"},          {"v3", "full", "chunk"},         {"v3", "no_dynamic", "chunk"},
+    {"v3", "no_content", "chunk"},    {"v3", "no_attention", "chunk"}, {"v3", "static_only", "chunk"},
+    {"v3", "full", "prefix"},         {"v3", "dynamic_only", "chunk"}, {"v2", "dynamic_only", "prefix"},
     {"v1", "dynamic_only", "prefix"},
 };
 
@@ -102,8 +102,14 @@ static void setup_case(fixture *f, const char *version, const char *variant, con
   char lset[64], cset[64];
   snprintf(lset, sizeof lset, "train.loss=%s", loss);
   snprintf(cset, sizeof cset, "train.softmax_chunk=%d", block);
-  const char *sets[] = {lset, cset, "train.n_neg=3", "model.dropout_static=0", "model.dropout_gru=0",
-                        "model.dropout_content=0", "model.dropout_head=0", encoder_set};
+  const char *sets[] = {lset,
+                        cset,
+                        "train.n_neg=3",
+                        "model.dropout_static=0",
+                        "model.dropout_gru=0",
+                        "model.dropout_content=0",
+                        "model.dropout_head=0",
+                        encoder_set};
   if (dt_config_apply_sets(&f->cfg, sets, encoder_set ? 8 : 7)) fail_msg("config: %s", dt_error_message());
   assert_int_equal(dt_backend_cpu_create(1, &f->be), 0);
   assert_int_equal(dt_model_create(&f->cfg, f->be, f->ds.n_users, f->ds.n_items, f->ds.vocab_size, f->ds.tfidf_indptr,
@@ -300,8 +306,8 @@ static void run_case(const char *version, const char *variant, const char *histo
     if (!tb->present) continue;
     snprintf(what, sizeof what, "%s %s %s %s %s: %s", version, variant, history, encoders[enc].name, loss, tb->name);
     /* row 0 of dynamic.item_emb is padding: never read, never perturbed */
-    g_worst = fmax(g_worst, check_direction(&f, what, tb->data, tb->rows * tb->dim,
-                                            t == DT_TABLE_DYN_ITEM ? tb->dim : 0, &tg[t]));
+    g_worst = fmax(
+        g_worst, check_direction(&f, what, tb->data, tb->rows * tb->dim, t == DT_TABLE_DYN_ITEM ? tb->dim : 0, &tg[t]));
     free((void *)tg[t].ids);
     free((void *)tg[t].vals);
   }
@@ -393,7 +399,8 @@ static void blocks_match(const char *version, const char *history, const char *l
   setup_case(&many, version, "full", history, loss, NULL, block);
   double l1 = gradients(&one), l2 = gradients(&many), floor = 1e-12;
   for (int64_t e = 0; e < one.m->n_dense; e++) floor = fmax(floor, 0.1 * fabs(one.m->g[e]));
-  if (fabs(l1 - l2) > 1e-6 * fabs(l1)) fail_msg("%s %s: loss %.9g in one block, %.9g in blocks of %d", version, loss, l1, l2, block);
+  if (fabs(l1 - l2) > 1e-6 * fabs(l1))
+    fail_msg("%s %s: loss %.9g in one block, %.9g in blocks of %d", version, loss, l1, l2, block);
   for (int i = 0; i < one.m->n_params; i++) {
     const dt_param *p = &one.m->params[i];
     double *a = malloc((size_t)p->numel * sizeof(double)), *c = malloc((size_t)p->numel * sizeof(double));
@@ -432,8 +439,10 @@ static int group_teardown(void **state) { return dt_comm_finalize(g_comm); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_list_scores_match_forward), cmocka_unit_test(test_blocks_match_one_block),
-      cmocka_unit_test(test_v3_every_loss),             cmocka_unit_test(test_v2_every_loss),
+      cmocka_unit_test(test_list_scores_match_forward),
+      cmocka_unit_test(test_blocks_match_one_block),
+      cmocka_unit_test(test_v3_every_loss),
+      cmocka_unit_test(test_v2_every_loss),
       cmocka_unit_test(test_v1_every_loss),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

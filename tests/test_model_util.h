@@ -92,7 +92,7 @@ static void tiny_dataset_free(dt_dataset *ds) {
 /* A config with small shapes for version/variant/history and the
  * sequence encoder ("gru" or "sasrec" with `heads` heads, 2 blocks). */
 static inline int small_config_enc(dt_config *cfg, const char *version, const char *variant, const char *history, int L,
-                            const char *encoder, int heads) {
+                                   const char *encoder, int heads) {
   char v[64], a[64], h[64], l[64], e[64], hd[64];
   snprintf(v, sizeof v, "model.version=%s", version);
   snprintf(a, sizeof a, "model.variant=%s", variant);
@@ -100,9 +100,20 @@ static inline int small_config_enc(dt_config *cfg, const char *version, const ch
   snprintf(l, sizeof l, "data.history_len=%d", L);
   snprintf(e, sizeof e, "model.encoder=%s", encoder);
   snprintf(hd, sizeof hd, "model.sasrec_heads=%d", heads);
-  const char *sets[] = {v, a, h, l, e, hd, "model.dim=6", "model.gru_hidden=5", "model.content_hidden1=7",
-                        "model.content_hidden2=6", "model.gate_hidden=4", "model.head_hidden=3",
-                        "model.static_hidden=5", "backend.threads=1"};
+  const char *sets[] = {v,
+                        a,
+                        h,
+                        l,
+                        e,
+                        hd,
+                        "model.dim=6",
+                        "model.gru_hidden=5",
+                        "model.content_hidden1=7",
+                        "model.content_hidden2=6",
+                        "model.gate_hidden=4",
+                        "model.head_hidden=3",
+                        "model.static_hidden=5",
+                        "backend.threads=1"};
   int rc = dt_config_build(NULL, sets, (int)(sizeof sets / sizeof sets[0]), cfg);
   if (rc) fprintf(stderr, "config: %s\n", dt_error_message());
   return rc;

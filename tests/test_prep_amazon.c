@@ -74,7 +74,8 @@ static void gift_cards_numbers(void **state) {
   for (int64_t i = 1; i < ds.n_items; i++) assert_true(strcmp(ds.item_ids[i - 1], ds.item_ids[i]) < 0);
   for (int64_t i = 0; i < ds.n_items; i++) {
     double n2 = 0;
-    for (int64_t k = ds.tfidf_indptr[i]; k < ds.tfidf_indptr[i + 1]; k++) n2 += (double)ds.tfidf_values[k] * ds.tfidf_values[k];
+    for (int64_t k = ds.tfidf_indptr[i]; k < ds.tfidf_indptr[i + 1]; k++)
+      n2 += (double)ds.tfidf_values[k] * ds.tfidf_values[k];
     if (ds.tfidf_indptr[i + 1] > ds.tfidf_indptr[i]) assert_float_equal(n2, 1.0, 1e-5);
   }
   for (int64_t u = 0; u < ds.n_users; u++)

@@ -94,8 +94,8 @@ static void kcore_needs_three_passes(void **state) {
 static void ids_are_sorted_bytewise(void **state) {
   (void)state;
   /* bytewise: "A1" < "B" < "a" < "ab" < "b" < "\xc3\xa9" (UTF-8 e-acute) */
-  const row rows[] = {{"b", "z9", 1}, {"\xc3\xa9", "Z", 2}, {"a", "z10", 3}, {"ab", "z9", 4}, {"B", "Z", 5},
-                      {"A1", "z10", 6}};
+  const row rows[] = {{"b", "z9", 1},  {"\xc3\xa9", "Z", 2}, {"a", "z10", 3},
+                      {"ab", "z9", 4}, {"B", "Z", 5},        {"A1", "z10", 6}};
   dt_interactions x;
   fill(&x, rows, 6);
   dt_dataset ds = {0};

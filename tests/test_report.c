@@ -144,9 +144,10 @@ static void empty_chart_says_no_data(void **state) {
 static void resumed_run_keeps_the_last_line_of_each_step(void **state) {
   write_text("config.json", "{\"run\":{\"name\":\"r1\"},\"model\":{\"version\":\"v3\",\"variant\":\"full\"}}");
   /* steps 1..3, then a resume from step 1 re-runs 2..3 and goes on to 4 */
-  write_text("metrics.jsonl", STEP(1, 0.9) STEP(2, 0.8) STEP(3, 0.7)
-             "{\"type\":\"epoch\",\"epoch\":1,\"step\":3,\"valid\":{\"ndcg@10\":0.1}}\n"
-             STEP(2, 0.81) STEP(3, 0.71) STEP(4, 0.6));
+  write_text("metrics.jsonl",
+             STEP(1, 0.9) STEP(2, 0.8)
+                 STEP(3, 0.7) "{\"type\":\"epoch\",\"epoch\":1,\"step\":3,\"valid\":{\"ndcg@10\":0.1}}\n" STEP(2, 0.81)
+                     STEP(3, 0.71) STEP(4, 0.6));
   dt_run r;
   assert_int_equal(dt_run_load(g_dir, &r), DT_OK);
   assert_string_equal(r.label, "r1");
@@ -177,7 +178,8 @@ static void bad_lines_are_skipped_and_named(void **state) {
   for (int i = 0; i < r.n_notes; i++) named += strstr(r.notes[i], "metrics.jsonl:2: invalid JSON") != NULL;
   assert_int_equal(named, 1);
   int partial = 0;
-  for (int i = 0; i < r.n_notes; i++) partial += strstr(r.notes[i], "metrics.jsonl:7: the last line is incomplete") != NULL;
+  for (int i = 0; i < r.n_notes; i++)
+    partial += strstr(r.notes[i], "metrics.jsonl:7: the last line is incomplete") != NULL;
   assert_int_equal(partial, 1);
   /* no config.json: the label is the directory's name, and that is noted */
   assert_string_equal(r.label, strrchr(g_dir, '/') + 1);

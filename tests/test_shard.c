@@ -30,9 +30,10 @@ static int setup(void **state) {
   snprintf(g_path, sizeof g_path, "/tmp/dtrain_test_shard_%ld.h5", (long)getpid());
   char o[256];
   snprintf(o, sizeof o, "data.output=%s", g_path);
-  const char *sets[] = {"data.format=synthetic", "data.synthetic.users=400", "data.synthetic.items=150",
-                        "data.synthetic.interactions=9000", "data.synthetic.categories=4",
-                        "data.synthetic.subcategories=3", "data.history_len=5", o};
+  const char *sets[] = {"data.format=synthetic",       "data.synthetic.users=400",
+                        "data.synthetic.items=150",    "data.synthetic.interactions=9000",
+                        "data.synthetic.categories=4", "data.synthetic.subcategories=3",
+                        "data.history_len=5",          o};
   dt_config cfg;
   if (dt_config_build(NULL, sets, 8, &cfg) != DT_OK) return -1;
   int rc = dt_prep_run(&cfg, NULL);
@@ -221,7 +222,7 @@ static void balanced_split_is_a_partition_by_work(void **state) {
       int64_t m = dt_balance_units(all, weight, N, r, size, part);
       int64_t load = 0, prev = -1;
       for (int64_t k = 0; k < m; k++) {
-        int i = part[k].user; /* user = the unit's position in all[] */
+        int i = part[k].user;  /* user = the unit's position in all[] */
         assert_true(i > prev); /* the step's order is kept */
         prev = i;
         seen[i]++;
@@ -236,7 +237,7 @@ static void balanced_split_is_a_partition_by_work(void **state) {
       assert_memory_equal(again, part, (size_t)m * sizeof(dt_unit));
     }
     for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1); /* every unit on exactly one rank */
-    assert_true(hi - lo <= heaviest);                          /* LPT: within one unit's work */
+    assert_true(hi - lo <= heaviest);                         /* LPT: within one unit's work */
   }
   /* an empty step: every part empty */
   assert_int_equal(dt_balance_units(all, weight, 0, 1, 2, part), 0);

@@ -113,8 +113,8 @@ struct dt_backend {
    * skipped. In-range ids must be unique (no two rows add into one).
    * dst: [dst_rows, dim], src: [n, dim]. (The backward of gather_rows when
    * the gathered rows are distinct, e.g. GRU read-outs.) */
-  int (*scatter_add_rows)(dt_backend *be, float *dst, int64_t dst_rows, const int32_t *ids, const float *src,
-                          int64_t n, int dim);
+  int (*scatter_add_rows)(dt_backend *be, float *dst, int64_t dst_rows, const int32_t *ids, const float *src, int64_t n,
+                          int dim);
   /* Coalesces sparse row gradients: sorts ids, sums the rows of equal ids
    * (in input order, deterministic) into sums [m, dim], writes the sorted
    * unique ids to uniq and m to *m_host. ids: [n], grads: [n, dim]; uniq
@@ -129,8 +129,8 @@ struct dt_backend {
    *   h_out = (1-z)*n + z*h_prev
    * cache [a,4h] keeps (r, z, n, hg_n) for the backward step. h_prev may be
    * NULL (zero state). */
-  int (*gru_step_fwd)(dt_backend *be, const float *xg, const float *hg, const float *h_prev, float *h_out,
-                      float *cache, int64_t a, int h);
+  int (*gru_step_fwd)(dt_backend *be, const float *xg, const float *hg, const float *h_prev, float *h_out, float *cache,
+                      int64_t a, int h);
   /* Backward of one step: from dh_out [a,h] writes dxg [a,3h] and dhg [a,3h]
    * (gradients of the pre-activations above) and accumulates the direct
    * term z*dh_out into dh_prev [a,h] (dh_prev may be NULL when h_prev was
@@ -144,9 +144,8 @@ struct dt_backend {
   int (*csr_matmul)(dt_backend *be, float *out, const int64_t *indptr, const int32_t *indices, const float *values,
                     const int32_t *rows, int64_t n, const float *wt, int o);
   /* dwt[j,:] += sum_i X[rows[i], j] * dout[i,:]  (accumulate; deterministic) */
-  int (*csr_matmul_grad)(dt_backend *be, float *dwt, const int64_t *indptr, const int32_t *indices,
-                         const float *values, const int32_t *rows, int64_t n, const float *dout, int o,
-                         int64_t vocab);
+  int (*csr_matmul_grad)(dt_backend *be, float *dwt, const int64_t *indptr, const int32_t *indices, const float *values,
+                         const int32_t *rows, int64_t n, const float *dout, int o, int64_t vocab);
 
   /* ---- gate ---- */
   /* alpha[i,:] = softmax(logits[i,:])   [n, 3] */
@@ -174,8 +173,8 @@ struct dt_backend {
   int (*rowdot_fwd)(dt_backend *be, const float *u, const float *v, float *out, int64_t n, int c, int d);
   /* du[i,:] += sum_j dout[i,j] v[i*c+j,:];  dv[i*c+j,:] += dout[i,j] u[i,:]
    * (accumulate; either output may be NULL) */
-  int (*rowdot_bwd)(dt_backend *be, const float *u, const float *v, const float *dout, float *du, float *dv,
-                    int64_t n, int c, int d);
+  int (*rowdot_bwd)(dt_backend *be, const float *u, const float *v, const float *dout, float *du, float *dv, int64_t n,
+                    int c, int d);
   /* Thesis fusion: z[i*c+j,:] = a_s hs[i*c+j,:] + a_d hd[i,:] + a_c hc[i*c+j,:]
    * with (a_s, a_d, a_c) = alpha[i,:]; a NULL tower contributes 0.
    * z, hs, hc: [n*c, d]; hd: [n, d]; alpha: [n,3]. */
@@ -201,8 +200,8 @@ struct dt_backend {
    * row = ids[k], row_step[row] += 1, then Adam on that row with bias
    * correction from row_step[row] and grads [m, dim] (hyper.step unused).
    * ids are unique. */
-  int (*adam_rows)(dt_backend *be, float *table, float *m_table, float *v_table, int64_t *row_step,
-                   const int32_t *ids, const float *grads, int64_t m, int dim, dt_adam_hyper hyper);
+  int (*adam_rows)(dt_backend *be, float *table, float *m_table, float *v_table, int64_t *row_step, const int32_t *ids,
+                   const float *grads, int64_t m, int dim, dt_adam_hyper hyper);
   /* Row-wise Adagrad: g = grad_scale*grad + wd*row; acc[row] += mean(g^2);
    * row -= lr * g / (sqrt(acc[row]) + eps). */
   int (*adagrad_rows)(dt_backend *be, float *table, float *acc, const int32_t *ids, const float *grads, int64_t m,
@@ -212,8 +211,7 @@ struct dt_backend {
   /* For each row i of scores [n, cols]: the k largest (value, column) pairs,
    * highest first, ties to the lower column; columns with -INFINITY are
    * never returned (fewer than k are then padded with column -1). */
-  int (*topk)(dt_backend *be, const float *scores, int64_t n, int64_t cols, int k, int32_t *idx_host,
-              float *val_host);
+  int (*topk)(dt_backend *be, const float *scores, int64_t n, int64_t cols, int k, int32_t *idx_host, float *val_host);
 
   /* ---- lifetime ---- */
   void (*destroy)(dt_backend *be);
@@ -317,11 +315,19 @@ struct dt_backend {
 };
 
 /* Dropout sites (the `site` of dt_dropout_key). Never renumber. */
-enum { DT_SITE_STATIC = 1, DT_SITE_GRU = 2, DT_SITE_CONTENT = 3, DT_SITE_HEAD = 4,
-       /* the SASRec encoder (MODEL.md 1c): its input embedding, then per
-        * block k the attention output, the FFN hidden layer and the FFN
-        * output, at site + DT_SITE_BLOCK * k */
-       DT_SITE_SASREC_EMB = 5, DT_SITE_SASREC_ATTN = 6, DT_SITE_SASREC_FFN_HIDDEN = 7, DT_SITE_SASREC_FFN_OUT = 8 };
+enum {
+  DT_SITE_STATIC = 1,
+  DT_SITE_GRU = 2,
+  DT_SITE_CONTENT = 3,
+  DT_SITE_HEAD = 4,
+  /* the SASRec encoder (MODEL.md 1c): its input embedding, then per
+   * block k the attention output, the FFN hidden layer and the FFN
+   * output, at site + DT_SITE_BLOCK * k */
+  DT_SITE_SASREC_EMB = 5,
+  DT_SITE_SASREC_ATTN = 6,
+  DT_SITE_SASREC_FFN_HIDDEN = 7,
+  DT_SITE_SASREC_FFN_OUT = 8
+};
 #define DT_SITE_BLOCK 256u
 
 /* Creates the CPU backend with `threads` threads (0 = all cores). */

@@ -63,12 +63,12 @@
 #define DT_CKPT_FORMAT_VERSION 1
 
 typedef struct {
-  int64_t epoch;          /* completed epochs */
-  int64_t global_step;    /* optimizer steps taken */
-  int64_t step_in_epoch;  /* steps of the next epoch already taken (0 at an epoch boundary) */
-  double best_metric;     /* best validation NDCG@10 so far (-1 when none) */
+  int64_t epoch;         /* completed epochs */
+  int64_t global_step;   /* optimizer steps taken */
+  int64_t step_in_epoch; /* steps of the next epoch already taken (0 at an epoch boundary) */
+  double best_metric;    /* best validation NDCG@10 so far (-1 when none) */
   int64_t best_epoch;
-  int64_t bad_epochs;     /* epochs without improvement (early stopping) */
+  int64_t bad_epochs; /* epochs without improvement (early stopping) */
   uint64_t seed;
 } dt_ckpt_state;
 
@@ -89,7 +89,7 @@ typedef struct {
   char history_mode[16];             /* "prefix", "user_train" or "chunk" */
   int has_tfidf;                     /* the TF-IDF rows are present */
   int64_t vocab_size;
-  int64_t *tfidf_indptr;             /* [n_items + 1] */
+  int64_t *tfidf_indptr; /* [n_items + 1] */
   int32_t *tfidf_indices;
   float *tfidf_values;
 } dt_ckpt_inference;
@@ -99,8 +99,7 @@ typedef struct {
  * COLLECTIVE (sharded tables are gathered to rank 0 part by part: embed.h's
  * dt_table_part_gather); every rank gets the same return code. */
 int dt_ckpt_save(const char *path, dt_model *model, const dt_ckpt_state *state, const char *config_json,
-                 uint32_t dataset_crc32, const char *dataset_path, const dt_ckpt_inference *inference,
-                 dt_comm *comm);
+                 uint32_t dataset_crc32, const char *dataset_path, const dt_ckpt_inference *inference, dt_comm *comm);
 
 /* Whether the checkpoint (or export) at `path` carries /inference (*has = 1)
  * and is an export (*is_export = 1; may be NULL). */

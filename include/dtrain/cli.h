@@ -23,18 +23,20 @@ typedef struct {
 /* getopt_long values of the shared options (above any short option). */
 enum { DT_OPT_CONFIG = 'c', DT_OPT_SET = 1000, DT_OPT_QUIET, DT_OPT_VERBOSE, DT_OPT_LOG_ALL_RANKS, DT_OPT_HELP };
 
-#define DT_CLI_COMMON_LONG_OPTIONS                                                                      \
-  {"config", required_argument, 0, DT_OPT_CONFIG}, {"set", required_argument, 0, DT_OPT_SET},           \
-      {"quiet", no_argument, 0, DT_OPT_QUIET}, {"verbose", no_argument, 0, DT_OPT_VERBOSE},             \
-      {"log-all-ranks", no_argument, 0, DT_OPT_LOG_ALL_RANKS}, {"help", no_argument, 0, DT_OPT_HELP}
+#define DT_CLI_COMMON_LONG_OPTIONS                                                            \
+  {"config", required_argument, 0, DT_OPT_CONFIG}, {"set", required_argument, 0, DT_OPT_SET}, \
+      {"quiet", no_argument, 0, DT_OPT_QUIET}, {"verbose", no_argument, 0, DT_OPT_VERBOSE},   \
+      {"log-all-ranks", no_argument, 0, DT_OPT_LOG_ALL_RANKS}, {                              \
+    "help", no_argument, 0, DT_OPT_HELP                                                       \
+  }
 
-#define DT_CLI_COMMON_HELP                                                                  \
-  "  -c, --config FILE     JSON config (may \"extends\" others); repeatable: each file is\n" \
+#define DT_CLI_COMMON_HELP                                                                           \
+  "  -c, --config FILE     JSON config (may \"extends\" others); repeatable: each file is\n"         \
   "                        layered over the ones before it (later wins); default: schema defaults\n" \
-  "      --set KEY=VALUE   override one config key (repeatable), e.g. --set train.lr=5e-4\n" \
-  "      --quiet           only warnings and errors\n"                                      \
-  "      --verbose         debug messages too\n"                                            \
-  "      --log-all-ranks   every MPI rank logs, not only rank 0\n"                          \
+  "      --set KEY=VALUE   override one config key (repeatable), e.g. --set train.lr=5e-4\n"         \
+  "      --quiet           only warnings and errors\n"                                               \
+  "      --verbose         debug messages too\n"                                                     \
+  "      --log-all-ranks   every MPI rank logs, not only rank 0\n"                                   \
   "      --help            this help\n"
 
 /* Handles one shared option; returns 1 if `opt` was one, 0 otherwise. */

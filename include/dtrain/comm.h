@@ -272,10 +272,10 @@ const char *dt_comm_table_name(const dt_comm *c, int id);
 /* Sparse rows: unique ids ascending with one row of `dim` floats each.
  * Owned by the caller (zero-initialise; reuse; dt_sparse_rows_free). */
 typedef struct {
-  int64_t n;    /* rows */
+  int64_t n; /* rows */
   int dim;
-  int32_t *ids; /* [n] ascending, unique */
-  float *rows;  /* [n, dim] */
+  int32_t *ids;     /* [n] ascending, unique */
+  float *rows;      /* [n, dim] */
   int64_t capacity; /* rows allocated */
 } dt_sparse_rows;
 void dt_sparse_rows_free(dt_sparse_rows *s);
@@ -356,8 +356,8 @@ uint64_t dt_comm_checksum(uint64_t h, const void *data, size_t bytes);
  * an all-to-all counts the parts for other ranks, the dense all-reduce
  * counts the ring all-reduce's 2 (size-1)/size * 4n. One rank sends 0. */
 typedef struct {
-  uint64_t dense_bytes, dense_calls;   /* dt_comm_dense_allreduce */
-  uint64_t host_bytes, host_calls;     /* the host collectives above */
+  uint64_t dense_bytes, dense_calls; /* dt_comm_dense_allreduce */
+  uint64_t host_bytes, host_calls;   /* the host collectives above */
 } dt_comm_stats;
 typedef struct {
   uint64_t lookup_bytes; /* sharded lookups: request ids + replied rows */

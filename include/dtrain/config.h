@@ -52,8 +52,7 @@ const dt_config_key *dt_config_find_key(const char *key);
 int dt_config_build(const char *path, const char *const *sets, int n_sets, dt_config *out);
 /* The same from n_paths files layered in order, each over the ones before
  * it as if it extended them (later files win), then the overrides. */
-int dt_config_build_files(const char *const *paths, int n_paths, const char *const *sets, int n_sets,
-                          dt_config *out);
+int dt_config_build_files(const char *const *paths, int n_paths, const char *const *sets, int n_sets, dt_config *out);
 /* Builds a configuration from a complete JSON text (e.g. a checkpoint's
  * stored config); `origin` names it in messages. */
 int dt_config_from_string(const char *json, const char *origin, dt_config *out);

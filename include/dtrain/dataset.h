@@ -59,38 +59,38 @@
 
 /* Counts reported by prep (printed and written as JSON, see prep.h). */
 typedef struct {
-  int64_t read;             /* valid rows read from the input (malformed ones: skipped) */
-  int64_t skipped;          /* malformed rows skipped (data.on_error = skip) */
-  int64_t after_rating;     /* rows kept by the rating filter */
-  int64_t after_dedup;      /* after removing duplicate (user, item) pairs */
+  int64_t read;                             /* valid rows read from the input (malformed ones: skipped) */
+  int64_t skipped;                          /* malformed rows skipped (data.on_error = skip) */
+  int64_t after_rating;                     /* rows kept by the rating filter */
+  int64_t after_dedup;                      /* after removing duplicate (user, item) pairs */
   int64_t n_users, n_items, n_interactions; /* after k-core */
-  int64_t kcore_passes;     /* k-core passes that removed rows (0: already a k-core) */
+  int64_t kcore_passes;                     /* k-core passes that removed rows (0: already a k-core) */
   int64_t train, valid, test;
   int64_t dropped_valid, dropped_test; /* held-out rows of users without train rows */
   int64_t eval_users_valid, eval_users_test;
   int64_t vocab_size, tfidf_nnz;
-  int64_t n_chunks;         /* rows of /train_chunks */
+  int64_t n_chunks; /* rows of /train_chunks */
 } dt_prep_summary;
 
 /* One split's interactions, in global order. */
 typedef struct {
   int64_t n;
   int32_t *user;
-  int32_t *pos;  /* position in the user's list */
+  int32_t *pos; /* position in the user's list */
   int32_t *item;
   int64_t *ts;
 } dt_split;
 
 typedef struct dt_dataset {
   int64_t n_users, n_items, n_interactions; /* n_interactions: rows in the lists (see above) */
-  int history_len;           /* L */
-  char split[32];            /* "temporal" or "leave_one_out" */
+  int history_len;                          /* L */
+  char split[32];                           /* "temporal" or "leave_one_out" */
   /* per-user ordered lists (all splits) */
-  int64_t *user_ptr;         /* [n_users+1] */
-  int32_t *user_items;       /* [n_interactions] */
-  int64_t *user_ts;          /* [n_interactions] */
-  int32_t *user_n_train;     /* [n_users] */
-  int32_t *user_n_valid;     /* [n_users] */
+  int64_t *user_ptr;     /* [n_users+1] */
+  int32_t *user_items;   /* [n_interactions] */
+  int64_t *user_ts;      /* [n_interactions] */
+  int32_t *user_n_train; /* [n_users] */
+  int32_t *user_n_valid; /* [n_users] */
   /* each user's train items sorted ascending, for membership tests
    * (negative rejection): [user_ptr-like offsets into train_sorted] */
   int64_t *train_sorted_ptr; /* [n_users+1] */
@@ -98,17 +98,17 @@ typedef struct dt_dataset {
   dt_split train, valid, test;
   /* TF-IDF rows of the items, CSR, L2-normalised */
   int64_t vocab_size;
-  int64_t *tfidf_indptr;     /* [n_items+1] */
-  int32_t *tfidf_indices;    /* [nnz] */
-  float *tfidf_values;       /* [nnz] */
+  int64_t *tfidf_indptr;  /* [n_items+1] */
+  int32_t *tfidf_indices; /* [nnz] */
+  float *tfidf_values;    /* [nnz] */
   /* original ids and TF-IDF terms (loaded by dt_dataset_load_ids, NULL until then) */
   char **user_ids;
   char **item_ids;
-  char **vocab;              /* [vocab_size], column order */
+  char **vocab; /* [vocab_size], column order */
   dt_prep_summary summary;
-  char *path;                /* file it was loaded from */
-  char *prep_config_json;    /* the preparation config recorded in the file */
-  uint32_t file_crc32;       /* CRC-32 of the whole prepared file */
+  char *path;             /* file it was loaded from */
+  char *prep_config_json; /* the preparation config recorded in the file */
+  uint32_t file_crc32;    /* CRC-32 of the whole prepared file */
 } dt_dataset;
 
 /* Loads the whole prepared file (all splits, lists, TF-IDF; not the string

@@ -49,9 +49,9 @@ typedef enum {
 typedef enum { DT_SPARSE_LAZY_ADAM = 0, DT_SPARSE_ROWWISE_ADAGRAD } dt_sparse_optim;
 
 typedef struct {
-  char name[DT_NAME_LEN];   /* "static.user_emb", ... */
+  char name[DT_NAME_LEN]; /* "static.user_emb", ... */
   int present;
-  int64_t rows;             /* global rows */
+  int64_t rows; /* global rows */
   int dim;
   /* Initialisation: N(0, 0.01^2) per element, keyed by (name, row, col),
    * except a zero_init table (all zero) and row pad_row (-1: none). */
@@ -62,9 +62,9 @@ typedef struct {
    * sharded one the rows this rank owns, [row_lo, row_hi). */
   int sharded;
   int64_t row_lo, row_hi;
-  float *data, *m, *v;      /* [local rows, dim]; m, v for lazy Adam */
-  float *acc;               /* [local rows] for row-wise Adagrad */
-  int64_t *row_step;        /* [local rows] lazy Adam per-row steps */
+  float *data, *m, *v; /* [local rows, dim]; m, v for lazy Adam */
+  float *acc;          /* [local rows] for row-wise Adagrad */
+  int64_t *row_step;   /* [local rows] lazy Adam per-row steps */
   /* The rows the current batch reads: `data` itself (replicated), the
    * batch's unique rows fetched from their owners (sharded; ids rewritten
    * to positions in it by dt_table_lookup), or the whole node-shared table,

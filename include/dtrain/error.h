@@ -54,9 +54,9 @@ void dt_panic_at(const char *file, int line, const char *fmt, ...) DT_PRINTF(3, 
 #define dt_panic(...) dt_panic_at(__FILE__, __LINE__, __VA_ARGS__)
 
 /* Propagates a non-zero status from an expression. */
-#define DT_TRY(expr)                 \
-  do {                               \
-    int dt_try_rc_ = (expr);         \
+#define DT_TRY(expr)                        \
+  do {                                      \
+    int dt_try_rc_ = (expr);                \
     if (dt_try_rc_ != 0) return dt_try_rc_; \
   } while (0)
 

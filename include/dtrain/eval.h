@@ -56,7 +56,7 @@ typedef struct {
   int sampled_negatives;           /* eval.negatives */
   int64_t sampled_fewer_negatives; /* users with fewer unseen items, ranked against all of them */
   dt_metrics pop_sampled, pop_full;
-  unsigned towers;                 /* the model's towers (dt_model_towers): alpha is reported for these only */
+  unsigned towers; /* the model's towers (dt_model_towers): alpha is reported for these only */
   double alpha_mean[3];
   dt_bucket buckets[DT_EVAL_BUCKETS];
 } dt_eval_result;
@@ -76,8 +76,7 @@ typedef struct {
 /* Evaluates one split. sampled/full select the protocols; max_users caps the
  * sampled protocol's users (0 = all; evenly spaced subset); the full
  * protocol uses eval.full_max_users. COLLECTIVE. */
-int dt_evaluate(dt_eval_ctx *ctx, dt_split_kind split, int sampled, int full, int64_t max_users,
-                dt_eval_result *out);
+int dt_evaluate(dt_eval_ctx *ctx, dt_split_kind split, int sampled, int full, int64_t max_users, dt_eval_result *out);
 
 /* Prints the metric table (rank 0's job) and writes the result as JSON:
  * {"split", "sampled": {"ndcg@10", "hr@10", "mrr", ..., "negatives",

@@ -58,6 +58,7 @@ int dt_tmp_remove_stale(const char *path);
  * evaluation result") written by dtrain, or when forced; a directory or
  * anything else is DT_EXIT_DATA naming it: dtrain never replaces a file it
  * did not write without --force. */
-int dt_output_check(const char *path, const char *option, const char *kind, int force, int (*is_ours)(const char *path));
+int dt_output_check(const char *path, const char *option, const char *kind, int force,
+                    int (*is_ours)(const char *path));
 
 #endif

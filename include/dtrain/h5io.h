@@ -57,8 +57,8 @@ int dt_h5_copy_attrs(hid_t src, hid_t dst, const char *const *skip, const char *
 int dt_h5_length(hid_t file, const char *name, int64_t *n, const char *path);
 /* Reads 1-D dataset `name` of `expect` elements (-1: any; *n gets it) into
  * a new array. */
-int dt_h5_read_array(hid_t file, const char *name, hid_t mem_type, size_t elem, int64_t expect, void **out,
-                     int64_t *n, const char *path);
+int dt_h5_read_array(hid_t file, const char *name, hid_t mem_type, size_t elem, int64_t expect, void **out, int64_t *n,
+                     const char *path);
 int dt_h5_read_strings(hid_t file, const char *name, int64_t expect, char ***out, const char *path);
 int dt_h5_read_attr_int(hid_t loc, const char *name, int64_t *v, const char *path);
 int dt_h5_read_attr_f64(hid_t loc, const char *name, double *v, const char *path);

@@ -50,16 +50,16 @@ typedef struct {
   /* what dt_loss_setup read from the config */
   int ready;
   dt_loss_kind kind;
-  int n_neg;           /* negatives of each example's own (bpr, bce; 0 for the softmax losses) */
-  int64_t list_items;  /* the item list a batch needs: n shared negatives, -1 the catalogue
-                        * (dt_batch_build_list's DT_BATCH_LIST_CATALOGUE), 0 none */
-  int64_t block;       /* list items per block */
+  int n_neg;          /* negatives of each example's own (bpr, bce; 0 for the softmax losses) */
+  int64_t list_items; /* the item list a batch needs: n shared negatives, -1 the catalogue
+                       * (dt_batch_build_list's DT_BATCH_LIST_CATALOGUE), 0 none */
+  int64_t block;      /* list items per block */
   /* backend scratch */
   float *d_dscores, *d_dalpha; /* d loss / d scores [n, c], d alpha [n, 3] */
   int64_t dscore_cap, dalpha_cap;
-  float *d_block;              /* one block of list scores [n, block], then their gradient */
+  float *d_block; /* one block of list scores [n, block], then their gradient */
   int64_t block_cap;
-  float *d_xent;               /* running max, sum and the positive's score [3 n] */
+  float *d_xent; /* running max, sum and the positive's score [3 n] */
   int64_t xent_cap;
   float *h_alpha; /* host copy of alpha for the batch statistics */
   int64_t h_alpha_cap;
@@ -71,7 +71,7 @@ typedef struct {
   double alpha_mean[3];          /* the global batch's mean alpha */
   double sums[2];                /* ranking sum, sum of alpha log alpha: this rank's, then (reduce) the global ones */
   double ranking, entropy, balance, loss; /* global means (entropy: mean of -H(alpha)) */
-  double t_wait;                 /* seconds spent in the two all-reduces */
+  double t_wait;                          /* seconds spent in the two all-reduces */
 } dt_loss_value;
 
 /* The loss's name as train.loss spells it. */
@@ -91,8 +91,8 @@ int dt_loss_batch_stats(dt_loss *L, dt_comm *comm, dt_backend *be, const dt_batc
  * sums. The softmax losses also run the item list's scoring and backward
  * (dt_model_list_*), which accumulates into the model's gradients: zero
  * them first, then call dt_model_backward. Needs v->n_global > 0. */
-int dt_loss_grad(dt_loss *L, dt_backend *be, const dt_config *cfg, dt_model *m, const dt_batch *b,
-                 const float *scores, const float *alpha, dt_loss_value *v);
+int dt_loss_grad(dt_loss *L, dt_backend *be, const dt_config *cfg, dt_model *m, const dt_batch *b, const float *scores,
+                 const float *alpha, dt_loss_value *v);
 /* Sums the ranks' loss sums and computes the global means. COLLECTIVE. */
 int dt_loss_reduce(dt_comm *comm, const dt_config *cfg, dt_loss_value *v);
 void dt_loss_free(dt_loss *L, dt_backend *be);

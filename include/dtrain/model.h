@@ -56,14 +56,14 @@ typedef enum { DT_INIT_ZERO = 0, DT_INIT_XAVIER, DT_INIT_GRU_UNIFORM, DT_INIT_NO
 
 /* One dense parameter: a view into the contiguous buffers. */
 typedef struct {
-  char name[DT_NAME_LEN];   /* MODEL.md name, e.g. "static.fc1.weight" */
+  char name[DT_NAME_LEN]; /* MODEL.md name, e.g. "static.fc1.weight" */
   int ndim;
-  int64_t shape[2];         /* PyTorch shape ([out, in] for Linear weights) */
+  int64_t shape[2]; /* PyTorch shape ([out, in] for Linear weights) */
   int64_t numel;
-  int64_t offset;           /* in floats, into w/g/m/v */
-  int transposed;           /* stored as [shape[1], shape[0]] */
+  int64_t offset; /* in floats, into w/g/m/v */
+  int transposed; /* stored as [shape[1], shape[0]] */
   dt_init_kind init;
-  int64_t fan_in, fan_out;  /* for Xavier */
+  int64_t fan_in, fan_out; /* for Xavier */
 } dt_param;
 
 /* Where the model code finds each dense parameter: offsets (floats) into
@@ -81,16 +81,16 @@ typedef struct {
   dt_linear_view ln1, in_proj, out_proj, ln2, fc1, fc2; /* in_proj: attn.in_proj_weight [3d, d] / _bias [3d] */
 } dt_sasrec_block_view;
 typedef struct {
-  dt_linear_view static_fc1, static_fc2;        /* v1/v2 static tower */
-  dt_gru_view gru[2];                           /* dynamic tower, 2 layers */
-  dt_linear_view dynamic_proj;                  /* GRU encoder only */
-  int64_t pos_emb;                              /* SASRec: dynamic.pos_emb [2L, D] (-1: none) */
+  dt_linear_view static_fc1, static_fc2; /* v1/v2 static tower */
+  dt_gru_view gru[2];                    /* dynamic tower, 2 layers */
+  dt_linear_view dynamic_proj;           /* GRU encoder only */
+  int64_t pos_emb;                       /* SASRec: dynamic.pos_emb [2L, D] (-1: none) */
   dt_sasrec_block_view blocks[DT_SASREC_MAX_BLOCKS];
-  dt_linear_view ln_final;                      /* SASRec: dynamic.ln_final */
+  dt_linear_view ln_final; /* SASRec: dynamic.ln_final */
   dt_linear_view content_fc1, content_fc2, content_fc3;
-  dt_linear_view content_user_proj;             /* v3 (no bias) */
+  dt_linear_view content_user_proj; /* v3 (no bias) */
   dt_linear_view gate_fc1, gate_fc2;
-  dt_linear_view head_fc1, head_fc2;            /* v1/v2 */
+  dt_linear_view head_fc1, head_fc2; /* v1/v2 */
 } dt_param_views;
 
 /* Which table (index into dt_model.tables). */
@@ -98,20 +98,20 @@ enum { DT_TABLE_USER = 0, DT_TABLE_ITEM, DT_TABLE_ITEM_BIAS, DT_TABLE_DYN_ITEM }
 
 /* A batch on the backend (built on the host by batch.h, uploaded). */
 typedef struct {
-  int64_t n;                /* examples */
-  int c;                    /* candidates per example (col 0 = positive in training) */
-  int64_t nc;               /* n * c */
+  int64_t n;  /* examples */
+  int c;      /* candidates per example (col 0 = positive in training) */
+  int64_t nc; /* n * c */
   /* per-table row ids (in each table's id space, see dt_table.view) */
-  const int32_t *ids_user;      /* [n]   static.user_emb */
-  const int32_t *ids_user_rep;  /* [nc]  static.user_emb, user of each candidate row (v1/v2 static tower) */
-  const int32_t *ids_item;      /* [nc]  static.item_emb */
-  const int32_t *ids_bias;      /* [nc]  static.item_bias (v3) */
-  const int32_t *ids_dyn_cand;  /* [nc]  dynamic.item_emb, candidate + 1 (v3) */
-  const int32_t *ids_dyn_tok;   /* [n_tokens] dynamic.item_emb, history tokens (+1 shifted) */
-  const int32_t *cand;          /* [nc]  item index of each candidate (TF-IDF rows) */
-  const float *ctx;             /* [n, gate_in] temporal context (+ user statistics for v3) */
-  const int64_t *row_key;       /* [n]   dropout keys of example rows */
-  const int64_t *cand_key;      /* [nc]  dropout keys of candidate rows */
+  const int32_t *ids_user;     /* [n]   static.user_emb */
+  const int32_t *ids_user_rep; /* [nc]  static.user_emb, user of each candidate row (v1/v2 static tower) */
+  const int32_t *ids_item;     /* [nc]  static.item_emb */
+  const int32_t *ids_bias;     /* [nc]  static.item_bias (v3) */
+  const int32_t *ids_dyn_cand; /* [nc]  dynamic.item_emb, candidate + 1 (v3) */
+  const int32_t *ids_dyn_tok;  /* [n_tokens] dynamic.item_emb, history tokens (+1 shifted) */
+  const int32_t *cand;         /* [nc]  item index of each candidate (TF-IDF rows) */
+  const float *ctx;            /* [n, gate_in] temporal context (+ user statistics for v3) */
+  const int64_t *row_key;      /* [n]   dropout keys of example rows */
+  const int64_t *cand_key;     /* [nc]  dropout keys of candidate rows */
   /* GRU input: sequences packed time-major, longest first (like PyTorch's
    * PackedSequence): step t holds batch_sizes[t] tokens, one per sequence
    * still running; token k of step t belongs to sequence k.
@@ -121,12 +121,12 @@ typedef struct {
   int64_t n_seq, n_tokens;
   int max_len;
   const int32_t *batch_sizes_host; /* [max_len] (host memory) */
-  const int64_t *tok_key;       /* [n_tokens] dropout keys of tokens */
-  const int32_t *seq_offsets;       /* [n_seq + 1] SASRec window offsets (backend memory; NULL for the GRU) */
-  const int32_t *seq_offsets_host;  /* the same, host memory */
-  const int32_t *readout;       /* [n] token whose encoder state each example reads; n_tokens = zero state */
-  int train;                    /* dropout on, gradients wanted */
-  uint32_t step;                /* dropout counter */
+  const int64_t *tok_key;          /* [n_tokens] dropout keys of tokens */
+  const int32_t *seq_offsets;      /* [n_seq + 1] SASRec window offsets (backend memory; NULL for the GRU) */
+  const int32_t *seq_offsets_host; /* the same, host memory */
+  const int32_t *readout;          /* [n] token whose encoder state each example reads; n_tokens = zero state */
+  int train;                       /* dropout on, gradients wanted */
+  uint32_t step;                   /* dropout counter */
   /* The item list every example is also scored against (dt_model_list_*):
    * train.loss = sampled_softmax's negatives shared by the global batch, or
    * softmax's whole catalogue; n_list = 0 in every other batch. */
@@ -148,7 +148,7 @@ typedef struct dt_model {
   int use_static, use_dynamic, use_content, use_gate, use_static_mlp, use_head;
   dt_encoder_kind encoder_kind;
   int sasrec_blocks, sasrec_heads;
-  int64_t pos_rows;         /* SASRec: rows of dynamic.pos_emb (2 * data.history_len) */
+  int64_t pos_rows; /* SASRec: rows of dynamic.pos_emb (2 * data.history_len) */
   int dim, gru_hidden, content_h1, content_h2, gate_hidden, gate_in, head_hidden, static_hidden;
   int64_t n_users, n_items, vocab;
   float p_static, p_gru, p_content, p_head;
@@ -157,10 +157,10 @@ typedef struct dt_model {
   int n_params;
   dt_param params[DT_MAX_PARAMS];
   dt_param_views pv;
-  int64_t n_dense;          /* floats */
-  float *w, *g, *m, *v;     /* [n_dense] each (backend memory) */
-  int dense_adopted;        /* w, g, m, v belong to someone else (dt_model_adopt_dense) */
-  int64_t adam_step;        /* dense Adam steps taken */
+  int64_t n_dense;      /* floats */
+  float *w, *g, *m, *v; /* [n_dense] each (backend memory) */
+  int dense_adopted;    /* w, g, m, v belong to someone else (dt_model_adopt_dense) */
+  int64_t adam_step;    /* dense Adam steps taken */
   /* tables */
   dt_table tables[DT_MAX_TABLES];
   /* TF-IDF matrix (backend memory, uploaded once) */
@@ -168,8 +168,8 @@ typedef struct dt_model {
   int32_t *tfidf_indices;
   float *tfidf_values;
   /* item-side cache for evaluation: h_c of every item (eval mode) */
-  float *item_hc;           /* [n_items, dim] or NULL */
-  struct dt_model_work *work; /* activations, grown on demand */
+  float *item_hc;                       /* [n_items, dim] or NULL */
+  struct dt_model_work *work;           /* activations, grown on demand */
   const struct dt_seq_encoder *encoder; /* the dynamic tower's sequence encoder (model_internal.h) */
 } dt_model;
 

@@ -66,9 +66,7 @@ DT_HD static inline float dt_tanh(float x) {
 }
 
 /* softplus(x) = log(1 + e^x), stable for large |x| */
-DT_HD static inline float dt_softplus(float x) {
-  return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
-}
+DT_HD static inline float dt_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 
 /* ---- GRU gates (torch.nn.GRU order r, z, n) ---- */
 
@@ -111,8 +109,7 @@ DT_HD static inline float dt_gru_unit_bwd(float dh, float r, float z, float n, f
 /* The four draws behind columns 4*group .. 4*group+3 of the row keyed by
  * row_key; column col uses .v[col & 3] of group col >> 2. Loops over a row
  * call this once per four columns (one Philox call instead of four). */
-DT_HD static inline dt_rand4 dt_dropout_draws(uint64_t seed, uint32_t step, uint32_t site, int64_t row_key,
-                                              int group) {
+DT_HD static inline dt_rand4 dt_dropout_draws(uint64_t seed, uint32_t step, uint32_t site, int64_t row_key, int group) {
   return dt_philox(seed, DT_RNG_DROPOUT, step, site * 0x10000u + (uint32_t)group, (uint32_t)row_key,
                    (uint32_t)((uint64_t)row_key >> 32));
 }

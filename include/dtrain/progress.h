@@ -12,14 +12,14 @@
 
 typedef struct {
   char label[64];
-  int64_t total;      /* 0 when unknown */
+  int64_t total; /* 0 when unknown */
   double start_s;
   double last_print_s;
-  double interval_s;  /* seconds between plain lines when not on a terminal */
+  double interval_s; /* seconds between plain lines when not on a terminal */
   int tty;
   int enabled;
-  int drawn;          /* a redrawable line is on the terminal */
-  const char *unit;   /* e.g. "rows", "examples" */
+  int drawn;        /* a redrawable line is on the terminal */
+  const char *unit; /* e.g. "rows", "examples" */
 } dt_progress;
 
 void dt_progress_begin(dt_progress *p, const char *label, int64_t total, const char *unit);

@@ -33,13 +33,13 @@
 
 /* A set of byte strings, each with a dense index in insertion order. */
 typedef struct {
-  int64_t n;          /* strings held */
-  int64_t *off;       /* [n] offset of string i in `bytes` (NUL-terminated) */
+  int64_t n;    /* strings held */
+  int64_t *off; /* [n] offset of string i in `bytes` (NUL-terminated) */
   int64_t off_cap;
   char *bytes;
   int64_t bytes_len, bytes_cap;
-  int64_t *slots;     /* open-addressing hash table: index + 1, 0 = empty */
-  int64_t n_slots;    /* a power of two */
+  int64_t *slots;  /* open-addressing hash table: index + 1, 0 = empty */
+  int64_t n_slots; /* a power of two */
 } dt_strtab;
 
 /* Index of the string s[0..len), adding it when new. */
@@ -56,16 +56,16 @@ typedef struct {
   dt_strtab users, items; /* original ids; user[r] / item[r] index into these */
   int64_t n, cap;         /* rows */
   int32_t *user, *item;
-  int64_t *ts;            /* unix seconds */
+  int64_t *ts; /* unix seconds */
   /* Per-row text (Amazon review summaries), kept only when asked for: the
    * item text of MODEL.md step 7 when no metadata is given. */
   int has_text;
-  int64_t *text_off;      /* [n] offset into `text`, -1 = none */
+  int64_t *text_off; /* [n] offset into `text`, -1 = none */
   char *text;
   int64_t text_len, text_cap;
   /* counts of the read */
-  int64_t read;           /* valid rows read (before the rating filter) */
-  int64_t skipped;        /* malformed rows skipped (on_error = skip) */
+  int64_t read;    /* valid rows read (before the rating filter) */
+  int64_t skipped; /* malformed rows skipped (on_error = skip) */
 } dt_interactions;
 
 /* Appends one row (ids as byte strings). `text` may be NULL. Fails with
@@ -84,11 +84,11 @@ typedef struct {
 } dt_input;
 
 typedef struct {
-  double min_rating;  /* keep rows with rating >= this (Amazon `overall`, delimited `rating`) */
-  int skip_bad;       /* 1: skip and count malformed lines; 0: fail on the first */
-  int keep_text;      /* Amazon reviews: keep `summary` per row */
-  int progress;       /* print progress lines (long reads) */
-  int max_warnings;   /* malformed lines logged individually under skip (0 = 5) */
+  double min_rating; /* keep rows with rating >= this (Amazon `overall`, delimited `rating`) */
+  int skip_bad;      /* 1: skip and count malformed lines; 0: fail on the first */
+  int keep_text;     /* Amazon reviews: keep `summary` per row */
+  int progress;      /* print progress lines (long reads) */
+  int max_warnings;  /* malformed lines logged individually under skip (0 = 5) */
 } dt_read_opts;
 
 /* Bytes read from a file by the last reader call on it, and their CRC-32:
@@ -154,8 +154,7 @@ typedef struct {
  * (auto|yes|no). An unknown or repeated column name, a missing
  * user/item/timestamp or a bad delimiter fails with DT_EXIT_USAGE naming
  * the key. */
-int dt_delimited_format_parse(const char *columns, const char *delimiter, const char *header,
-                              dt_delimited_format *fmt);
+int dt_delimited_format_parse(const char *columns, const char *delimiter, const char *header, dt_delimited_format *fmt);
 /* Just the data.delimiter part: the byte, or DT_DELIM_AUTO. */
 int dt_delimiter_parse(const char *delimiter, char *out);
 

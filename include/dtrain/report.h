@@ -28,10 +28,10 @@
 typedef struct {
   const char *const *run_dirs; /* n_runs >= 1 run directories */
   int n_runs;
-  const char *output;          /* NULL: HTML to <run dir>/report.html for one run, ./report.html for
-                                  several; CSV to stdout */
-  int csv;                     /* write the series as CSV instead of the HTML report */
-  int force;                   /* replace an existing file that is not a dtrain report */
+  const char *output; /* NULL: HTML to <run dir>/report.html for one run, ./report.html for
+                         several; CSV to stdout */
+  int csv;            /* write the series as CSV instead of the HTML report */
+  int force;          /* replace an existing file that is not a dtrain report */
 } dt_report_options;
 
 /* Writes the report. *written (may be NULL) gets the path written, or NULL

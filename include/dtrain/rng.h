@@ -17,13 +17,13 @@
 
 /* What a draw is for. Never renumber: checkpoints and tests depend on them. */
 enum {
-  DT_RNG_INIT = 1,       /* parameter initialisation: (param index, element) */
-  DT_RNG_SHUFFLE = 2,    /* per-epoch shuffling: (epoch, lane, i) */
-  DT_RNG_NEGATIVE = 3,   /* training negatives: (epoch, interaction, neg, try) */
-  DT_RNG_DROPOUT = 4,    /* dropout masks: (step, site, example, element) */
-  DT_RNG_EVAL = 5,       /* evaluation negatives: (user, draw) */
-  DT_RNG_SYNTH = 6,      /* synthetic data generator */
-  DT_RNG_TEST = 7,       /* tests */
+  DT_RNG_INIT = 1,           /* parameter initialisation: (param index, element) */
+  DT_RNG_SHUFFLE = 2,        /* per-epoch shuffling: (epoch, lane, i) */
+  DT_RNG_NEGATIVE = 3,       /* training negatives: (epoch, interaction, neg, try) */
+  DT_RNG_DROPOUT = 4,        /* dropout masks: (step, site, example, element) */
+  DT_RNG_EVAL = 5,           /* evaluation negatives: (user, draw) */
+  DT_RNG_SYNTH = 6,          /* synthetic data generator */
+  DT_RNG_TEST = 7,           /* tests */
   DT_RNG_SHARED_NEGATIVE = 8 /* sampled_softmax's negatives shared by a global batch: (step, negative) */
 };
 

@@ -35,19 +35,19 @@
 
 typedef struct {
   int rank, n_ranks;
-  int chunk_mode;        /* units are chunks (1) or single interactions (0) */
-  int64_t batch_size;    /* global B */
-  int history_len;       /* L */
-  int64_t n_lanes;       /* K */
-  int64_t bin_cap;       /* interactions per lane bin */
+  int chunk_mode;           /* units are chunks (1) or single interactions (0) */
+  int64_t batch_size;       /* global B */
+  int history_len;          /* L */
+  int64_t n_lanes;          /* K */
+  int64_t bin_cap;          /* interactions per lane bin */
   int64_t lane_lo, lane_hi; /* this rank's lanes [lo, hi) */
-  int64_t n_units_total; /* units in the whole file */
+  int64_t n_units_total;    /* units in the whole file */
   /* this rank's units (in file order) */
   int64_t n_units;
-  int64_t *unit_index;   /* global unit index j (lane = j mod K) */
+  int64_t *unit_index; /* global unit index j (lane = j mod K) */
   int32_t *unit_user;
-  int32_t *unit_start;   /* first position in the user's list */
-  int32_t *unit_count;   /* interactions in the unit (1 in row mode) */
+  int32_t *unit_start;    /* first position in the user's list */
+  int32_t *unit_count;    /* interactions in the unit (1 in row mode) */
   int64_t n_interactions; /* sum of unit_count */
 } dt_shard;
 
@@ -59,9 +59,9 @@ void dt_shard_free(dt_shard *shard);
 /* One epoch's local batches: step s covers units order[step_ptr[s] ..
  * step_ptr[s+1]) (indices into the shard's unit arrays). */
 typedef struct {
-  int64_t n_steps;       /* local number of steps (bins of the fullest own lane) */
-  int64_t *step_ptr;     /* [n_steps+1] */
-  int64_t *order;        /* [n_units] */
+  int64_t n_steps;            /* local number of steps (bins of the fullest own lane) */
+  int64_t *step_ptr;          /* [n_steps+1] */
+  int64_t *order;             /* [n_units] */
   int64_t *step_interactions; /* [n_steps] interactions in the local part of each step */
 } dt_epoch_plan;
 

@@ -40,10 +40,10 @@
 
 typedef struct {
   int64_t users, items, interactions;
-  int64_t categories;     /* top-level categories */
-  int64_t subcategories;  /* per category */
-  int64_t brands;         /* per category */
-  int64_t days;           /* length of the log */
+  int64_t categories;    /* top-level categories */
+  int64_t subcategories; /* per category */
+  int64_t brands;        /* per category */
+  int64_t days;          /* length of the log */
   uint64_t seed;
 } dt_synth_params;
 

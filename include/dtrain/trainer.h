@@ -88,8 +88,8 @@ void dt_inference_to_dataset(dt_ckpt_inference *inf, const char *path, uint32_t 
 /* Where this rank's time in a step went (seconds), by phase. metrics.jsonl's
  * "time_ms" has one key per field, named as the field. */
 typedef struct {
-  double batch;       /* batch building and sharded lookups */
-  double forward;     /* forward + loss */
+  double batch;   /* batch building and sharded lookups */
+  double forward; /* forward + loss */
   double backward;
   double wait;        /* in the two small all-reduces after forward and backward: waiting for the slowest rank */
   double dense_comm;  /* the dense gradient's reduction */
@@ -127,9 +127,9 @@ int dt_train_step(dt_session *s, const dt_unit *units, int64_t n_units, int64_t 
 #define DT_RUN_LOCK_FILE "dtrain.lock"
 
 typedef enum {
-  DT_RUN_DIR_FRESH,     /* a new run: refused (exit 2) when an earlier run's files are there */
-  DT_RUN_DIR_RESUME,    /* continuing: the files stay */
-  DT_RUN_DIR_OVERWRITE  /* a new run replacing an earlier one: its files are removed first */
+  DT_RUN_DIR_FRESH,    /* a new run: refused (exit 2) when an earlier run's files are there */
+  DT_RUN_DIR_RESUME,   /* continuing: the files stay */
+  DT_RUN_DIR_OVERWRITE /* a new run replacing an earlier one: its files are removed first */
 } dt_run_dir_mode;
 
 typedef struct dt_run_dir_lock dt_run_dir_lock;

@@ -40,8 +40,8 @@ int dt_backend_create(const char *name, int threads, int local_rank, int tf32, d
     int count = dt_backend_cuda_device_count(why, (int)sizeof why);
     if (count > 0) return create_cuda(local_rank, tf32, count, out);
     DT_TRY(dt_backend_cpu_create(threads, out));
-    dt_log_info("backend auto: no usable CUDA device (%s), using cpu with %d threads",
-                why[0] ? why : "no device found", cpu_threads(threads));
+    dt_log_info("backend auto: no usable CUDA device (%s), using cpu with %d threads", why[0] ? why : "no device found",
+                cpu_threads(threads));
     return 0;
   }
   return dt_fail(DT_EXIT_USAGE, "backend.name = \"%s\": expected \"auto\", \"cpu\" or \"cuda\"", name);

@@ -29,11 +29,11 @@ struct dt_batch_builder {
   int64_t *row_key, *cand_key, *tok_key;
   int32_t *batch_sizes; /* [cap_t] */
   seq_t *seqs;
-  int64_t *ex_seq;      /* example -> sequence */
-  int32_t *ex_len;      /* example -> tokens of its sequence it reads */
-  int64_t *sorted;      /* sequence indices, longest first */
-  int32_t *seq_off;     /* [cap_seq + 1] SASRec window offsets (sequence-major packing) */
-  int32_t *eval_n_neg;  /* example -> negatives drawn (evaluation batches) */
+  int64_t *ex_seq;          /* example -> sequence */
+  int32_t *ex_len;          /* example -> tokens of its sequence it reads */
+  int64_t *sorted;          /* sequence indices, longest first */
+  int32_t *seq_off;         /* [cap_seq + 1] SASRec window offsets (sequence-major packing) */
+  int32_t *eval_n_neg;      /* example -> negatives drawn (evaluation batches) */
   unsigned char *eval_mark; /* [n_items] scratch of the negative draw, kept zeroed */
   /* backend copies */
   struct {
@@ -58,7 +58,8 @@ int dt_batch_builder_create(const dt_model *model, const dt_dataset *ds, dt_back
   if (model->use_dynamic && model->encoder_kind == DT_ENCODER_SASREC && longest > model->pos_rows) {
     int L = bb->L;
     free(bb);
-    return dt_fail(DT_EXIT_DATA, "the data set was prepared with data.history_len = %d, whose history windows (up to "
+    return dt_fail(DT_EXIT_DATA,
+                   "the data set was prepared with data.history_len = %d, whose history windows (up to "
                    "%lld items) do not fit the SASRec encoder's %lld positions (2 x config key 'data.history_len'): "
                    "use the data set's data.history_len",
                    L, (long long)longest, (long long)model->pos_rows);
@@ -69,9 +70,9 @@ int dt_batch_builder_create(const dt_model *model, const dt_dataset *ds, dt_back
 
 static void free_dev(dt_batch_builder *bb) {
   dt_backend *be = bb->be;
-  void *ps[] = {bb->dev.ids_user, bb->dev.ids_user_rep, bb->dev.ids_item, bb->dev.ids_bias, bb->dev.ids_dyn_cand,
-                bb->dev.ids_dyn_tok, bb->dev.cand, bb->dev.readout, bb->dev.ctx, bb->dev.row_key,
-                bb->dev.cand_key, bb->dev.tok_key, bb->dev.seq_off};
+  void *ps[] = {bb->dev.ids_user,    bb->dev.ids_user_rep, bb->dev.ids_item, bb->dev.ids_bias, bb->dev.ids_dyn_cand,
+                bb->dev.ids_dyn_tok, bb->dev.cand,         bb->dev.readout,  bb->dev.ctx,      bb->dev.row_key,
+                bb->dev.cand_key,    bb->dev.tok_key,      bb->dev.seq_off};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
     if (ps[i]) be->free(be, ps[i]);
   memset(&bb->dev, 0, sizeof bb->dev);
@@ -82,10 +83,10 @@ void dt_batch_builder_free(dt_batch_builder *bb) {
   if (!bb) return;
   free_dev(bb);
   dt_batch_list_free(bb->list);
-  void *ps[] = {bb->user, bb->pos, bb->cand, bb->ids_user_rep, bb->ids_item, bb->ids_bias, bb->ids_dyn_cand,
-                bb->ids_dyn_tok, bb->readout, bb->ids_user, bb->ctx, bb->row_key, bb->cand_key, bb->tok_key,
-                bb->batch_sizes, bb->seqs, bb->ex_seq, bb->ex_len, bb->sorted, bb->eval_n_neg, bb->eval_mark,
-                bb->seq_off};
+  void *ps[] = {bb->user,         bb->pos,         bb->cand,        bb->ids_user_rep, bb->ids_item, bb->ids_bias,
+                bb->ids_dyn_cand, bb->ids_dyn_tok, bb->readout,     bb->ids_user,     bb->ctx,      bb->row_key,
+                bb->cand_key,     bb->tok_key,     bb->batch_sizes, bb->seqs,         bb->ex_seq,   bb->ex_len,
+                bb->sorted,       bb->eval_n_neg,  bb->eval_mark,   bb->seq_off};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
   free(bb);
 }

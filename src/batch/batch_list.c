@@ -59,8 +59,8 @@ int dt_batch_list_build(dt_batch_list **lst, dt_backend *be, int64_t n_items, co
   for (int64_t q = 0; q < n; q++) {
     int32_t item = (int32_t)q;
     if (!catalogue) { /* uniform, without rejection: a function of (seed, step, q) only */
-      dt_rand4 r = dt_philox(seed, DT_RNG_SHARED_NEGATIVE, (uint32_t)step, (uint32_t)((uint64_t)step >> 32),
-                             (uint32_t)q, 0);
+      dt_rand4 r =
+          dt_philox(seed, DT_RNG_SHARED_NEGATIVE, (uint32_t)step, (uint32_t)((uint64_t)step >> 32), (uint32_t)q, 0);
       item = (int32_t)dt_below64(r.v[0], r.v[1], (uint64_t)n_items);
     }
     l->item[q] = l->ids_item[q] = l->ids_bias[q] = item;

@@ -143,8 +143,8 @@ static int write_tables(const char *tmp, dt_model *m, dt_comm *comm, hid_t g_par
   return rc;
 }
 
-static int write_file(const char *tmp, dt_model *m, const dt_ckpt_state *st, const char *config_json,
-                      uint32_t crc, const char *dataset_path, const dt_ckpt_inference *inf, dt_comm *comm) {
+static int write_file(const char *tmp, dt_model *m, const dt_ckpt_state *st, const char *config_json, uint32_t crc,
+                      const char *dataset_path, const dt_ckpt_inference *inf, dt_comm *comm) {
   hid_t f = -1, g_params = -1, g_optim = -1, g_m = -1, g_v = -1, g_tables = -1, g_state = -1;
   int rc = DT_OK;
   if (dt_comm_rank(comm) == 0) {
@@ -196,8 +196,10 @@ int dt_ckpt_save(const char *path, dt_model *m, const dt_ckpt_state *st, const c
     if (!rc) rc = dt_fsync_parent_dir(path);
     if (rc) {
       unlink(tmp);
-      rc = dt_fail_context(rc, "writing checkpoint %s failed (its temporary file is removed; the checkpoints written "
-                               "before are unchanged)", path);
+      rc = dt_fail_context(rc,
+                           "writing checkpoint %s failed (its temporary file is removed; the checkpoints written "
+                           "before are unchanged)",
+                           path);
     }
     dt_tmp_unregister(tmp);
   }
@@ -236,8 +238,10 @@ static int open_checked(const char *path, hid_t group, const char *gname, const 
       snprintf(want, sizeof want, "[%lld, %lld]", (long long)dims[0], (long long)dims[1]);
     else
       snprintf(want, sizeof want, "[%lld]", (long long)dims[0]);
-    return dt_fail(DT_EXIT_DATA, "checkpoint %s: %s/%s has shape %s but this model needs %s (different data set or "
-                                 "model sizes?)", path, gname, name, have, want);
+    return dt_fail(DT_EXIT_DATA,
+                   "checkpoint %s: %s/%s has shape %s but this model needs %s (different data set or "
+                   "model sizes?)",
+                   path, gname, name, have, want);
   }
   *out = ds;
   return DT_OK;
@@ -257,18 +261,20 @@ static int check_finite(const char *path, const char *gname, const char *name, c
 
 /* A failed read of a dataset: damaged (checksum), truncated or unreadable. */
 static int read_failed(const char *path, const char *gname, const char *name) {
-  return dt_fail_context(DT_EXIT_DATA, "checkpoint %s: %s/%s cannot be read; the file is damaged or truncated (use "
-                                       "another checkpoint)", path, gname, name);
+  return dt_fail_context(DT_EXIT_DATA,
+                         "checkpoint %s: %s/%s cannot be read; the file is damaged or truncated (use "
+                         "another checkpoint)",
+                         path, gname, name);
 }
 
 static int read_dense(const char *path, dt_model *m, hid_t group, const char *gname, const dt_param *p, float *base) {
   hid_t ds;
   DT_TRY(open_checked(path, group, gname, p->name, p->ndim, p->shape, &ds));
   float *host = dt_xmalloc((size_t)p->numel * sizeof(float));
-  int rc = dt_h5_read_rows(ds, H5T_NATIVE_FLOAT, 0, p->shape[0], p->ndim > 1 ? p->shape[1] : 1, host, path,
-                           p->name) == DT_OK
-               ? check_finite(path, gname, p->name, host, p->numel)
-               : read_failed(path, gname, p->name);
+  int rc =
+      dt_h5_read_rows(ds, H5T_NATIVE_FLOAT, 0, p->shape[0], p->ndim > 1 ? p->shape[1] : 1, host, path, p->name) == DT_OK
+          ? check_finite(path, gname, p->name, host, p->numel)
+          : read_failed(path, gname, p->name);
   H5Dclose(ds);
   if (!rc && p->transposed) {
     float *t = dt_xmalloc((size_t)p->numel * sizeof(float));
@@ -377,8 +383,10 @@ static int load(const char *path, dt_model *m, dt_ckpt_state *st, int weights_on
   hid_t g_tables = g_optim >= 0 ? H5Gopen2(g_optim, "tables", H5P_DEFAULT) : -1;
   hid_t g_state = H5Gopen2(f, "state", H5P_DEFAULT);
   if (g_params < 0 || (!weights_only && (g_m < 0 || g_v < 0 || g_tables < 0)) || g_state < 0)
-    rc = dt_fail(DT_EXIT_DATA, "checkpoint %s lacks one of the groups /params, /optim/adam_m, /optim/adam_v, "
-                               "/optim/tables, /state (truncated or not a dtrain checkpoint)", path);
+    rc = dt_fail(DT_EXIT_DATA,
+                 "checkpoint %s lacks one of the groups /params, /optim/adam_m, /optim/adam_v, "
+                 "/optim/tables, /state (truncated or not a dtrain checkpoint)",
+                 path);
   for (int i = 0; i < m->n_params && !rc; i++) {
     rc = read_dense(path, m, g_params, "/params", &m->params[i], m->w);
     if (!rc && !weights_only) rc = read_dense(path, m, g_m, "/optim/adam_m", &m->params[i], m->m);

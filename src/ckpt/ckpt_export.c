@@ -92,8 +92,8 @@ static int copy_param(hid_t g_in, hid_t g_out, const char *name, const char *src
   hid_t out = -1;
   int rc = dt_h5_create_rows(g_out, name, H5T_IEEE_F32LE, rows, nd == 2 ? cols : 0, &out, tmp);
   int64_t step = cols > 0 && cols < COPY_FLOATS ? COPY_FLOATS / cols : 1;
-  float *buf = dt_xmalloc((size_t)(step < rows ? step : (rows > 0 ? rows : 1)) * (size_t)(cols > 0 ? cols : 1) *
-                          sizeof(float));
+  float *buf =
+      dt_xmalloc((size_t)(step < rows ? step : (rows > 0 ? rows : 1)) * (size_t)(cols > 0 ? cols : 1) * sizeof(float));
   for (int64_t r0 = 0; r0 < rows && !rc; r0 += step) {
     int64_t n = rows - r0 < step ? rows - r0 : step;
     rc = dt_h5_read_rows(in, H5T_NATIVE_FLOAT, r0, n, cols, buf, src, name);
@@ -150,9 +150,9 @@ static int write_export(const char *src, const char *tmp, const dt_ckpt_inferenc
   hid_t in = H5Fopen(src, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (in < 0) return dt_fail(DT_EXIT_DATA, "cannot open checkpoint %s", src);
   hid_t out = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = out < 0 ? dt_fail(DT_EXIT_RUNTIME, "export: cannot create %s (HDF5): check the directory and disk space",
-                             tmp)
-                   : DT_OK;
+  int rc = out < 0
+               ? dt_fail(DT_EXIT_RUNTIME, "export: cannot create %s (HDF5): check the directory and disk space", tmp)
+               : DT_OK;
   if (!rc) rc = copy_attributes(in, out, src, tmp);
   if (!rc) rc = copy_params(in, out, src, tmp);
   H5Fclose(in);
@@ -170,7 +170,8 @@ static int commit(const char *tmp, const char *dst) {
   int fd = open(tmp, O_RDONLY);
   if (fd < 0 || fsync(fd) != 0) rc = dt_fail(DT_EXIT_RUNTIME, "cannot fsync %s: %s", tmp, strerror(errno));
   if (fd >= 0) close(fd);
-  if (!rc && rename(tmp, dst) != 0) rc = dt_fail(DT_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+  if (!rc && rename(tmp, dst) != 0)
+    rc = dt_fail(DT_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
   if (!rc) rc = dt_fsync_parent_dir(dst);
   return rc;
 }

@@ -74,16 +74,17 @@ int dt_ckpt_probe(const char *path, int *has_inference, int *is_export) {
 void dt_ckpt_inference_free(dt_ckpt_inference *inf) {
   for (int64_t i = 0; inf->user_ids && i < inf->n_users; i++) free(inf->user_ids[i]);
   for (int64_t i = 0; inf->item_ids && i < inf->n_items; i++) free(inf->item_ids[i]);
-  void *ps[] = {inf->user_ids,        inf->item_ids,      inf->user_ptr,     inf->user_items,
-                inf->user_n_train,    inf->user_last_ts,  inf->item_popularity, inf->tfidf_indptr,
-                inf->tfidf_indices,   inf->tfidf_values};
+  void *ps[] = {inf->user_ids,     inf->item_ids,        inf->user_ptr,     inf->user_items,    inf->user_n_train,
+                inf->user_last_ts, inf->item_popularity, inf->tfidf_indptr, inf->tfidf_indices, inf->tfidf_values};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
   memset(inf, 0, sizeof *inf);
 }
 
 static int bad(const char *path, const char *what) {
-  return dt_fail(DT_EXIT_DATA, "checkpoint %s: %s/%s (a damaged file? export it again, or use the checkpoint of "
-                               "the run)", path, GROUP, what);
+  return dt_fail(DT_EXIT_DATA,
+                 "checkpoint %s: %s/%s (a damaged file? export it again, or use the checkpoint of "
+                 "the run)",
+                 path, GROUP, what);
 }
 
 static int sorted_ids(char *const *ids, int64_t n) {
@@ -101,7 +102,8 @@ static int check(const dt_ckpt_inference *inf, const char *path) {
       strcmp(inf->history_mode, "chunk"))
     return bad(path, "history_mode is not prefix, user_train or chunk");
   if (inf->history_len < 1) return bad(path, "history_len is below 1");
-  if (inf->user_ptr[0] != 0 || inf->user_ptr[U] != inf->n_lists) return bad(path, "users/ptr does not span users/items");
+  if (inf->user_ptr[0] != 0 || inf->user_ptr[U] != inf->n_lists)
+    return bad(path, "users/ptr does not span users/items");
   for (int64_t u = 0; u < U; u++) {
     int64_t len = inf->user_ptr[u + 1] - inf->user_ptr[u];
     if (len < 0) return bad(path, "users/ptr decreases");
@@ -152,12 +154,12 @@ static int read_all(hid_t f, dt_ckpt_inference *inf, const char *path) {
   DT_TRY(dt_h5_read_strings(f, GROUP "/items/ids", I, &inf->item_ids, path));
   DT_TRY(dt_h5_read_array(f, GROUP "/users/ptr", H5T_NATIVE_INT64, sizeof(int64_t), U + 1, (void **)&inf->user_ptr,
                           NULL, path));
-  DT_TRY(dt_h5_read_array(f, GROUP "/users/items", H5T_NATIVE_INT32, sizeof(int32_t), -1,
-                          (void **)&inf->user_items, &inf->n_lists, path));
-  DT_TRY(dt_h5_read_array(f, GROUP "/users/n_train", H5T_NATIVE_INT32, sizeof(int32_t), U,
-                          (void **)&inf->user_n_train, NULL, path));
-  DT_TRY(dt_h5_read_array(f, GROUP "/users/last_ts", H5T_NATIVE_INT64, sizeof(int64_t), U,
-                          (void **)&inf->user_last_ts, NULL, path));
+  DT_TRY(dt_h5_read_array(f, GROUP "/users/items", H5T_NATIVE_INT32, sizeof(int32_t), -1, (void **)&inf->user_items,
+                          &inf->n_lists, path));
+  DT_TRY(dt_h5_read_array(f, GROUP "/users/n_train", H5T_NATIVE_INT32, sizeof(int32_t), U, (void **)&inf->user_n_train,
+                          NULL, path));
+  DT_TRY(dt_h5_read_array(f, GROUP "/users/last_ts", H5T_NATIVE_INT64, sizeof(int64_t), U, (void **)&inf->user_last_ts,
+                          NULL, path));
   DT_TRY(dt_h5_read_array(f, GROUP "/items/popularity", H5T_NATIVE_INT64, sizeof(int64_t), I,
                           (void **)&inf->item_popularity, NULL, path));
   inf->has_tfidf = H5Lexists(f, GROUP "/tfidf", H5P_DEFAULT) > 0;
@@ -170,8 +172,8 @@ static int read_all(hid_t f, dt_ckpt_inference *inf, const char *path) {
   DT_TRY(dt_h5_read_array(f, GROUP "/tfidf/indices", H5T_NATIVE_INT32, sizeof(int32_t), -1,
                           (void **)&inf->tfidf_indices, &n, path));
   if (n != inf->tfidf_indptr[I]) return bad(path, "tfidf/indices and tfidf/indptr disagree");
-  return dt_h5_read_array(f, GROUP "/tfidf/data", H5T_NATIVE_FLOAT, sizeof(float), n, (void **)&inf->tfidf_values,
-                          NULL, path);
+  return dt_h5_read_array(f, GROUP "/tfidf/data", H5T_NATIVE_FLOAT, sizeof(float), n, (void **)&inf->tfidf_values, NULL,
+                          path);
 }
 
 int dt_ckpt_read_inference(const char *path, dt_ckpt_inference *out) {

@@ -44,14 +44,9 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     int (*run)(int, char **);
-  } commands[] = {{"train", dt_cmd_train},
-                  {"prep", dt_cmd_prep},
-                  {"eval", dt_cmd_eval},
-                  {"recommend", dt_cmd_recommend},
-                  {"config", dt_cmd_config},
-                  {"report", dt_cmd_report},
-                  {"users", dt_cmd_users},
-                  {"export", dt_cmd_export}};
+  } commands[] = {{"train", dt_cmd_train},         {"prep", dt_cmd_prep},     {"eval", dt_cmd_eval},
+                  {"recommend", dt_cmd_recommend}, {"config", dt_cmd_config}, {"report", dt_cmd_report},
+                  {"users", dt_cmd_users},         {"export", dt_cmd_export}};
   int (*run)(int, char **) = dt_cmd_train;
   int sub_argc = argc;
   char **sub_argv = argv;
@@ -60,8 +55,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
       if (!strcmp(argv[1], commands[i].name)) run = commands[i].run;
     if (!run) {
-      fprintf(stderr, "dtrain: error: unknown command '%s' (commands: train, prep, eval, recommend, users, export, config, report)\n",
-              argv[1]);
+      fprintf(
+          stderr,
+          "dtrain: error: unknown command '%s' (commands: train, prep, eval, recommend, users, export, config, report)\n",
+          argv[1]);
       return DT_EXIT_USAGE;
     }
     sub_argc = argc - 1;

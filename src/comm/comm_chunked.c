@@ -34,8 +34,8 @@ static int prepare(dt_comm *c, dtc_table *t, int width, int64_t *max_rows, const
   if (t->placement != DT_PLACEMENT_SHARDED)
     return dt_fail(DT_EXIT_RUNTIME, "%s: table '%s' is replicated; rank 0 holds it whole (internal error)", what,
                    t->name);
-  if (*max_rows < 1) return dt_fail(DT_EXIT_RUNTIME, "%s of table '%s': chunk of %lld rows", what, t->name,
-                                    (long long)*max_rows);
+  if (*max_rows < 1)
+    return dt_fail(DT_EXIT_RUNTIME, "%s of table '%s': chunk of %lld rows", what, t->name, (long long)*max_rows);
   if (width < 1) return dt_fail(DT_EXIT_RUNTIME, "%s of table '%s': rows of %d floats", what, t->name, width);
   /* One message must fit MPI's int count. */
   int64_t fit = ((int64_t)INT_MAX - 8) / ((int64_t)width * (int64_t)sizeof(float));

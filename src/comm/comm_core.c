@@ -74,8 +74,7 @@ int dt_comm_init(int *argc, char ***argv, dt_comm **out) {
   if (e != MPI_SUCCESS) {
     free(c);
     return dt_fail(DT_EXIT_RUNTIME,
-                   "MPI_Init_thread failed (error %d): start dtrain with mpirun/srun of the MPI it was built with",
-                   e);
+                   "MPI_Init_thread failed (error %d): start dtrain with mpirun/srun of the MPI it was built with", e);
   }
   c->thread_level = provided;
   g_abort_with_mpi = provided >= MPI_THREAD_MULTIPLE;
@@ -89,8 +88,8 @@ int dt_comm_init(int *argc, char ***argv, dt_comm **out) {
     rc = dtc_mpi_fail(c, e, "MPI_Comm_set_errhandler", "world");
   if (!rc && (e = MPI_Comm_rank(c->world, &c->rank)) != MPI_SUCCESS) rc = dtc_mpi_fail(c, e, "MPI_Comm_rank", "world");
   if (!rc && (e = MPI_Comm_size(c->world, &c->size)) != MPI_SUCCESS) rc = dtc_mpi_fail(c, e, "MPI_Comm_size", "world");
-  if (!rc && (e = MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &c->local)) !=
-                 MPI_SUCCESS)
+  if (!rc &&
+      (e = MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &c->local)) != MPI_SUCCESS)
     rc = dtc_mpi_fail(c, e, "MPI_Comm_split_type", "MPI_COMM_TYPE_SHARED");
   if (!rc && (e = MPI_Comm_set_errhandler(c->local, MPI_ERRORS_RETURN)) != MPI_SUCCESS)
     rc = dtc_mpi_fail(c, e, "MPI_Comm_set_errhandler", "local");
@@ -112,9 +111,10 @@ int dt_comm_init(int *argc, char ***argv, dt_comm **out) {
   }
 #ifdef DTRAIN_HAVE_MPI
   if (c->size > 1 && provided < MPI_THREAD_MULTIPLE)
-    dt_log_warn("MPI provides thread level %d, not MPI_THREAD_MULTIPLE: a watchdog timeout will end this rank "
-                "with _Exit instead of MPI_Abort (the launcher still stops the job)",
-                provided);
+    dt_log_warn(
+        "MPI provides thread level %d, not MPI_THREAD_MULTIPLE: a watchdog timeout will end this rank "
+        "with _Exit instead of MPI_Abort (the launcher still stops the job)",
+        provided);
 #endif
   *out = c;
   return DT_OK;
@@ -169,8 +169,7 @@ int dt_comm_local_rank(const dt_comm *c) { return c->local_rank; }
 int dt_comm_local_size(const dt_comm *c) { return c->local_size; }
 
 int dt_comm_set_timeout(dt_comm *c, double seconds) {
-  if (!(seconds >= 0))
-    return dt_fail(DT_EXIT_USAGE, "comm.timeout_s must be >= 0 (0 = no watchdog), got %g", seconds);
+  if (!(seconds >= 0)) return dt_fail(DT_EXIT_USAGE, "comm.timeout_s must be >= 0 (0 = no watchdog), got %g", seconds);
   /* One rank waits on nobody: the watchdog only matters with company. */
   if (c->size <= 1) seconds = 0;
   return dtc_watchdog_configure(seconds, watchdog_abort);

@@ -51,9 +51,7 @@ struct dtc_dense {
 #endif
 };
 
-const char *dtc_dense_backend_name(const dt_comm *c) {
-  return c->dense && c->dense->be ? c->dense->be->name : "none";
-}
+const char *dtc_dense_backend_name(const dt_comm *c) { return c->dense && c->dense->be ? c->dense->be->name : "none"; }
 
 const char *dt_comm_dense_transport(const dt_comm *c) {
   if (!c->dense) return "none";

@@ -57,8 +57,8 @@ struct dtc_dense_shared {
 #endif
   int n_tables;
   int64_t shm_free, shm_taken; /* bytes: free at set-up, taken by our windows since */
-  float **g; /* [local_size]: every rank's gradient buffer, in this address space */
-  int64_t lo, hi; /* this rank's block */
+  float **g;                   /* [local_size]: every rank's gradient buffer, in this address space */
+  int64_t lo, hi;              /* this rank's block */
 };
 
 dt_dense_update dt_comm_dense_update(const dt_comm *c) { return (dt_dense_update)c->dense_update; }
@@ -182,20 +182,25 @@ int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense
   for (int i = 0; i < 4; i++)
     if (mode && !strcmp(mode, modes[i])) want = i;
   if (want < 0)
-    return dt_fail(DT_EXIT_USAGE, "comm.dense_update: '%s' is not a choice (allowed: auto, allreduce, sharded, "
-                   "shared_memory)", mode ? mode : "");
-  if (!c->dense) return dt_fail(DT_EXIT_RUNTIME, "dt_comm_dense_update_setup before dt_comm_dense_setup (internal error)");
+    return dt_fail(DT_EXIT_USAGE,
+                   "comm.dense_update: '%s' is not a choice (allowed: auto, allreduce, sharded, "
+                   "shared_memory)",
+                   mode ? mode : "");
+  if (!c->dense)
+    return dt_fail(DT_EXIT_RUNTIME, "dt_comm_dense_update_setup before dt_comm_dense_setup (internal error)");
   dtc_dense_shared_free(c);
   c->dense_update = DT_DENSE_ALLREDUCE;
   if (c->size == 1) return DT_OK; /* one rank: every mode is the same local update */
   const int host = dt_comm_dense_can_shard(c);
   const int one_node = c->local_size == c->size;
   if (want == 2 && !host)
-    return dt_fail(DT_EXIT_USAGE, "comm.dense_update=sharded needs the CPU backend with the MPI transport (this run: "
-                   "backend %s, comm.dense transport %s); use allreduce or auto", dtc_dense_backend_name(c),
-                   dt_comm_dense_transport(c));
+    return dt_fail(DT_EXIT_USAGE,
+                   "comm.dense_update=sharded needs the CPU backend with the MPI transport (this run: "
+                   "backend %s, comm.dense transport %s); use allreduce or auto",
+                   dtc_dense_backend_name(c), dt_comm_dense_transport(c));
   if (want == 3 && (!host || !one_node))
-    return dt_fail(DT_EXIT_USAGE, "comm.dense_update=shared_memory needs the CPU backend and every rank on one "
+    return dt_fail(DT_EXIT_USAGE,
+                   "comm.dense_update=shared_memory needs the CPU backend and every rank on one "
                    "machine (this run: backend %s, %d of %d ranks on rank %d's machine); use sharded or auto",
                    dtc_dense_backend_name(c), c->local_size, c->size, c->rank);
   dt_dense_update u = DT_DENSE_ALLREDUCE;
@@ -209,14 +214,16 @@ int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense
     const int64_t need = shared_bytes(n, c->local_size);
     if (need > shm_free) {
       if (want == 3)
-        return dt_fail(DT_EXIT_RUNTIME, "comm.dense_update=shared_memory needs %.1f MB in %s, which has %.1f MB free: "
+        return dt_fail(DT_EXIT_RUNTIME,
+                       "comm.dense_update=shared_memory needs %.1f MB in %s, which has %.1f MB free: "
                        "enlarge it (docker run --shm-size), point OMPI_MCA_osc_sm_backing_directory at a larger "
                        "local directory, or use comm.dense_update=sharded",
                        need / 1e6, shm_dir(), shm_free / 1e6);
       if (c->rank == 0)
-        dt_log_warn("dense update: sharded, not shared_memory: it needs %.1f MB in %s, which has %.1f MB free "
-                    "(enlarge it, e.g. docker run --shm-size, or set OMPI_MCA_osc_sm_backing_directory)",
-                    need / 1e6, shm_dir(), shm_free / 1e6);
+        dt_log_warn(
+            "dense update: sharded, not shared_memory: it needs %.1f MB in %s, which has %.1f MB free "
+            "(enlarge it, e.g. docker run --shm-size, or set OMPI_MCA_osc_sm_backing_directory)",
+            need / 1e6, shm_dir(), shm_free / 1e6);
       u = DT_DENSE_SHARDED;
     }
   }
@@ -231,7 +238,8 @@ int dt_comm_dense_update_setup(dt_comm *c, const char *mode, int64_t n, dt_dense
   c->dense_update = u;
   if (c->rank == 0)
     dt_log_info("dense update: %s (%s)", dt_comm_dense_update_name(u),
-                u == DT_DENSE_SHARED    ? "one copy of the dense parameters per machine; each rank sums and updates its block"
+                u == DT_DENSE_SHARED
+                    ? "one copy of the dense parameters per machine; each rank sums and updates its block"
                 : u == DT_DENSE_SHARDED ? "reduce-scatter, each rank updates its block, all-gather"
                                         : "every rank sums the whole gradient and updates everything");
   return DT_OK;
@@ -296,9 +304,10 @@ int dt_comm_table_shared(dt_comm *c, int id, int dim, float **mine, float **whol
   const int64_t need = n_rows * (int64_t)dim * (int64_t)sizeof(float) + 65536;
   if (s->shm_free != INT64_MAX && s->shm_taken + need > s->shm_free) { /* the same numbers on every rank */
     if (c->rank == 0)
-      dt_log_warn("table %s: lookups go to the owners: its rows need %.1f MB more in %s, which had %.1f MB free "
-                  "(%.1f MB taken); enlarge it (docker run --shm-size) or set OMPI_MCA_osc_sm_backing_directory",
-                  dt_comm_table_name(c, id), need / 1e6, shm_dir(), s->shm_free / 1e6, s->shm_taken / 1e6);
+      dt_log_warn(
+          "table %s: lookups go to the owners: its rows need %.1f MB more in %s, which had %.1f MB free "
+          "(%.1f MB taken); enlarge it (docker run --shm-size) or set OMPI_MCA_osc_sm_backing_directory",
+          dt_comm_table_name(c, id), need / 1e6, shm_dir(), s->shm_free / 1e6, s->shm_taken / 1e6);
     return DT_OK;
   }
   /* contiguous across ranks (the default): rank r's rows follow rank r-1's,
@@ -330,7 +339,8 @@ int dt_comm_table_shared(dt_comm *c, int id, int dim, float **mine, float **whol
     MPI_Win_unlock_all(win);
     MPI_Win_free(&win);
     if (rc || arc) return rc ? rc : arc;
-    if (flag[0]) return dt_fail(DT_EXIT_RUNTIME, "shared table %s: set-up failed on another rank", dt_comm_table_name(c, id));
+    if (flag[0])
+      return dt_fail(DT_EXIT_RUNTIME, "shared table %s: set-up failed on another rank", dt_comm_table_name(c, id));
     dt_log_debug("table %s: the MPI library did not place the shared blocks contiguously; owners serve lookups",
                  dt_comm_table_name(c, id));
     return DT_OK;

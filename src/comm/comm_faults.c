@@ -42,8 +42,8 @@ _Atomic int64_t dtc_op_start_ns = 0;
 static _Atomic int64_t g_epoch = -1;
 static _Atomic int64_t g_step = -1;
 
-static _Atomic int g_defer = 0;          /* the training loop stops at a step boundary */
-static _Atomic int g_stop_sig = 0;       /* the first stop signal (0: none) */
+static _Atomic int g_defer = 0;    /* the training loop stops at a step boundary */
+static _Atomic int g_stop_sig = 0; /* the first stop signal (0: none) */
 
 static int g_rank = 0, g_size = 1;
 static char g_host[64] = "?";
@@ -132,7 +132,8 @@ static void on_stop_signal(int sig) {
     /* a request: the training loop stops at the next step boundary */
     atomic_store(&g_stop_sig, sig);
     line_start(&l, "got ", sig);
-    line_str(&l, ": stopping at the next step boundary to write last.h5 (a second SIGINT or SIGTERM ends it at once)\n");
+    line_str(&l,
+             ": stopping at the next step boundary to write last.h5 (a second SIGINT or SIGTERM ends it at once)\n");
     ssize_t w = write(STDERR_FILENO, l.buf, l.n);
     (void)w;
     errno = saved_errno;
@@ -226,8 +227,8 @@ static struct {
 
 static int64_t watch_interval_ns(int64_t timeout_ns) {
   int64_t iv = timeout_ns / 10;
-  if (iv < 10000000) iv = 10000000;      /* 10 ms */
-  if (iv > 1000000000) iv = 1000000000;  /* 1 s */
+  if (iv < 10000000) iv = 10000000;     /* 10 ms */
+  if (iv > 1000000000) iv = 1000000000; /* 1 s */
   return iv;
 }
 

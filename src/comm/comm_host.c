@@ -14,11 +14,11 @@
 typedef enum { HOST_SUM_F32, HOST_SUM_F64, HOST_SUM_I64, HOST_MAX_I64 } host_reduce;
 
 #ifdef DTRAIN_HAVE_MPI
-#define DTC_CALL(c, op, what, expr)                          \
-  do {                                                       \
-    dtc_enter(op);                                           \
-    int dtc_e_ = (expr);                                     \
-    dtc_leave();                                             \
+#define DTC_CALL(c, op, what, expr)                                            \
+  do {                                                                         \
+    dtc_enter(op);                                                             \
+    int dtc_e_ = (expr);                                                       \
+    dtc_leave();                                                               \
     if (dtc_e_ != MPI_SUCCESS) return dtc_mpi_fail((c), dtc_e_, (op), (what)); \
   } while (0)
 
@@ -27,15 +27,17 @@ static int allreduce(dt_comm *c, void *buf, int64_t n, host_reduce kind, const c
   static const struct {
     MPI_Datatype type;
     size_t esize;
-  } types[] = {{MPI_FLOAT, sizeof(float)}, {MPI_DOUBLE, sizeof(double)}, {MPI_INT64_T, sizeof(int64_t)},
+  } types[] = {{MPI_FLOAT, sizeof(float)},
+               {MPI_DOUBLE, sizeof(double)},
+               {MPI_INT64_T, sizeof(int64_t)},
                {MPI_INT64_T, sizeof(int64_t)}};
   const MPI_Datatype type = types[kind].type;
   const size_t esize = types[kind].esize;
   const MPI_Op op = kind == HOST_MAX_I64 ? MPI_MAX : MPI_SUM;
   for (int64_t off = 0; off < n; off += DTC_CHUNK_ELEMS) {
     int64_t k = n - off < DTC_CHUNK_ELEMS ? n - off : DTC_CHUNK_ELEMS;
-    DTC_CALL(c, name, "host buffer", MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * (int64_t)esize, (int)k, type, op,
-                                                   c->world));
+    DTC_CALL(c, name, "host buffer",
+             MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * (int64_t)esize, (int)k, type, op, c->world));
   }
   if (c->size > 1) c->stats.host_bytes += (uint64_t)(2.0 * (c->size - 1) / c->size * (double)n * (double)esize);
   c->stats.host_calls++;
@@ -163,8 +165,8 @@ int dt_comm_allgatherv(dt_comm *c, const void *send, size_t bytes, dt_comm_buffe
   return dtc_allgatherv(c, send, bytes, out, counts, &c->stats.host_bytes, "allgatherv of host bytes");
 }
 
-int dtc_alltoallv_known(dt_comm *c, const void *send, const size_t *send_counts, void *recv,
-                        const size_t *recv_counts, uint64_t *bytes_counter, const char *what) {
+int dtc_alltoallv_known(dt_comm *c, const void *send, const size_t *send_counts, void *recv, const size_t *recv_counts,
+                        uint64_t *bytes_counter, const char *what) {
 #ifdef DTRAIN_HAVE_MPI
   int size = c->size;
   int *ic = dt_xmalloc(sizeof(int) * 4 * (size_t)size);

@@ -94,8 +94,8 @@ int dtc_alltoallv(dt_comm *c, const void *send, const size_t *send_counts, dt_co
                   uint64_t *bytes_counter, const char *what);
 /* Alltoallv whose receive counts the caller already knows (no count
  * exchange). */
-int dtc_alltoallv_known(dt_comm *c, const void *send, const size_t *send_counts, void *recv,
-                        const size_t *recv_counts, uint64_t *bytes_counter, const char *what);
+int dtc_alltoallv_known(dt_comm *c, const void *send, const size_t *send_counts, void *recv, const size_t *recv_counts,
+                        uint64_t *bytes_counter, const char *what);
 /* Point-to-point for the chunked transfers. */
 int dtc_send(dt_comm *c, const void *buf, size_t bytes, int dest, uint64_t *bytes_counter, const char *what);
 int dtc_recv(dt_comm *c, void *buf, size_t bytes, int src, const char *what);

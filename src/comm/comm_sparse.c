@@ -100,8 +100,8 @@ static void merge_parts(const part *p, int n_parts, int dim, dt_sparse_rows *out
 
 /* Splits received bytes (parts in rank order, counts[r] bytes each, in the
  * ids-then-rows format) into parts. */
-static int split_parts(const dt_comm *c, const dtc_table *t, const dt_comm_buffer *recv, const size_t *counts,
-                       part *p, const char *what) {
+static int split_parts(const dt_comm *c, const dtc_table *t, const dt_comm_buffer *recv, const size_t *counts, part *p,
+                       const char *what) {
   const size_t pair = sizeof(int32_t) + (size_t)t->dim * sizeof(float);
   size_t off = 0;
   for (int r = 0; r < c->size; r++) {
@@ -180,20 +180,23 @@ int dt_comm_sharded_exchange(dt_comm *c, int table, const int32_t *ids, const fl
   size_t off = 0;
   for (int r = 0; r < c->size; r++) {
     int64_t k = bounds[r + 1] - bounds[r];
-    if (k) pack_rows((char *)c->scratch_send.data + off, ids + bounds[r], rows + (size_t)bounds[r] * (size_t)dim, k, dim);
+    if (k)
+      pack_rows((char *)c->scratch_send.data + off, ids + bounds[r], rows + (size_t)bounds[r] * (size_t)dim, k, dim);
     send_counts[r] = (size_t)k * pair;
     off += send_counts[r];
   }
   free(bounds);
-  DT_TRY(dtc_alltoallv(c, c->scratch_send.data, send_counts, &c->scratch_recv, recv_counts, &t->stats.grad_bytes,
-                       what));
+  DT_TRY(
+      dtc_alltoallv(c, c->scratch_send.data, send_counts, &c->scratch_recv, recv_counts, &t->stats.grad_bytes, what));
   part *p = dt_xmalloc(sizeof(part) * (size_t)c->size);
   int rc = split_parts(c, t, &c->scratch_recv, recv_counts, p, what);
   for (int r = 0; !rc && r < c->size; r++)
     for (int64_t k = 0; k < p[r].n; k++)
       if (p[r].ids[k] < t->lo || p[r].ids[k] >= t->hi || (k > 0 && p[r].ids[k] <= p[r].ids[k - 1])) {
-        rc = dt_fail(DT_EXIT_RUNTIME, "%s of table '%s': rank %d sent row %d, not ascending in this rank's block "
-                     "[%lld, %lld) (internal error)", what, t->name, r, p[r].ids[k], (long long)t->lo, (long long)t->hi);
+        rc = dt_fail(DT_EXIT_RUNTIME,
+                     "%s of table '%s': rank %d sent row %d, not ascending in this rank's block "
+                     "[%lld, %lld) (internal error)",
+                     what, t->name, r, p[r].ids[k], (long long)t->lo, (long long)t->hi);
         break;
       }
   if (!rc) merge_parts(p, c->size, dim, out);
@@ -251,8 +254,9 @@ int dt_comm_sharded_lookup(dt_comm *c, int table, const int32_t *ids, int64_t m,
   float *fetched = c->scratch_aux.data;
   if (!status && q > 0) {
     status = fetch(ctx, local, q, dim, fetched);
-    if (status) dt_fail_context(status, "%s of table '%s' on rank %d: reading %lld owned rows", what, t->name, c->rank,
-                                (long long)q);
+    if (status)
+      dt_fail_context(status, "%s of table '%s' on rank %d: reading %lld owned rows", what, t->name, c->rank,
+                      (long long)q);
   }
   dtc_buffer_reserve(&c->scratch_send, total_send);
   char *s = c->scratch_send.data;
@@ -261,15 +265,17 @@ int dt_comm_sharded_lookup(dt_comm *c, int table, const int32_t *ids, int64_t m,
     size_t nb = rep_send[r] - sizeof(int32_t);
     memcpy(s, &status, sizeof status);
     if (nb) {
-      if (status) memset(s + sizeof(int32_t), 0, nb);
-      else memcpy(s + sizeof(int32_t), (const char *)fetched + done, nb);
+      if (status)
+        memset(s + sizeof(int32_t), 0, nb);
+      else
+        memcpy(s + sizeof(int32_t), (const char *)fetched + done, nb);
     }
     done += nb;
     s += rep_send[r];
   }
   dtc_buffer_reserve(&c->scratch_recv, total_recv);
-  DT_TRY(dtc_alltoallv_known(c, c->scratch_send.data, rep_send, c->scratch_recv.data, rep_recv,
-                             &t->stats.lookup_bytes, what));
+  DT_TRY(dtc_alltoallv_known(c, c->scratch_send.data, rep_send, c->scratch_recv.data, rep_recv, &t->stats.lookup_bytes,
+                             what));
   const char *in = c->scratch_recv.data;
   char *dst = (char *)rows_out;
   int rc = status;
@@ -278,7 +284,8 @@ int dt_comm_sharded_lookup(dt_comm *c, int table, const int32_t *ids, int64_t m,
     memcpy(&st, in, sizeof st);
     size_t nb = rep_recv[r] - sizeof(int32_t);
     if (st && !rc)
-      rc = dt_fail(st, "%s of table '%s': rank %d could not read its rows (its own message says why)", what, t->name, r);
+      rc =
+          dt_fail(st, "%s of table '%s': rank %d could not read its rows (its own message says why)", what, t->name, r);
     if (nb) memcpy(dst, in + sizeof(int32_t), nb);
     dst += nb;
     in += rep_recv[r];
@@ -320,8 +327,10 @@ int dt_comm_check_replicas(dt_comm *c, int n_tables, const int *table_ids, const
   for (int r = 1; r < size; r++)
     if (all[(size_t)r * (size_t)(n_tables + 1)] != all[0]) {
       free(all);
-      return dt_fail(DT_EXIT_RUNTIME, "replica check: rank %d compares a different number of tables than rank 0 "
-                     "(internal error)", r);
+      return dt_fail(DT_EXIT_RUNTIME,
+                     "replica check: rank %d compares a different number of tables than rank 0 "
+                     "(internal error)",
+                     r);
     }
   for (int i = 0; i < n_tables; i++) {
     uint64_t ref = all[1 + i];

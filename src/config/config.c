@@ -60,8 +60,9 @@ static int is_group(const char *prefix) {
 static int unknown_key_error(const char *key, const char *origin) {
   const char *hint = dt_config_closest_key(key);
   if (hint)
-    return dt_fail(DT_EXIT_USAGE, "unknown config key '%s' (%s); did you mean '%s'? (`dtrain config --schema` lists every key)",
-                   key, origin, hint);
+    return dt_fail(DT_EXIT_USAGE,
+                   "unknown config key '%s' (%s); did you mean '%s'? (`dtrain config --schema` lists every key)", key,
+                   origin, hint);
   return dt_fail(DT_EXIT_USAGE, "unknown config key '%s' (%s); `dtrain config --schema` lists every key", key, origin);
 }
 
@@ -136,8 +137,7 @@ static int check_value(const dt_config_key *k, const cJSON *v, const char *origi
       if (!cJSON_IsNumber(v))
         return dt_fail(DT_EXIT_USAGE, "config key '%s' (%s) must be %s, got %s", k->key, origin, allowed, json_kind(v));
       double x = v->valuedouble;
-      if (!isfinite(x))
-        return dt_fail(DT_EXIT_USAGE, "config key '%s' (%s) must be finite", k->key, origin);
+      if (!isfinite(x)) return dt_fail(DT_EXIT_USAGE, "config key '%s' (%s) must be finite", k->key, origin);
       if (k->type == DT_CFG_INT && x != floor(x))
         return dt_fail(DT_EXIT_USAGE, "config key '%s' = %.17g (%s) must be %s", k->key, x, origin, allowed);
       if (x < k->min || x > k->max)
@@ -155,9 +155,7 @@ static int parse_typed(const dt_config_key *k, const char *text, const char *ori
   describe_allowed(k, allowed, sizeof allowed);
   switch (k->type) {
     case DT_CFG_STR:
-    case DT_CFG_ENUM:
-      *out = cJSON_CreateString(text);
-      break;
+    case DT_CFG_ENUM: *out = cJSON_CreateString(text); break;
     case DT_CFG_BOOL:
       if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes") || !strcmp(text, "on"))
         *out = cJSON_CreateTrue();
@@ -305,8 +303,7 @@ static int load_layer(layers *acc, const char *path, int depth) {
     return dt_fail(DT_EXIT_USAGE, "config %s: \"extends\" nests more than %d files deep (a cycle?)", path,
                    MAX_EXTENDS_DEPTH);
   char *text = NULL;
-  if (dt_read_file(path, &text, NULL, DT_EXIT_USAGE) != DT_OK)
-    return dt_fail_context(DT_EXIT_USAGE, "config file");
+  if (dt_read_file(path, &text, NULL, DT_EXIT_USAGE) != DT_OK) return dt_fail_context(DT_EXIT_USAGE, "config file");
   const char *err_at = NULL;
   cJSON *root = cJSON_ParseWithOpts(text, &err_at, 1);
   if (!root) {
@@ -340,8 +337,7 @@ static int load_layer(layers *acc, const char *path, int depth) {
       }
       char *parent = dt_path_join(dir, e->valuestring);
       rc = load_layer(acc, parent, depth + 1);
-      if (rc != DT_OK && !strstr(dt_error_message(), "extended by"))
-        dt_fail_context(rc, "extended by %s", path);
+      if (rc != DT_OK && !strstr(dt_error_message(), "extended by")) dt_fail_context(rc, "extended by %s", path);
       free(parent);
     }
     free(dir);
@@ -465,8 +461,7 @@ static int take_layers(layers *acc, int rc, dt_config *out) {
   return DT_OK;
 }
 
-int dt_config_build_files(const char *const *paths, int n_paths, const char *const *sets, int n_sets,
-                          dt_config *out) {
+int dt_config_build_files(const char *const *paths, int n_paths, const char *const *sets, int n_sets, dt_config *out) {
   memset(out, 0, sizeof *out);
   layers acc = {cJSON_CreateObject(), cJSON_CreateObject()};
   int rc = DT_OK;

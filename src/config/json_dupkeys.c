@@ -30,7 +30,10 @@ static int hex4(const char *p, uint32_t *v) {
   *v = 0;
   for (int i = 0; i < 4; i++) {
     char c = p[i];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
     if (d < 0) return 0;
     *v = *v * 16 + (uint32_t)d;
   }
@@ -119,7 +122,7 @@ int dt_json_find_duplicate_key(const char *text, char *path, size_t path_size, i
       line++;
       p++;
     } else if (c == '{' || c == '[') {
-      char *name = !top ? dt_xstrdup("")
+      char *name = !top                           ? dt_xstrdup("")
                    : top->is_object && top->n > 0 ? join(top->name, top->members[top->n - 1].key)
                                                   : dt_xstrdup(top->name);
       if (depth == cap) {

@@ -24,5 +24,6 @@ int dt_badline(dt_badlines *b, int64_t line, const char *fmt, ...) {
 }
 
 void dt_badline_report(const dt_badlines *b) {
-  if (b->count > 0) dt_log_warn("%s: %lld malformed line(s) skipped (data.on_error=skip)", b->name, (long long)b->count);
+  if (b->count > 0)
+    dt_log_warn("%s: %lld malformed line(s) skipped (data.on_error=skip)", b->name, (long long)b->count);
 }

@@ -12,10 +12,10 @@
 #include "dtrain/error.h"
 
 typedef struct {
-  const char *name;  /* file name for messages */
-  int skip;          /* 1: count and go on */
-  int max_warnings;  /* lines logged individually */
-  int64_t count;     /* lines skipped */
+  const char *name; /* file name for messages */
+  int skip;         /* 1: count and go on */
+  int max_warnings; /* lines logged individually */
+  int64_t count;    /* lines skipped */
 } dt_badlines;
 
 /* Reports a bad line: returns DT_OK (skipped, counted) or DT_EXIT_DATA. */

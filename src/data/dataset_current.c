@@ -54,8 +54,7 @@ static int sources_match(const char *recorded, const dt_config *cfg, char *why, 
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(o, "role");
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(o, "size");
     const cJSON *crc = cJSON_GetObjectItemCaseSensitive(o, "crc32");
-    if (!cJSON_IsString(role) || strcmp(role->valuestring, roles[k]) || !cJSON_IsNumber(size) ||
-        !cJSON_IsString(crc)) {
+    if (!cJSON_IsString(role) || strcmp(role->valuestring, roles[k]) || !cJSON_IsNumber(size) || !cJSON_IsString(crc)) {
       snprintf(why, (size_t)why_size, "its recorded input files differ from this config's");
       ok = 0;
       break;
@@ -71,8 +70,9 @@ static int sources_match(const char *recorded, const dt_config *cfg, char *why, 
     char hex[16];
     snprintf(hex, sizeof hex, "%08" PRIx32, c);
     if ((double)sz != size->valuedouble || strcmp(hex, crc->valuestring)) {
-      snprintf(why, (size_t)why_size, "input %s changed since it was prepared (size %lld, CRC-32 %s; recorded %.0f, %s)",
-               paths[k], (long long)sz, hex, size->valuedouble, crc->valuestring);
+      snprintf(why, (size_t)why_size,
+               "input %s changed since it was prepared (size %lld, CRC-32 %s; recorded %.0f, %s)", paths[k],
+               (long long)sz, hex, size->valuedouble, crc->valuestring);
       ok = 0;
     }
   }

@@ -63,8 +63,7 @@ static int validate(dt_dataset *ds, const char *path) {
   }
   for (int64_t j = 0; j < ds->n_interactions; j++)
     if (ds->user_items[j] < 0 || ds->user_items[j] >= ds->n_items) return inconsistent(path, "an item out of range");
-  if (n_train != ds->train.n || n_valid != ds->valid.n ||
-      ds->train.n + ds->valid.n + ds->test.n != ds->n_interactions)
+  if (n_train != ds->train.n || n_valid != ds->valid.n || ds->train.n + ds->valid.n + ds->test.n != ds->n_interactions)
     return inconsistent(path, "split sizes differ from the per-user counts");
   DT_TRY(check_split(ds, &ds->train, 0, path));
   DT_TRY(check_split(ds, &ds->valid, 1, path));
@@ -111,12 +110,12 @@ static int load_open(hid_t f, const char *path, dt_dataset *ds) {
   DT_TRY(dt_h5_length(f, "/users/n_train", &ds->n_users, path));
   DT_TRY(dt_h5_length(f, "/items/ids", &ds->n_items, path));
   DT_TRY(dt_h5_length(f, "/tfidf/vocab", &ds->vocab_size, path));
-  DT_TRY(dt_h5_read_array(f, "/users/ptr", H5T_NATIVE_INT64, sizeof(int64_t), ds->n_users + 1,
-                          (void **)&ds->user_ptr, NULL, path));
+  DT_TRY(dt_h5_read_array(f, "/users/ptr", H5T_NATIVE_INT64, sizeof(int64_t), ds->n_users + 1, (void **)&ds->user_ptr,
+                          NULL, path));
   DT_TRY(dt_h5_read_array(f, "/users/items", H5T_NATIVE_INT32, sizeof(int32_t), -1, (void **)&ds->user_items,
                           &ds->n_interactions, path));
-  DT_TRY(dt_h5_read_array(f, "/users/ts", H5T_NATIVE_INT64, sizeof(int64_t), ds->n_interactions,
-                          (void **)&ds->user_ts, NULL, path));
+  DT_TRY(dt_h5_read_array(f, "/users/ts", H5T_NATIVE_INT64, sizeof(int64_t), ds->n_interactions, (void **)&ds->user_ts,
+                          NULL, path));
   DT_TRY(dt_h5_read_array(f, "/users/n_train", H5T_NATIVE_INT32, sizeof(int32_t), ds->n_users,
                           (void **)&ds->user_n_train, NULL, path));
   DT_TRY(dt_h5_read_array(f, "/users/n_valid", H5T_NATIVE_INT32, sizeof(int32_t), ds->n_users,
@@ -130,8 +129,8 @@ static int load_open(hid_t f, const char *path, dt_dataset *ds) {
   if (nnz < 0) return inconsistent(path, "negative TF-IDF nnz");
   DT_TRY(dt_h5_read_array(f, "/tfidf/indices", H5T_NATIVE_INT32, sizeof(int32_t), nnz, (void **)&ds->tfidf_indices,
                           NULL, path));
-  DT_TRY(dt_h5_read_array(f, "/tfidf/data", H5T_NATIVE_FLOAT, sizeof(float), nnz, (void **)&ds->tfidf_values, NULL,
-                          path));
+  DT_TRY(
+      dt_h5_read_array(f, "/tfidf/data", H5T_NATIVE_FLOAT, sizeof(float), nnz, (void **)&ds->tfidf_values, NULL, path));
   return validate(ds, path);
 }
 

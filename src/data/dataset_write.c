@@ -134,7 +134,8 @@ int dt_dataset_write(const char *path, const dt_dataset *ds, const char *prep_co
   dt_tmp_register(tmp); /* a signal that ends the process removes it */
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0)
-    rc = dt_fail(DT_EXIT_RUNTIME, "cannot create %s (HDF5: %s): check that the directory is writable and that no "
+    rc = dt_fail(DT_EXIT_RUNTIME,
+                 "cannot create %s (HDF5: %s): check that the directory is writable and that no "
                  "other process holds the file open",
                  tmp, dt_h5_last_error());
   else
@@ -148,7 +149,9 @@ int dt_dataset_write(const char *path, const dt_dataset *ds, const char *prep_co
   dt_tmp_unregister(tmp);
   free(tmp);
   if (rc != DT_OK)
-    return dt_fail_context(rc, "writing the prepared data set %s failed (its temporary file is removed; %s is "
-                               "unchanged)", path, path);
+    return dt_fail_context(rc,
+                           "writing the prepared data set %s failed (its temporary file is removed; %s is "
+                           "unchanged)",
+                           path, path);
   return dt_fsync_parent_dir(path);
 }

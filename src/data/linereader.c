@@ -54,7 +54,8 @@ static int stream_broken(dt_linereader *lr, const char *what, int partial) {
   for (size_t p = lr->buf_pos; p < lr->buf_len; p++)
     if (lr->buf[p] == '\n') at++;
   if (!lr->skip_bad)
-    return dt_fail(DT_EXIT_DATA, "%s:%lld: %s (the file is damaged or incomplete: fetch it again, or set "
+    return dt_fail(DT_EXIT_DATA,
+                   "%s:%lld: %s (the file is damaged or incomplete: fetch it again, or set "
                    "data.on_error=skip to use the lines before this point)",
                    lr->name, (long long)at, what);
   dt_log_warn("%s:%lld: %s; using the lines before it (data.on_error=skip)", lr->name, (long long)at, what);
@@ -132,7 +133,8 @@ int dt_lr_open(dt_linereader *lr, const dt_input *in, int skip_bad, int progress
   if (in->path) {
     lr->f = fopen(in->path, "rb");
     if (!lr->f)
-      return dt_fail(DT_EXIT_DATA, "cannot open %s: %s (check data.reviews / data.meta; relative paths are "
+      return dt_fail(DT_EXIT_DATA,
+                     "cannot open %s: %s (check data.reviews / data.meta; relative paths are "
                      "resolved against the working directory)",
                      in->path, strerror(errno));
     struct stat st;

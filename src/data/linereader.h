@@ -27,25 +27,25 @@ typedef struct {
   const unsigned char *mem;
   size_t mem_size, mem_pos;
   int raw_eof;
-  unsigned char *in;      /* raw chunk */
+  unsigned char *in; /* raw chunk */
   size_t in_cap, in_len, in_pos;
-  int64_t raw_bytes;      /* raw bytes consumed so far */
+  int64_t raw_bytes; /* raw bytes consumed so far */
   uint32_t raw_crc;
-  int64_t file_size;      /* 0 when unknown */
+  int64_t file_size; /* 0 when unknown */
   /* gzip */
   int gz;
   z_stream zs;
   int zs_ready;
-  int member_end;         /* the current gzip member ended */
+  int member_end; /* the current gzip member ended */
   /* decompressed text */
   char *buf;
   size_t buf_len, buf_pos, buf_cap, scan;
-  int text_eof;           /* no more text will come */
+  int text_eof; /* no more text will come */
   int skip_bad;
-  int broken;             /* the stream ended in error under skip_bad (already warned) */
-  int64_t tail_skipped;   /* a partial last line dropped because the stream broke */
-  int discarding;         /* dropping the rest of an over-long line */
-  int64_t line_no;        /* number of the line last returned (1-based) */
+  int broken;           /* the stream ended in error under skip_bad (already warned) */
+  int64_t tail_skipped; /* a partial last line dropped because the stream broke */
+  int discarding;       /* dropping the rest of an over-long line */
+  int64_t line_no;      /* number of the line last returned (1-based) */
   /* progress */
   dt_progress prog;
   int progress_on;

@@ -55,10 +55,10 @@ int dt_of_close(dt_outfile *o, int rc) {
     int zr = gzclose(o->gz);
     if (zr != Z_OK && rc == DT_OK) rc = dt_fail(DT_EXIT_RUNTIME, "cannot finish %s (zlib error %d)", o->path, zr);
   } else if (o->f) {
-    if (fclose(o->f) != 0 && rc == DT_OK) rc = dt_fail(DT_EXIT_RUNTIME, "cannot close %s: %s", o->path, strerror(errno));
+    if (fclose(o->f) != 0 && rc == DT_OK)
+      rc = dt_fail(DT_EXIT_RUNTIME, "cannot close %s: %s", o->path, strerror(errno));
   }
   free(o->buf);
   memset(o, 0, sizeof *o);
   return rc;
 }
-

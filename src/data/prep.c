@@ -81,10 +81,11 @@ static void add_source(cJSON *arr, const char *role, const char *path, const dt_
 
 /* ---- the summary ---------------------------------------------------------------------------- */
 
-#define SUMMARY_FIELDS(X)                                                                                     \
-  X(read) X(after_dedup) X(n_users) X(n_items) X(n_interactions) X(train) X(valid) X(test) X(dropped_valid) \
-      X(dropped_test) X(eval_users_valid) X(eval_users_test) X(vocab_size) X(tfidf_nnz) X(skipped)         \
-          X(after_rating) X(kcore_passes) X(n_chunks)
+#define SUMMARY_FIELDS(X)                                                                                           \
+  X(read)                                                                                                           \
+  X(after_dedup) X(n_users) X(n_items) X(n_interactions) X(train) X(valid) X(test) X(dropped_valid) X(dropped_test) \
+      X(eval_users_valid) X(eval_users_test) X(vocab_size) X(tfidf_nnz) X(skipped) X(after_rating) X(kcore_passes)  \
+          X(n_chunks)
 
 char *dt_prep_summary_json(const dt_prep_summary *s) {
   cJSON *o = cJSON_CreateObject();
@@ -107,8 +108,8 @@ int dt_prep_summary_from_json(const char *json, dt_prep_summary *s) {
     return dt_fail(DT_EXIT_DATA, "the prep summary is not a JSON object");
   }
   const cJSON *v;
-#define GET(f)                                     \
-  v = cJSON_GetObjectItemCaseSensitive(o, #f);     \
+#define GET(f)                                 \
+  v = cJSON_GetObjectItemCaseSensitive(o, #f); \
   if (cJSON_IsNumber(v)) s->f = (int64_t)v->valuedouble;
   SUMMARY_FIELDS(GET)
 #undef GET
@@ -273,7 +274,8 @@ int dt_prep_build(const dt_config *cfg, dt_dataset *ds, char **sources_json) {
   s->after_dedup = x.n;
   dt_prep_kcore(&x, cfg->data_kcore, &s->kcore_passes);
   if (x.n == 0) {
-    rc = dt_fail(DT_EXIT_DATA, "no interactions are left after the %lld-core filter (%lld before it): lower "
+    rc = dt_fail(DT_EXIT_DATA,
+                 "no interactions are left after the %lld-core filter (%lld before it): lower "
                  "data.kcore or use more data",
                  (long long)cfg->data_kcore, (long long)s->after_dedup);
     goto fail;
@@ -290,7 +292,8 @@ int dt_prep_build(const dt_config *cfg, dt_dataset *ds, char **sources_json) {
   if (rc != DT_OK) goto fail;
   ds->history_len = (int)cfg->data_history_len;
   s->n_chunks = 0;
-  for (int64_t u = 0; u < ds->n_users; u++) s->n_chunks += (ds->user_n_train[u] + ds->history_len - 1) / ds->history_len;
+  for (int64_t u = 0; u < ds->n_users; u++)
+    s->n_chunks += (ds->user_n_train[u] + ds->history_len - 1) / ds->history_len;
   dt_interactions_free(&x); /* before TF-IDF: lower peak memory */
   dt_prep_tfidf(text, ds->n_items, cfg->data_tfidf_terms, cfg->data_tfidf_min_df, ds);
   for (int64_t i = 0; i < ds->n_items; i++) free(text[i]);

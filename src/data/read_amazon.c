@@ -184,8 +184,7 @@ int dt_read_amazon_reviews(const dt_input *in, const dt_read_opts *opts, dt_inte
     rows++;
     out->read++;
     if (rating >= opts->min_rating)
-      rc = dt_interactions_add(out, user, strlen(user), item, strlen(item), ts, summary,
-                               summary ? strlen(summary) : 0);
+      rc = dt_interactions_add(out, user, strlen(user), item, strlen(item), ts, summary, summary ? strlen(summary) : 0);
     cJSON_Delete(root);
     if (rc != DT_OK) goto out;
   }

@@ -17,8 +17,8 @@ int dt_delimiter_parse(const char *delimiter, char *out) {
   static const struct {
     const char *name;
     char c;
-  } names[] = {{"auto", DT_DELIM_AUTO}, {"comma", ','}, {"tab", '\t'}, {"semicolon", ';'}, {"pipe", '|'},
-               {"space", ' '}};
+  } names[] = {{"auto", DT_DELIM_AUTO}, {"comma", ','}, {"tab", '\t'},
+               {"semicolon", ';'},      {"pipe", '|'},  {"space", ' '}};
   const char *d = delimiter ? delimiter : "auto";
   for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
     if (!strcmp(d, names[k].name)) {
@@ -38,8 +38,11 @@ int dt_delimiter_parse(const char *delimiter, char *out) {
 static const struct {
   const char *name;
   int col;
-} g_names[] = {{"user", DT_COL_USER}, {"item", DT_COL_ITEM}, {"timestamp", DT_COL_TIMESTAMP},
-               {"rating", DT_COL_RATING}, {"skip", DT_COL_SKIP}};
+} g_names[] = {{"user", DT_COL_USER},
+               {"item", DT_COL_ITEM},
+               {"timestamp", DT_COL_TIMESTAMP},
+               {"rating", DT_COL_RATING},
+               {"skip", DT_COL_SKIP}};
 
 int dt_delimited_format_parse(const char *columns, const char *delimiter, const char *header,
                               dt_delimited_format *fmt) {
@@ -106,11 +109,15 @@ static int parse_ts(dt_field f, int64_t *ts, char *why, size_t why_n, int c) {
   if (r == DT_TS_OK) return 1;
   int shown = (int)(f.n > 64 ? 64 : f.n);
   if (r == DT_TS_RANGE)
-    snprintf(why, why_n, "field %d (timestamp) \"%.*s\" is out of range (years 0001 to 9999: %lld to %lld unix "
-             "seconds)", c + 1, shown, f.p, (long long)DT_TS_MIN, (long long)DT_TS_MAX);
+    snprintf(why, why_n,
+             "field %d (timestamp) \"%.*s\" is out of range (years 0001 to 9999: %lld to %lld unix "
+             "seconds)",
+             c + 1, shown, f.p, (long long)DT_TS_MIN, (long long)DT_TS_MAX);
   else
-    snprintf(why, why_n, "field %d (timestamp) must be unix seconds (an integer) or an ISO-8601 time such as "
-             "2024-03-01T12:00:00Z, got \"%.*s\"", c + 1, shown, f.p);
+    snprintf(why, why_n,
+             "field %d (timestamp) must be unix seconds (an integer) or an ISO-8601 time such as "
+             "2024-03-01T12:00:00Z, got \"%.*s\"",
+             c + 1, shown, f.p);
   return 0;
 }
 
@@ -121,8 +128,14 @@ static int parse_row(const dt_delimited_format *fmt, const dt_field *f, dt_field
   for (int c = 0; c < fmt->n_columns; c++) {
     int col = fmt->column[c], ok = 1;
     switch (col) {
-      case DT_COL_USER: *user = f[c]; ok = f[c].n > 0; break;
-      case DT_COL_ITEM: *item = f[c]; ok = f[c].n > 0; break;
+      case DT_COL_USER:
+        *user = f[c];
+        ok = f[c].n > 0;
+        break;
+      case DT_COL_ITEM:
+        *item = f[c];
+        ok = f[c].n > 0;
+        break;
       case DT_COL_TIMESTAMP:
         if (!parse_ts(f[c], ts, why, why_n, c)) return 0;
         break;
@@ -172,9 +185,9 @@ int dt_read_delimited(const dt_input *in, const dt_delimited_format *fmt, const 
       /* the first record may be a header */
       first = 0;
       int64_t dummy;
-      int is_header = fmt->header == DT_HEADER_YES ||
-                      (fmt->header == DT_HEADER_AUTO && nf == fmt->n_columns &&
-                       dt_parse_timestamp(f[ts_col].p, f[ts_col].n, &dummy) == DT_TS_BAD);
+      int is_header =
+          fmt->header == DT_HEADER_YES || (fmt->header == DT_HEADER_AUTO && nf == fmt->n_columns &&
+                                           dt_parse_timestamp(f[ts_col].p, f[ts_col].n, &dummy) == DT_TS_BAD);
       if (is_header) continue;
     }
     if (nf != fmt->n_columns) {

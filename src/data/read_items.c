@@ -98,8 +98,8 @@ int dt_read_item_file(const dt_input *in, char delimiter, const dt_read_opts *op
     const dt_field *f = rec.fields;
     if (rec.n_fields != have_header) {
       char dn[8];
-      if ((rc = dt_badline(&bad, rec.line_no, "expected %d %s-separated fields like the header, found %d",
-                           have_header, dt_delimiter_name(rec.delim, dn), rec.n_fields)) != DT_OK)
+      if ((rc = dt_badline(&bad, rec.line_no, "expected %d %s-separated fields like the header, found %d", have_header,
+                           dt_delimiter_name(rec.delim, dn), rec.n_fields)) != DT_OK)
         goto out;
       continue;
     }
@@ -120,7 +120,9 @@ int dt_read_item_file(const dt_input *in, char delimiter, const dt_read_opts *op
   if (sum) dt_lr_sum(&lr, sum);
   if (rows == 0)
     rc = dt_fail(DT_EXIT_DATA, "%s: no item rows in %lld line(s)%s", lr.name, (long long)lr.line_no,
-                 bad.count ? " (all were malformed)" : have_header ? " (only the header)" : " (the file is empty)");
+                 bad.count     ? " (all were malformed)"
+                 : have_header ? " (only the header)"
+                               : " (the file is empty)");
 out:
   dt_records_free(&rec);
   dt_lr_close(&lr);

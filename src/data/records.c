@@ -144,8 +144,10 @@ int dt_records_next(dt_records *r, char *why, size_t why_n) {
       if (d != ' ')
         while (i < len && line[i] == ' ') i++;
       if (i < len && line[i] != d) {
-        snprintf(why, why_n, "field %d: text after its closing quote (a quote inside a quoted field is "
-                 "written \"\")", r->n_fields + 1);
+        snprintf(why, why_n,
+                 "field %d: text after its closing quote (a quote inside a quoted field is "
+                 "written \"\")",
+                 r->n_fields + 1);
         return DT_REC_BAD;
       }
     } else {

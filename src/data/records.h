@@ -26,13 +26,13 @@ typedef struct {
 
 typedef struct {
   dt_linereader *lr;
-  char delim;           /* the delimiter; DT_DELIM_AUTO until the first record decides */
-  int64_t line_no;      /* first line of the record last returned */
-  dt_field *fields;     /* of the record last returned */
+  char delim;       /* the delimiter; DT_DELIM_AUTO until the first record decides */
+  int64_t line_no;  /* first line of the record last returned */
+  dt_field *fields; /* of the record last returned */
   int n_fields, fields_cap;
-  char *buf;            /* decoded field bytes */
+  char *buf; /* decoded field bytes */
   size_t len, cap;
-  size_t *starts;       /* field offsets into buf while decoding */
+  size_t *starts; /* field offsets into buf while decoding */
 } dt_records;
 
 /* Return values of dt_records_next besides 1 (a record), 0 (the end) and

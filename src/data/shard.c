@@ -20,14 +20,12 @@ static int64_t select_lanes(hid_t space, int64_t n, int64_t K, int64_t lo, int64
   H5Sselect_none(space);
   if (width <= 0) return 0;
   if (full > 0) {
-    hsize_t start[1] = {(hsize_t)lo}, stride[1] = {(hsize_t)K}, count[1] = {(hsize_t)full},
-            block[1] = {(hsize_t)width};
+    hsize_t start[1] = {(hsize_t)lo}, stride[1] = {(hsize_t)K}, count[1] = {(hsize_t)full}, block[1] = {(hsize_t)width};
     if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start, stride, count, block) < 0) return -1;
   }
   if (tail > 0) {
     hsize_t start[1] = {(hsize_t)tail_start}, count[1] = {1}, block[1] = {(hsize_t)tail};
-    if (H5Sselect_hyperslab(space, full > 0 ? H5S_SELECT_OR : H5S_SELECT_SET, start, NULL, count, block) < 0)
-      return -1;
+    if (H5Sselect_hyperslab(space, full > 0 ? H5S_SELECT_OR : H5S_SELECT_SET, start, NULL, count, block) < 0) return -1;
   }
   return full * width + tail;
 }
@@ -43,7 +41,8 @@ static int read_column(hid_t f, const char *name, int64_t n_total, int64_t K, in
            (int64_t)dims[0] == n_total;
   int rc = DT_OK;
   if (!ok) {
-    rc = dt_fail(DT_EXIT_DATA, "%s: dataset %s does not have %lld rows like the other columns (a damaged file: "
+    rc = dt_fail(DT_EXIT_DATA,
+                 "%s: dataset %s does not have %lld rows like the other columns (a damaged file: "
                  "re-run `dtrain prep --force`)",
                  path, name, (long long)n_total);
   } else {
@@ -55,8 +54,7 @@ static int read_column(hid_t f, const char *name, int64_t n_total, int64_t K, in
       hsize_t mdims[1] = {(hsize_t)n};
       hid_t mem = H5Screate_simple(1, mdims, NULL);
       herr_t st = mem < 0 ? -1 : H5Dread(ds, H5T_NATIVE_INT32, mem, space, H5P_DEFAULT, out);
-      if (st < 0)
-        rc = dt_fail(DT_EXIT_DATA, "%s: cannot read %s (HDF5: %s)", path, name, dt_h5_last_error());
+      if (st < 0) rc = dt_fail(DT_EXIT_DATA, "%s: cannot read %s (HDF5: %s)", path, name, dt_h5_last_error());
       if (mem >= 0) H5Sclose(mem);
     }
   }
@@ -69,7 +67,8 @@ static int load_open(hid_t f, const char *path, dt_shard *s) {
   int64_t file_L = 0;
   DT_TRY(dt_h5_read_attr_int(f, "history_len", &file_L, path));
   if (s->chunk_mode && file_L != s->history_len)
-    return dt_fail(DT_EXIT_DATA, "%s was prepared with data.history_len = %lld, but chunks of L = %d are asked for: "
+    return dt_fail(DT_EXIT_DATA,
+                   "%s was prepared with data.history_len = %lld, but chunks of L = %d are asked for: "
                    "re-run `dtrain prep` with data.history_len = %d",
                    path, (long long)file_L, s->history_len, s->history_len);
   const char *ucol = s->chunk_mode ? "/train_chunks/user" : "/train/user";

@@ -205,8 +205,8 @@ int64_t *synth_activity(const synth_world *w) {
 /* time-of-day / weekday affinity of a category's daypart profile */
 static double affinity(int64_t c, double hour, int weekend) {
   switch (c % 3) {
-    case 0: return (!weekend && hour >= 9 && hour < 17) ? 3.0 : 0.6;            /* work hours */
-    case 1: return (weekend || hour >= 18 || hour < 1) ? 2.5 : 0.6;             /* evenings, weekends */
+    case 0: return (!weekend && hour >= 9 && hour < 17) ? 3.0 : 0.6; /* work hours */
+    case 1: return (weekend || hour >= 18 || hour < 1) ? 2.5 : 0.6;  /* evenings, weekends */
     default: return 1.0;
   }
 }

@@ -45,8 +45,7 @@ int dt_synth_write_csv(const dt_synth_params *p, const char *interactions_path, 
     rc = dt_of_printf(&o, "user,item,timestamp,rating\n");
     int64_t *n_events = synth_activity(&w);
     row_ctx ctx = {&w, &o};
-    for (int64_t u = 0; u < p->users && rc == DT_OK; u++)
-      rc = synth_user_events(&w, u, n_events[u], emit_row, &ctx);
+    for (int64_t u = 0; u < p->users && rc == DT_OK; u++) rc = synth_user_events(&w, u, n_events[u], emit_row, &ctx);
     free(n_events);
     rc = dt_of_close(&o, rc);
   }

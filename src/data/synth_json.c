@@ -27,25 +27,26 @@ static int emit_review(void *ctx, int64_t user, int64_t k, int64_t item, int64_t
   /* optional fields as in the real files: a vote count written with a
    * thousands comma, a style object */
   if ((user + k) % 50 == 0)
-    return dt_of_printf(c->o,
-                     "{\"overall\": %d.0, \"vote\": \"1,%03d\", \"verified\": true, \"reviewerID\": \"%s\", \"asin\": "
-                     "\"%s\", \"style\": {\"Size:\": \" Large\"}, \"summary\": \"%s\", \"unixReviewTime\": %lld}\n",
-                     rating, (int)(k % 1000), uid, iid, summary, (long long)ts);
+    return dt_of_printf(
+        c->o,
+        "{\"overall\": %d.0, \"vote\": \"1,%03d\", \"verified\": true, \"reviewerID\": \"%s\", \"asin\": "
+        "\"%s\", \"style\": {\"Size:\": \" Large\"}, \"summary\": \"%s\", \"unixReviewTime\": %lld}\n",
+        rating, (int)(k % 1000), uid, iid, summary, (long long)ts);
   return dt_of_printf(c->o,
-                   "{\"overall\": %d.0, \"verified\": true, \"reviewerID\": \"%s\", \"asin\": \"%s\", \"summary\": "
-                   "\"%s\", \"unixReviewTime\": %lld}\n",
-                   rating, uid, iid, summary, (long long)ts);
+                      "{\"overall\": %d.0, \"verified\": true, \"reviewerID\": \"%s\", \"asin\": \"%s\", \"summary\": "
+                      "\"%s\", \"unixReviewTime\": %lld}\n",
+                      rating, uid, iid, summary, (long long)ts);
 }
 
 static int write_meta_row(dt_outfile *o, const char *asin, const synth_item_text *t) {
   /* generated text is letters, digits and spaces only: no JSON escaping needed */
   DT_TRY(dt_of_printf(o, "{\"category\": [\"%s\", \"%s\"], \"description\": [\"%s\"", t->category, t->subcategory,
-                   t->desc[0]));
+                      t->desc[0]));
   if (t->n_desc > 1) DT_TRY(dt_of_printf(o, ", \"%s\"", t->desc[1]));
   return dt_of_printf(o,
-                   "], \"title\": \"%s\", \"brand\": \"%s\", \"imageURL\": [], \"imageURLHighRes\": [], \"asin\": "
-                   "\"%s\"}\n",
-                   t->title, t->brand, asin);
+                      "], \"title\": \"%s\", \"brand\": \"%s\", \"imageURL\": [], \"imageURLHighRes\": [], \"asin\": "
+                      "\"%s\"}\n",
+                      t->title, t->brand, asin);
 }
 
 int dt_synth_write_amazon(const dt_synth_params *p, const char *reviews_path, const char *meta_path) {
@@ -56,8 +57,7 @@ int dt_synth_write_amazon(const dt_synth_params *p, const char *reviews_path, co
   if (rc == DT_OK) {
     int64_t *n_events = synth_activity(&w);
     review_ctx ctx = {&w, &o};
-    for (int64_t u = 0; u < p->users && rc == DT_OK; u++)
-      rc = synth_user_events(&w, u, n_events[u], emit_review, &ctx);
+    for (int64_t u = 0; u < p->users && rc == DT_OK; u++) rc = synth_user_events(&w, u, n_events[u], emit_review, &ctx);
     free(n_events);
     rc = dt_of_close(&o, rc);
   }

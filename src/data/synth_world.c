@@ -163,7 +163,8 @@ int synth_world_build(const dt_synth_params *p, synth_world *w) {
   if (I > INT32_MAX || p->users > INT32_MAX)
     return dt_fail(DT_EXIT_USAGE, "data.synthetic.users and .items must be below 2^31");
   if (w->G > 10000000 || w->G > 100 * (I + 1))
-    return dt_fail(DT_EXIT_USAGE, "data.synthetic.categories x .subcategories = %lld groups is too many for %lld items "
+    return dt_fail(DT_EXIT_USAGE,
+                   "data.synthetic.categories x .subcategories = %lld groups is too many for %lld items "
                    "(at most 100 per item and 10^7 in all)",
                    (long long)w->G, (long long)I);
   double sub_sum;
@@ -190,4 +191,3 @@ void synth_world_free(synth_world *w) {
   free(w->season);
   memset(w, 0, sizeof *w);
 }
-

@@ -18,18 +18,18 @@
 
 typedef struct {
   dt_synth_params p;
-  int64_t C, S, G, M;     /* categories, subcategories per category, groups (C*S), months */
-  double *cat_w;          /* [C] category popularity (sums to 1) */
-  double *cat_cum;        /* [C] its cumulative sums */
-  double *sub_cum;        /* [S] subcategory popularity, cumulative */
-  int64_t *gstart;        /* [G+1] items of group g: [gstart[g], gstart[g+1]) */
-  int32_t *item_group;    /* [items] */
-  double *item_pop;       /* [items] Zipf popularity */
-  double *item_launch;    /* [items] launch day (may be before day 0) */
-  double *item_tau;       /* [items] decay time in days */
-  int32_t *item_brand;    /* [items] brand within the category */
-  float *cum;             /* [M * items] per month, cumulative weights within each group */
-  double *season;         /* [C * M] seasonal factor */
+  int64_t C, S, G, M;  /* categories, subcategories per category, groups (C*S), months */
+  double *cat_w;       /* [C] category popularity (sums to 1) */
+  double *cat_cum;     /* [C] its cumulative sums */
+  double *sub_cum;     /* [S] subcategory popularity, cumulative */
+  int64_t *gstart;     /* [G+1] items of group g: [gstart[g], gstart[g+1]) */
+  int32_t *item_group; /* [items] */
+  double *item_pop;    /* [items] Zipf popularity */
+  double *item_launch; /* [items] launch day (may be before day 0) */
+  double *item_tau;    /* [items] decay time in days */
+  int32_t *item_brand; /* [items] brand within the category */
+  float *cum;          /* [M * items] per month, cumulative weights within each group */
+  double *season;      /* [C * M] seasonal factor */
   double session_cum[SYNTH_MAX_SESSION];
 } synth_world;
 
@@ -45,8 +45,19 @@ typedef int (*synth_emit_fn)(void *ctx, int64_t user, int64_t k, int64_t item, i
 
 /* What a draw is for: its first Philox counter word. */
 enum {
-  P_CAT = 1, P_ITEM_POP, P_ITEM_LIFE, P_ITEM_BRAND, P_ITEM_TEXT, P_WORD, P_USER, P_ACTIVITY, P_SESSION, P_EVENT,
-  P_RATING, P_SEASON, P_SUMMARY
+  P_CAT = 1,
+  P_ITEM_POP,
+  P_ITEM_LIFE,
+  P_ITEM_BRAND,
+  P_ITEM_TEXT,
+  P_WORD,
+  P_USER,
+  P_ACTIVITY,
+  P_SESSION,
+  P_EVENT,
+  P_RATING,
+  P_SEASON,
+  P_SUMMARY
 };
 
 static inline dt_rand4 synth_draw(const synth_world *w, uint32_t purpose, uint64_t a, uint32_t b) {
@@ -70,7 +81,6 @@ void synth_word(const synth_world *w, uint64_t id, int syllables, int capital, c
 void synth_item_fields(const synth_world *w, int64_t i, synth_item_text *t);
 /* The fields joined as the metadata reader joins them (caller frees). */
 char *synth_item_text_join(const synth_item_text *t);
-void synth_review_summary(const synth_world *w, int64_t user, int64_t k, int64_t item, int rating, char *out,
-                          size_t n);
+void synth_review_summary(const synth_world *w, int64_t user, int64_t k, int64_t item, int rating, char *out, size_t n);
 
 #endif

@@ -58,7 +58,7 @@ static int parse_iso(const char *s, size_t n, int64_t *out) {
   if (i < n && s[i] == ':') {
     i++;
     ss = digits(s, n, &i, 2);
-    if (ss < 0 || ss > 60) return DT_TS_BAD; /* 60: a leap second */
+    if (ss < 0 || ss > 60) return DT_TS_BAD;     /* 60: a leap second */
     if (i < n && (s[i] == '.' || s[i] == ',')) { /* a fraction: truncated to the second */
       size_t start = ++i;
       while (i < n && s[i] >= '0' && s[i] <= '9') i++;

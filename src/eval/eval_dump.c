@@ -19,7 +19,8 @@ int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const c
   if (!rc) rc = dt_batch_build_eval(ctx->bb, users, pos, n, n_neg, (uint64_t)ctx->cfg->eval_seed);
   const float *d_scores = NULL, *d_alpha = NULL;
   if (!rc) rc = dt_eval_forward(ctx, &d_scores, &d_alpha);
-  float *scores = dt_xmalloc((size_t)(n * c + 1) * sizeof(float)), *alpha = dt_xmalloc((size_t)(n * 3 + 1) * sizeof(float));
+  float *scores = dt_xmalloc((size_t)(n * c + 1) * sizeof(float)),
+        *alpha = dt_xmalloc((size_t)(n * 3 + 1) * sizeof(float));
   float *ctxv = dt_xmalloc((size_t)(n * m->gate_in + 1) * sizeof(float));
   if (!rc) rc = be->download(be, scores, d_scores, (size_t)(n * c) * sizeof(float));
   if (!rc) rc = be->download(be, alpha, d_alpha, (size_t)(n * 3) * sizeof(float));
@@ -59,4 +60,3 @@ int dt_eval_dump(dt_eval_ctx *ctx, dt_split_kind split, int64_t n_users, const c
   free(pos);
   return rc;
 }
-

@@ -13,11 +13,11 @@
 
 typedef struct {
   int64_t cap_rows, cap_cols;
-  float *d_scores;    /* [n, n_items] backend */
-  float *h_scores;    /* host staging for the generic path */
-  float *d_user;      /* [n, 3D] v3 user-side vectors (backend) */
-  float *d_items;     /* [n_items, 3D] v3 item-side matrix (backend) */
-  float *d_bias;      /* [n_items] v3 item biases (backend) */
+  float *d_scores; /* [n, n_items] backend */
+  float *h_scores; /* host staging for the generic path */
+  float *d_user;   /* [n, 3D] v3 user-side vectors (backend) */
+  float *d_items;  /* [n_items, 3D] v3 item-side matrix (backend) */
+  float *d_bias;   /* [n_items] v3 item biases (backend) */
   int32_t *top_idx;
   float *top_val;
   int64_t top_cap;

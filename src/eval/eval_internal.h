@@ -16,11 +16,26 @@
 #include "dtrain/eval.h"
 
 /* One protocol's sums: users, mrr, then ndcg/hr/recall/precision/map per K. */
-enum { M_USERS = 0, M_MRR, M_NDCG, M_HR = M_NDCG + DT_EVAL_NK, M_RECALL = M_HR + DT_EVAL_NK,
-       M_PREC = M_RECALL + DT_EVAL_NK, M_MAP = M_PREC + DT_EVAL_NK, M_SIZE = M_MAP + DT_EVAL_NK };
+enum {
+  M_USERS = 0,
+  M_MRR,
+  M_NDCG,
+  M_HR = M_NDCG + DT_EVAL_NK,
+  M_RECALL = M_HR + DT_EVAL_NK,
+  M_PREC = M_RECALL + DT_EVAL_NK,
+  M_MAP = M_PREC + DT_EVAL_NK,
+  M_SIZE = M_MAP + DT_EVAL_NK
+};
 /* A sampled batch: model, popularity, alpha sums, buckets (users, ndcg, hr, alpha x3). */
-enum { S_MODEL = 0, S_POP = M_SIZE, S_ALPHA = 2 * M_SIZE, S_BUCKETS = S_ALPHA + 3, B_SIZE = 6,
-       S_FEWER = S_BUCKETS + DT_EVAL_BUCKETS * B_SIZE, S_SIZE = S_FEWER + 1 };
+enum {
+  S_MODEL = 0,
+  S_POP = M_SIZE,
+  S_ALPHA = 2 * M_SIZE,
+  S_BUCKETS = S_ALPHA + 3,
+  B_SIZE = 6,
+  S_FEWER = S_BUCKETS + DT_EVAL_BUCKETS * B_SIZE,
+  S_SIZE = S_FEWER + 1
+};
 /* A full-ranking batch: model, popularity. */
 enum { F_MODEL = 0, F_POP = M_SIZE, F_SIZE = 2 * M_SIZE };
 

@@ -70,8 +70,8 @@ void dt_eval_print(FILE *f, const dt_eval_result *r) {
     fprintf(f, "  mean alpha: %s\n", text);
     char names[64];
     dt_alpha_text(names, sizeof names, NULL, r->towers);
-    fprintf(f, "  cold start (train history length):\n  %-8s %8s %8s %8s   alpha (%s)\n", "bucket", "users",
-            "NDCG@10", "HR@10", names);
+    fprintf(f, "  cold start (train history length):\n  %-8s %8s %8s %8s   alpha (%s)\n", "bucket", "users", "NDCG@10",
+            "HR@10", names);
     for (int b = 0; b < DT_EVAL_BUCKETS; b++) {
       const dt_bucket *bk = &r->buckets[b];
       alpha_numbers(text, sizeof text, bk->alpha, r->towers);

@@ -49,9 +49,10 @@ static int check_keys(const dt_loss *L, const dt_config *cfg, const dt_model *m,
                    cfg->model_version, MAX_PAIR_LIST, (long long)m->n_items);
   if (!notes) return DT_OK;
   if (L->kind == DT_LOSS_SOFTMAX && !v3)
-    dt_log_warn("train.loss = softmax with model.version = %s runs the head on every (example, item) pair: up to "
-                "%lld x %lld pairs per step, forward twice and backward once (v3 scores the catalogue with one GEMM)",
-                cfg->model_version, (long long)cfg->train_batch_size, (long long)m->n_items);
+    dt_log_warn(
+        "train.loss = softmax with model.version = %s runs the head on every (example, item) pair: up to "
+        "%lld x %lld pairs per step, forward twice and backward once (v3 scores the catalogue with one GEMM)",
+        cfg->model_version, (long long)cfg->train_batch_size, (long long)m->n_items);
   if (L->kind == DT_LOSS_SOFTMAX && n_neg != 1)
     dt_log_warn("train.n_neg = %lld is not used by train.loss = softmax, which scores the whole catalogue", n_neg);
   if (L->list_items == 0 && cfg->train_softmax_chunk > 0)
@@ -66,14 +67,11 @@ int dt_loss_setup(dt_loss *L, const dt_config *cfg, const dt_model *m, int notes
   for (int k = 0; k < 4; k++)
     if (!strcmp(s, loss_names[k])) kind = k;
   if (kind < 0)
-    return dt_fail(DT_EXIT_USAGE, "config key 'train.loss' = \"%s\": expected bpr, bce, sampled_softmax or softmax",
-                   s);
+    return dt_fail(DT_EXIT_USAGE, "config key 'train.loss' = \"%s\": expected bpr, bce, sampled_softmax or softmax", s);
   L->kind = (dt_loss_kind)kind;
   const int per_example = L->kind == DT_LOSS_BPR || L->kind == DT_LOSS_BCE;
   L->n_neg = per_example ? (int)cfg->train_n_neg : 0;
-  L->list_items = L->kind == DT_LOSS_SAMPLED_SOFTMAX ? (int64_t)cfg->train_n_neg
-                  : L->kind == DT_LOSS_SOFTMAX       ? -1
-                                                     : 0;
+  L->list_items = L->kind == DT_LOSS_SAMPLED_SOFTMAX ? (int64_t)cfg->train_n_neg : L->kind == DT_LOSS_SOFTMAX ? -1 : 0;
   /* blocks of the list: the key, or derived from the global batch size (not
    * this rank's part, so the blocks do not depend on the rank count) */
   const int64_t B = cfg->train_batch_size > 0 ? (int64_t)cfg->train_batch_size : 1;
@@ -109,8 +107,8 @@ int dt_loss_batch_stats(dt_loss *L, dt_comm *comm, dt_backend *be, const dt_batc
   return DT_OK;
 }
 
-int dt_loss_grad(dt_loss *L, dt_backend *be, const dt_config *cfg, dt_model *m, const dt_batch *b,
-                 const float *scores, const float *alpha, dt_loss_value *v) {
+int dt_loss_grad(dt_loss *L, dt_backend *be, const dt_config *cfg, dt_model *m, const dt_batch *b, const float *scores,
+                 const float *alpha, dt_loss_value *v) {
   const int64_t n = b->n;
   if (!L->ready) return dt_fail(DT_EXIT_RUNTIME, "dt_loss_grad before dt_loss_setup (internal error)");
   float mean[3];

@@ -21,17 +21,16 @@
 
 #define LN_EPS 1e-8f
 
-
 static int64_t up16(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* Carves the token buffers for cap_t tokens out of `base` (NULL: only
  * counts); returns the floats used. */
 static int64_t carve(dt_sasrec_work *s, float *base, int blocks, int D, int64_t t) {
   int64_t off = 0;
-#define TAKE(ptr, count)                       \
-  do {                                         \
-    if (base) (ptr) = base + off;              \
-    off += up16(count);                        \
+#define TAKE(ptr, count)          \
+  do {                            \
+    if (base) (ptr) = base + off; \
+    off += up16(count);           \
   } while (0)
   for (int k = 0; k <= blocks; k++) TAKE(s->x[k], t * D);
   for (int k = 0; k < blocks; k++) {
@@ -138,8 +137,10 @@ static int sasrec_forward(dt_model *m, const dt_batch *b) {
   const int64_t T = b->n_tokens;
   const int D = m->dim, B = m->sasrec_blocks;
   if (T > 0 && b->max_len > m->pos_rows)
-    return dt_fail(DT_EXIT_RUNTIME, "a history window of %d items is longer than dynamic.pos_emb's %lld positions "
-                   "(2 * data.history_len)", b->max_len, (long long)m->pos_rows);
+    return dt_fail(DT_EXIT_RUNTIME,
+                   "a history window of %d items is longer than dynamic.pos_emb's %lld positions "
+                   "(2 * data.history_len)",
+                   b->max_len, (long long)m->pos_rows);
   const int64_t probs = T > 0 ? dt_attn_probs_floats(b->seq_offsets_host, b->n_seq, m->sasrec_heads) : 0;
   DT_TRY(work_ensure(m, T, probs));
   dt_sasrec_work *s = m->work->sasrec;

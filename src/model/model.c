@@ -56,7 +56,8 @@ int dt_model_create(const dt_config *cfg, dt_backend *be, int64_t n_users, int64
   if (m->encoder_kind == DT_ENCODER_SASREC &&
       (m->sasrec_blocks < 1 || m->sasrec_blocks > DT_SASREC_MAX_BLOCKS || m->dim % m->sasrec_heads != 0)) {
     free(m);
-    return dt_fail(DT_EXIT_USAGE, "config keys 'model.sasrec_blocks' = %d (1 to %d) and 'model.sasrec_heads' = %d "
+    return dt_fail(DT_EXIT_USAGE,
+                   "config keys 'model.sasrec_blocks' = %d (1 to %d) and 'model.sasrec_heads' = %d "
                    "(a divisor of 'model.dim' = %d) do not describe a SASRec encoder",
                    (int)cfg->model_sasrec_blocks, DT_SASREC_MAX_BLOCKS, (int)cfg->model_sasrec_heads,
                    (int)cfg->model_dim);
@@ -129,8 +130,8 @@ static int fused_head_fwd(dt_model *m, const dt_batch *b, const float *alpha) {
   dt_model_work *w = m->work;
   const int64_t nc = b->nc;
   if (m->use_static) DT_TRY(dt_static_fwd(m, b));
-  DT_TRY(be->mix3_fwd(be, alpha, m->use_static ? w->hs : NULL, m->use_dynamic ? w->hd : NULL, m->use_content ? w->hc : NULL, w->z, b->n,
-                      b->c, m->dim));
+  DT_TRY(be->mix3_fwd(be, alpha, m->use_static ? w->hs : NULL, m->use_dynamic ? w->hd : NULL,
+                      m->use_content ? w->hc : NULL, w->z, b->n, b->c, m->dim));
   DT_TRY(dt_linear_fwd(be, w->hh, w->z, dt_linear_of(m, m->pv.head_fc1), nc, m->dim, m->head_hidden));
   int drop = b->train && m->p_head > 0;
   DT_TRY(be->relu_dropout_fwd(be, w->hh, nc, m->head_hidden, 1, drop ? m->p_head : 0.0f,
@@ -159,8 +160,8 @@ static int score_mix_fwd(dt_model *m, const dt_batch *b, const float *alpha) {
   }
   /* v3 has no fused representation, so z's first nc floats hold the item biases */
   DT_TRY(be->gather_rows(be, w->z, m->tables[DT_TABLE_ITEM_BIAS].view, b->ids_bias, nc, 1));
-  return be->score_mix_fwd(be, alpha, m->use_static ? w->ss : NULL, m->use_dynamic ? w->sd : NULL, m->use_content ? w->sc : NULL, w->z,
-                           w->scores, n, b->c);
+  return be->score_mix_fwd(be, alpha, m->use_static ? w->ss : NULL, m->use_dynamic ? w->sd : NULL,
+                           m->use_content ? w->sc : NULL, w->z, w->scores, n, b->c);
 }
 
 int dt_model_forward(dt_model *m, const dt_batch *b, const float **scores, const float **alpha_out) {
@@ -199,8 +200,8 @@ static int fused_head_bwd(dt_model *m, const dt_batch *b, const float *dscores) 
   if (m->use_content) DT_TRY(be->zero(be, w->d_hc, (size_t)(nc * D) * sizeof(float)));
   DT_TRY(be->mix3_bwd(be, m->use_gate ? w->alpha : w->alpha_const, m->use_static ? w->hs : NULL,
                       m->use_dynamic ? w->hd : NULL, m->use_content ? w->hc : NULL, w->d_z, w->d_alpha,
-                      m->use_static ? w->d_hs : NULL, m->use_dynamic ? w->d_hd : NULL,
-                      m->use_content ? w->d_hc : NULL, n, b->c, D));
+                      m->use_static ? w->d_hs : NULL, m->use_dynamic ? w->d_hd : NULL, m->use_content ? w->d_hc : NULL,
+                      n, b->c, D));
   return m->use_static ? dt_static_bwd(m, b) : DT_OK;
 }
 

@@ -13,66 +13,66 @@
 typedef struct dt_model_work {
   int64_t cap_n, cap_nc, cap_t;
   /* per example [n, .] */
-  float *eu, *d_eu;           /* v3 user embeddings [n, D] */
-  float *up, *d_up;           /* v3 content.user_proj(e_u) [n, D] */
-  float *hdin, *d_hdin;       /* GRU read-outs [n, H] */
-  float *hd, *d_hd;           /* dynamic tower output [n, D] */
-  float *g1, *d_g1;           /* gate hidden [n, gate_hidden] */
-  float *logits, *d_logits;   /* [n, 3] */
-  float *alpha, *d_alpha;     /* [n, 3] */
-  float *alpha_const;         /* fixed alpha for no_attention / static_only [n, 3] */
+  float *eu, *d_eu;         /* v3 user embeddings [n, D] */
+  float *up, *d_up;         /* v3 content.user_proj(e_u) [n, D] */
+  float *hdin, *d_hdin;     /* GRU read-outs [n, H] */
+  float *hd, *d_hd;         /* dynamic tower output [n, D] */
+  float *g1, *d_g1;         /* gate hidden [n, gate_hidden] */
+  float *logits, *d_logits; /* [n, 3] */
+  float *alpha, *d_alpha;   /* [n, 3] */
+  float *alpha_const;       /* fixed alpha for no_attention / static_only [n, 3] */
   /* per candidate row [nc, .] */
-  float *eu_rep;              /* v1/v2 user embedding of each candidate row [nc, D] */
-  float *ei;                  /* item embeddings [nc, D] */
-  float *s1, *d_s1;           /* static.fc1 output [nc, static_hidden] */
-  float *hs, *d_hs;           /* static tower output [nc, D] */
-  float *c1, *d_c1;           /* content.fc1 output [nc, h1] */
-  float *c2, *d_c2;           /* content.fc2 output [nc, h2] */
-  float *hc, *d_hc;           /* content tower output [nc, D] */
-  float *di;                  /* v3 dynamic.item_emb of the candidates [nc, D] */
-  float *z, *d_z;             /* v1/v2 fused representation [nc, D] */
-  float *hh, *d_hh;           /* head hidden [nc, head_hidden] */
-  float *scores, *d_scores;   /* [nc] */
-  float *ss, *sd, *sc;        /* v3 tower scores [nc] */
+  float *eu_rep;            /* v1/v2 user embedding of each candidate row [nc, D] */
+  float *ei;                /* item embeddings [nc, D] */
+  float *s1, *d_s1;         /* static.fc1 output [nc, static_hidden] */
+  float *hs, *d_hs;         /* static tower output [nc, D] */
+  float *c1, *d_c1;         /* content.fc1 output [nc, h1] */
+  float *c2, *d_c2;         /* content.fc2 output [nc, h2] */
+  float *hc, *d_hc;         /* content tower output [nc, D] */
+  float *di;                /* v3 dynamic.item_emb of the candidates [nc, D] */
+  float *z, *d_z;           /* v1/v2 fused representation [nc, D] */
+  float *hh, *d_hh;         /* head hidden [nc, head_hidden] */
+  float *scores, *d_scores; /* [nc] */
+  float *ss, *sd, *sc;      /* v3 tower scores [nc] */
   float *d_ss, *d_sd, *d_sc;
   /* per GRU token [t(+1), .] */
-  float *x0;                  /* token embeddings [t, D] */
-  float *xg0, *xg1;           /* input pre-activations [t, 3H] */
-  float *cache0, *cache1;     /* gate cache [t, 4H] */
-  float *h0, *h1;             /* states [t+1, H]; row t of h1 is the zero state */
-  float *x1;                  /* dropout(h0), layer 2 input [t, H] */
-  float *d_h0, *d_h1, *d_x1;  /* [t+1, H] */
-  float *d_xg;                /* [t, 3H] */
-  float *hg_step, *d_hg_step; /* one step's hidden pre-activations [n_seq <= t, 3H] */
-  int64_t readout_rows;       /* n_tokens of the last forward */
+  float *x0;                     /* token embeddings [t, D] */
+  float *xg0, *xg1;              /* input pre-activations [t, 3H] */
+  float *cache0, *cache1;        /* gate cache [t, 4H] */
+  float *h0, *h1;                /* states [t+1, H]; row t of h1 is the zero state */
+  float *x1;                     /* dropout(h0), layer 2 input [t, H] */
+  float *d_h0, *d_h1, *d_x1;     /* [t+1, H] */
+  float *d_xg;                   /* [t, 3H] */
+  float *hg_step, *d_hg_step;    /* one step's hidden pre-activations [n_seq <= t, 3H] */
+  int64_t readout_rows;          /* n_tokens of the last forward */
   struct dt_sasrec_work *sasrec; /* the SASRec encoder's buffers (encoder_sasrec.c) */
-  uint64_t fwd_serial;        /* counts forward passes (the item-list path's state belongs to one) */
-  struct dt_list_work *list;  /* the item-list path's buffers (model_items.c), or NULL */
+  uint64_t fwd_serial;           /* counts forward passes (the item-list path's state belongs to one) */
+  struct dt_list_work *list;     /* the item-list path's buffers (model_items.c), or NULL */
 } dt_model_work;
 
 /* The SASRec encoder's activations (encoder_sasrec.c), [T, .] per token
  * (T = b->n_tokens), grown on demand. */
 typedef struct dt_sasrec_work {
-  int64_t cap_t, cap_p;       /* tokens, probability floats per block */
-  float *arena, *parena;      /* the buffers below, carved from two allocations */
+  int64_t cap_t, cap_p;               /* tokens, probability floats per block */
+  float *arena, *parena;              /* the buffers below, carved from two allocations */
   float *x[DT_SASREC_MAX_BLOCKS + 1]; /* block k's input [T, D]; x[blocks] the last block's output */
   float *ln1[DT_SASREC_MAX_BLOCKS], *qkv[DT_SASREC_MAX_BLOCKS], *att[DT_SASREC_MAX_BLOCKS];
   float *a[DT_SASREC_MAX_BLOCKS], *ln2[DT_SASREC_MAX_BLOCKS], *f1[DT_SASREC_MAX_BLOCKS];
   float *mean1[DT_SASREC_MAX_BLOCKS], *rstd1[DT_SASREC_MAX_BLOCKS];
   float *mean2[DT_SASREC_MAX_BLOCKS], *rstd2[DT_SASREC_MAX_BLOCKS];
   float *probs[DT_SASREC_MAX_BLOCKS]; /* attn_fwd's P, kept for the backward */
-  float *y, *meanf, *rstdf;   /* ln_final's output [T + 1, D] (row T: the zero state) */
-  float *tmp, *dln, *df1;     /* backward scratch [T, D] */
-  float *dqkv;                /* [T, 3D] */
+  float *y, *meanf, *rstdf;           /* ln_final's output [T + 1, D] (row T: the zero state) */
+  float *tmp, *dln, *df1;             /* backward scratch [T, D] */
+  float *dqkv;                        /* [T, 3D] */
 } dt_sasrec_work;
 
 /* The item-list path's buffers and state (model_items.c): n examples of
  * the last forward, k items of a block, P = n k (example, item) pairs. */
 typedef struct dt_list_work {
   int64_t cap_n, cap_k, cap_p;
-  uint64_t user_serial;        /* the forward whose user side is below (0: none) */
-  uint64_t bwd_serial;         /* the forward whose list backward has begun (0: none) */
-  int64_t blk_lo, blk_k;       /* the block last scored (its item side and pairs are below) */
+  uint64_t user_serial;  /* the forward whose user side is below (0: none) */
+  uint64_t bwd_serial;   /* the forward whose list backward has begun (0: none) */
+  int64_t blk_lo, blk_k; /* the block last scored (its item side and pairs are below) */
   /* per example [n, .] */
   float *u[3], *du[3];         /* v3: a_s e_u, a_d h_d, a_c P e_u and their gradients [n, D] */
   float *eu;                   /* v1/v2: e_u [n, D] */
@@ -81,15 +81,15 @@ typedef struct dt_list_work {
   float *d_alpha, *dalpha_tmp; /* [n, 3] */
   int64_t *row_key_host;       /* the examples' dropout keys [n] (v1/v2 pairs) */
   /* per item of a block [k, .] */
-  float *vi[3];                /* e_i, d_{i+1} (v3), h_c(i) [k, D] */
-  float *bias;                 /* v3 item biases [k] */
+  float *vi[3];                        /* e_i, d_{i+1} (v3), h_c(i) [k, D] */
+  float *bias;                         /* v3 item biases [k] */
   float *c1, *c2, *d_c1, *d_c2, *d_hc; /* the content tower on the block's items */
-  float *ipart, *d_ipart;      /* v1/v2: e_i W1[:, D:]^T [k, SH] */
+  float *ipart, *d_ipart;              /* v1/v2: e_i W1[:, D:]^T [k, SH] */
   /* per (example, item) pair [P, .], row i k + j (v1/v2) */
   float *s1, *d_s1, *hs, *d_hs, *hcp, *d_hcp, *z, *d_z, *hh, *d_hh, *ones;
-  int32_t *pair_i, *pair_j;    /* [P] the pair's example and block item */
+  int32_t *pair_i, *pair_j;          /* [P] the pair's example and block item */
   int64_t *pair_key, *pair_key_host; /* [P] dropout keys of the pairs */
-  int64_t pairs_n, pairs_k;    /* the shape pair_i / pair_j hold */
+  int64_t pairs_n, pairs_k;          /* the shape pair_i / pair_j hold */
 } dt_list_work;
 
 /* Lays out the parameters (filling m->pv) and tables for m's
@@ -166,8 +166,8 @@ int dt_dynamic_fwd(dt_model *m, const dt_batch *b);
 int dt_dynamic_bwd(dt_model *m, const dt_batch *b);
 /* TF-IDF rows of `items` -> work->hc-like `out` [rows, D]; b NULL = eval
  * mode; keys: the rows' dropout keys (NULL: b->cand_key) */
-int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, const int64_t *keys,
-                   float *c1, float *c2, float *out);
+int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, const int64_t *keys, float *c1,
+                   float *c2, float *out);
 /* The content tower's backward from d_hc [rows, D] of the forward above
  * (its c1, c2; d_c1, d_c2 are scratch of the same shapes). */
 int dt_content_bwd_rows(dt_model *m, const dt_batch *b, const int32_t *items, int64_t rows, const int64_t *keys,

@@ -39,9 +39,7 @@ static int has_static(const dt_model *m) {
 
 static const float *alpha_of(const dt_model *m) { return m->use_gate ? m->work->alpha : m->work->alpha_const; }
 
-static int pair_dropout(const dt_model *m, const dt_batch *b) {
-  return b->train && (m->p_static > 0 || m->p_head > 0);
-}
+static int pair_dropout(const dt_model *m, const dt_batch *b) { return b->train && (m->p_static > 0 || m->p_head > 0); }
 
 int64_t dt_model_list_block_hint(const dt_model *m, int64_t n) {
   if (m->version == DT_V3) return INT64_MAX;
@@ -121,11 +119,11 @@ static int ensure_buffers(dt_model *m, int64_t n, int64_t k) {
 void dt_list_work_free(dt_model *m) {
   dt_list_work *L = m->work ? m->work->list : NULL;
   if (!L) return;
-  void *ps[] = {L->u[0],   L->u[1],    L->u[2],   L->du[0],   L->du[1],  L->du[2],    L->eu,      L->upart,
-                L->d_upart, L->d_eu,   L->d_up,   L->d_hd,    L->d_alpha, L->dalpha_tmp, L->vi[0], L->vi[1],
-                L->vi[2],  L->bias,    L->c1,     L->c2,      L->d_c1,   L->d_c2,     L->d_hc,    L->ipart,
-                L->d_ipart, L->s1,     L->d_s1,   L->hs,      L->d_hs,   L->hcp,      L->d_hcp,   L->z,
-                L->d_z,    L->hh,      L->d_hh,   L->ones,    L->pair_i, L->pair_j,   L->pair_key};
+  void *ps[] = {L->u[0],    L->u[1], L->u[2], L->du[0], L->du[1],   L->du[2],      L->eu,      L->upart,
+                L->d_upart, L->d_eu, L->d_up, L->d_hd,  L->d_alpha, L->dalpha_tmp, L->vi[0],   L->vi[1],
+                L->vi[2],   L->bias, L->c1,   L->c2,    L->d_c1,    L->d_c2,       L->d_hc,    L->ipart,
+                L->d_ipart, L->s1,   L->d_s1, L->hs,    L->d_hs,    L->hcp,        L->d_hcp,   L->z,
+                L->d_z,     L->hh,   L->d_hh, L->ones,  L->pair_i,  L->pair_j,     L->pair_key};
   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
     if (ps[i]) m->be->free(m->be, ps[i]);
   free(L->row_key_host);
@@ -169,8 +167,7 @@ static int item_side(dt_model *m, const dt_batch *b, int64_t lo, int64_t k) {
   if (has_static(m)) DT_TRY(be->gather_rows(be, L->vi[0], m->tables[DT_TABLE_ITEM].view, b->list_ids_item + lo, k, D));
   if (m->version == DT_V3 && m->use_dynamic)
     DT_TRY(be->gather_rows(be, L->vi[1], m->tables[DT_TABLE_DYN_ITEM].view, b->list_ids_dyn + lo, k, D));
-  if (m->use_content)
-    DT_TRY(dt_content_fwd(m, b->list_item + lo, k, b, b->list_key + lo, L->c1, L->c2, L->vi[2]));
+  if (m->use_content) DT_TRY(dt_content_fwd(m, b->list_item + lo, k, b, b->list_key + lo, L->c1, L->c2, L->vi[2]));
   if (m->version == DT_V3)
     return be->gather_rows(be, L->bias, m->tables[DT_TABLE_ITEM_BIAS].view, b->list_ids_bias + lo, k, 1);
   if (has_static(m)) {
@@ -230,8 +227,8 @@ static int pairs_fwd(dt_model *m, const dt_batch *b, int64_t k, float *scores) {
     DT_TRY(dt_linear_fwd(be, L->hs, L->s1, dt_linear_of(m, m->pv.static_fc2), P, SH, D));
   }
   if (m->use_content) DT_TRY(be->gather_rows(be, L->hcp, L->vi[2], L->pair_j, P, D));
-  DT_TRY(be->mix3_fwd(be, alpha_of(m), st ? L->hs : NULL, m->use_dynamic ? w->hd : NULL,
-                      m->use_content ? L->hcp : NULL, L->z, n, (int)k, D));
+  DT_TRY(be->mix3_fwd(be, alpha_of(m), st ? L->hs : NULL, m->use_dynamic ? w->hd : NULL, m->use_content ? L->hcp : NULL,
+                      L->z, n, (int)k, D));
   DT_TRY(dt_linear_fwd(be, L->hh, L->z, dt_linear_of(m, m->pv.head_fc1), P, D, HH));
   int drop = b->train && m->p_head > 0;
   DT_TRY(be->relu_dropout_fwd(be, L->hh, P, HH, 1, drop ? m->p_head : 0.0f,
@@ -253,15 +250,14 @@ static int pairs_bwd(dt_model *m, const dt_batch *b, int64_t lo, int64_t k, cons
   DT_TRY(dt_linear_bwd(be, L->d_hh, L->z, dt_linear_of(m, m->pv.head_fc1), L->d_z, 0, P, D, HH));
   if (st) DT_TRY(be->zero(be, L->d_hs, (size_t)(P * D) * sizeof(float)));
   if (m->use_content) DT_TRY(be->zero(be, L->d_hcp, (size_t)(P * D) * sizeof(float)));
-  DT_TRY(be->mix3_bwd(be, alpha_of(m), st ? L->hs : NULL, m->use_dynamic ? w->hd : NULL,
-                      m->use_content ? L->hcp : NULL, L->d_z, L->dalpha_tmp, st ? L->d_hs : NULL,
-                      m->use_dynamic ? L->d_hd : NULL, m->use_content ? L->d_hcp : NULL, n, (int)k, D));
+  DT_TRY(be->mix3_bwd(be, alpha_of(m), st ? L->hs : NULL, m->use_dynamic ? w->hd : NULL, m->use_content ? L->hcp : NULL,
+                      L->d_z, L->dalpha_tmp, st ? L->d_hs : NULL, m->use_dynamic ? L->d_hd : NULL,
+                      m->use_content ? L->d_hcp : NULL, n, (int)k, D));
   DT_TRY(be->axpy(be, L->d_alpha, L->dalpha_tmp, n * 3, 1.0f));
   if (m->use_content) { /* h_c of item j: the sum over the examples, rows [n, k D] */
     DT_TRY(be->zero(be, L->d_hc, (size_t)(k * D) * sizeof(float)));
     DT_TRY(be->bias_grad(be, L->d_hc, L->d_hcp, n, (int)(k * D)));
-    DT_TRY(dt_content_bwd_rows(m, b, b->list_item + lo, k, b->list_key + lo, L->c1, L->c2, L->d_hc, L->d_c1,
-                               L->d_c2));
+    DT_TRY(dt_content_bwd_rows(m, b, b->list_item + lo, k, b->list_key + lo, L->c1, L->c2, L->d_hc, L->d_c1, L->d_c2));
   }
   if (!st) return DT_OK;
   DT_TRY(dt_linear_bwd(be, L->d_hs, L->s1, dt_linear_of(m, m->pv.static_fc2), L->d_s1, 0, P, SH, D));
@@ -312,8 +308,7 @@ static int gemm_bwd(dt_model *m, const dt_batch *b, int64_t lo, int64_t k, const
     DT_TRY(be->gemm(be, 1, 0, (int)k, D, n, 1.0f, ds, (int)k, L->u[t], D, 0.0f, dv, D));
   }
   if (m->use_content)
-    DT_TRY(dt_content_bwd_rows(m, b, b->list_item + lo, k, b->list_key + lo, L->c1, L->c2, L->d_hc, L->d_c1,
-                               L->d_c2));
+    DT_TRY(dt_content_bwd_rows(m, b, b->list_item + lo, k, b->list_key + lo, L->c1, L->c2, L->d_hc, L->d_c1, L->d_c2));
   float *slot; /* item bias: ds/db = 1, summed over the examples */
   DT_TRY(dt_model_grad_slot(m, DT_TABLE_ITEM_BIAS, b->list_ids_bias + lo, k, &slot));
   DT_TRY(be->zero(be, slot, (size_t)k * sizeof(float)));
@@ -377,8 +372,10 @@ int dt_model_list_backward(dt_model *m, const dt_batch *b, int64_t lo, int64_t k
   DT_TRY(check_block(m, b, lo, k, "dt_model_list_backward"));
   dt_list_work *L = m->work->list;
   if (!L || L->user_serial != m->work->fwd_serial || L->blk_lo != lo || L->blk_k != k)
-    return dt_fail(DT_EXIT_RUNTIME, "dt_model_list_backward: block [%lld, %lld) is not the block last scored for this "
-                   "forward pass (internal error)", (long long)lo, (long long)(lo + k));
+    return dt_fail(DT_EXIT_RUNTIME,
+                   "dt_model_list_backward: block [%lld, %lld) is not the block last scored for this "
+                   "forward pass (internal error)",
+                   (long long)lo, (long long)(lo + k));
   DT_TRY(begin_backward(m, b));
   return m->version == DT_V3 ? gemm_bwd(m, b, lo, k, dscores) : pairs_bwd(m, b, lo, k, dscores);
 }

@@ -30,8 +30,9 @@ int dt_model_kind(const dt_config *cfg, dt_model_version *version, dt_model_vari
   else
     return dt_fail(DT_EXIT_USAGE, "config key 'model.variant' = \"%s\" is not a known variant", a);
   const char *h = dt_config_history_mode(cfg);
-  *history = !strcmp(h, "prefix") ? DT_HISTORY_PREFIX : !strcmp(h, "user_train") ? DT_HISTORY_USER_TRAIN
-                                                                                  : DT_HISTORY_CHUNK;
+  *history = !strcmp(h, "prefix")       ? DT_HISTORY_PREFIX
+             : !strcmp(h, "user_train") ? DT_HISTORY_USER_TRAIN
+                                        : DT_HISTORY_CHUNK;
   return DT_OK;
 }
 
@@ -174,7 +175,7 @@ void dt_model_layout(dt_model *m) {
        * checkpoint loader accepts their absence) */
       {"static.user_emb", m->n_users, (int)D, m->use_static, 0, -1},
       {"static.item_emb", m->n_items, (int)D, m->use_static, 0, -1},
-      {"static.item_bias", m->n_items, 1, m->version == DT_V3, 1, -1}, /* biases start at 0 */
+      {"static.item_bias", m->n_items, 1, m->version == DT_V3, 1, -1},    /* biases start at 0 */
       {"dynamic.item_emb", m->n_items + 1, (int)D, m->use_dynamic, 0, 0}, /* row 0: padding, 0 */
   };
   for (int i = 0; i < DT_MAX_TABLES; i++) {

@@ -24,26 +24,25 @@ int dt_dynamic_fwd(dt_model *m, const dt_batch *b) {
 int dt_dynamic_bwd(dt_model *m, const dt_batch *b) {
   dt_model_work *w = m->work;
   if (!m->encoder->projected) return m->encoder->backward(m, b);
-  DT_TRY(dt_linear_bwd(m->be, w->d_hd, w->hdin, dt_linear_of(m, m->pv.dynamic_proj), w->d_hdin, 0, b->n,
-                       m->gru_hidden, m->dim));
+  DT_TRY(dt_linear_bwd(m->be, w->d_hd, w->hdin, dt_linear_of(m, m->pv.dynamic_proj), w->d_hdin, 0, b->n, m->gru_hidden,
+                       m->dim));
   return m->encoder->backward(m, b);
 }
 
 /* ---- Content: TF-IDF rows -> fc1 -> ReLU -> dropout -> fc2 -> ReLU -> fc3 ----------- */
 
-int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, const int64_t *keys,
-                   float *c1, float *c2, float *out) {
+int dt_content_fwd(dt_model *m, const int32_t *items, int64_t rows, const dt_batch *b, const int64_t *keys, float *c1,
+                   float *c2, float *out) {
   dt_backend *be = m->be;
   const dt_param_views *pv = &m->pv;
   if (rows == 0) return DT_OK;
   dt_linear fc1 = dt_linear_of(m, pv->content_fc1);
-  DT_TRY(be->csr_matmul(be, c1, m->tfidf_indptr, m->tfidf_indices, m->tfidf_values, items, rows, fc1.w,
-                        m->content_h1));
+  DT_TRY(be->csr_matmul(be, c1, m->tfidf_indptr, m->tfidf_indices, m->tfidf_values, items, rows, fc1.w, m->content_h1));
   DT_TRY(be->add_bias(be, c1, fc1.b, rows, m->content_h1));
   int drop = b && b->train && m->p_content > 0;
-  DT_TRY(be->relu_dropout_fwd(be, c1, rows, m->content_h1, 1, drop ? m->p_content : 0.0f,
-                              drop ? dt_model_key(m, b, DT_SITE_CONTENT, keys ? keys : b->cand_key)
-                                   : dt_model_no_dropout(m)));
+  DT_TRY(be->relu_dropout_fwd(
+      be, c1, rows, m->content_h1, 1, drop ? m->p_content : 0.0f,
+      drop ? dt_model_key(m, b, DT_SITE_CONTENT, keys ? keys : b->cand_key) : dt_model_no_dropout(m)));
   DT_TRY(dt_linear_fwd(be, c2, c1, dt_linear_of(m, pv->content_fc2), rows, m->content_h1, m->content_h2));
   DT_TRY(be->relu_dropout_fwd(be, c2, rows, m->content_h2, 1, 0.0f, dt_model_no_dropout(m)));
   return dt_linear_fwd(be, out, c2, dt_linear_of(m, pv->content_fc3), rows, m->content_h2, m->dim);
@@ -95,8 +94,7 @@ int dt_gate_bwd(dt_model *m, const dt_batch *b) {
   DT_TRY(be->softmax3_bwd(be, w->alpha, w->d_alpha, w->d_logits, b->n));
   DT_TRY(dt_linear_bwd(be, w->d_logits, w->g1, dt_linear_of(m, m->pv.gate_fc2), w->d_g1, 0, b->n, m->gate_hidden, 3));
   DT_TRY(be->relu_dropout_bwd(be, w->d_g1, w->g1, b->n, m->gate_hidden, 1, 0.0f, dt_model_no_dropout(m)));
-  return dt_linear_bwd(be, w->d_g1, b->ctx, dt_linear_of(m, m->pv.gate_fc1), NULL, 0, b->n, m->gate_in,
-                       m->gate_hidden);
+  return dt_linear_bwd(be, w->d_g1, b->ctx, dt_linear_of(m, m->pv.gate_fc1), NULL, 0, b->n, m->gate_in, m->gate_hidden);
 }
 
 /* ---- v1/v2 static tower: [e_u ; e_i] -> fc1 -> ReLU -> dropout -> fc2 -> hs [nc, D] --

@@ -118,14 +118,14 @@ void dt_model_work_free(dt_model *m) {
   if (!w) return;
   if (m->encoder && m->encoder->free_work) m->encoder->free_work(m);
   dt_list_work_free(m);
-  float **all[] = {&w->eu,      &w->d_eu,     &w->up,       &w->d_up,     &w->hdin,     &w->d_hdin,  &w->hd,
-                   &w->d_hd,    &w->g1,       &w->d_g1,     &w->logits,   &w->d_logits, &w->alpha,   &w->d_alpha,
-                   &w->alpha_const, &w->eu_rep, &w->ei,     &w->s1,       &w->d_s1,     &w->hs,      &w->d_hs,
-                   &w->c1,      &w->d_c1,     &w->c2,       &w->d_c2,     &w->hc,       &w->d_hc,    &w->di,
-                   &w->z,       &w->d_z,      &w->hh,       &w->d_hh,     &w->scores,   &w->d_scores, &w->ss,
-                   &w->sd,      &w->sc,       &w->d_ss,     &w->d_sd,     &w->d_sc,     &w->x0,      &w->xg0,
-                   &w->xg1,     &w->cache0,   &w->cache1,   &w->h0,       &w->h1,       &w->x1,      &w->d_h0,
-                   &w->d_h1,    &w->d_x1,     &w->d_xg,     &w->hg_step,  &w->d_hg_step};
+  float **all[] = {&w->eu,          &w->d_eu,   &w->up,     &w->d_up,    &w->hdin,     &w->d_hdin,   &w->hd,
+                   &w->d_hd,        &w->g1,     &w->d_g1,   &w->logits,  &w->d_logits, &w->alpha,    &w->d_alpha,
+                   &w->alpha_const, &w->eu_rep, &w->ei,     &w->s1,      &w->d_s1,     &w->hs,       &w->d_hs,
+                   &w->c1,          &w->d_c1,   &w->c2,     &w->d_c2,    &w->hc,       &w->d_hc,     &w->di,
+                   &w->z,           &w->d_z,    &w->hh,     &w->d_hh,    &w->scores,   &w->d_scores, &w->ss,
+                   &w->sd,          &w->sc,     &w->d_ss,   &w->d_sd,    &w->d_sc,     &w->x0,       &w->xg0,
+                   &w->xg1,         &w->cache0, &w->cache1, &w->h0,      &w->h1,       &w->x1,       &w->d_h0,
+                   &w->d_h1,        &w->d_x1,   &w->d_xg,   &w->hg_step, &w->d_hg_step};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     if (*all[i]) m->be->free(m->be, *all[i]);
   free(w);

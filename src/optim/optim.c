@@ -23,8 +23,13 @@ double dt_clip_factor(double norm, double clip) {
 int dt_optim_dense_step(dt_model *m, double lr, double grad_scale, int64_t lo, int64_t hi) {
   const dt_config *cfg = m->cfg;
   m->adam_step++;
-  dt_adam_hyper h = {(float)lr, (float)cfg->optim_beta1, (float)cfg->optim_beta2, (float)cfg->optim_eps,
-                     (float)cfg->optim_weight_decay, (float)grad_scale, m->adam_step};
+  dt_adam_hyper h = {(float)lr,
+                     (float)cfg->optim_beta1,
+                     (float)cfg->optim_beta2,
+                     (float)cfg->optim_eps,
+                     (float)cfg->optim_weight_decay,
+                     (float)grad_scale,
+                     m->adam_step};
   if (lo >= hi) return DT_OK; /* an empty block: still counted as a step, like every other rank's */
   return m->be->adam(m->be, m->w + lo, m->g + lo, m->m + lo, m->v + lo, hi - lo, h);
 }
@@ -34,7 +39,12 @@ dt_sparse_optim dt_optim_sparse_kind(const dt_config *cfg) {
 }
 
 dt_adam_hyper dt_optim_sparse_hyper(const dt_config *cfg, double lr, double grad_scale) {
-  dt_adam_hyper h = {(float)lr, (float)cfg->optim_beta1, (float)cfg->optim_beta2, (float)cfg->optim_eps,
-                     (float)dt_config_sparse_weight_decay(cfg), (float)grad_scale, 0};
+  dt_adam_hyper h = {(float)lr,
+                     (float)cfg->optim_beta1,
+                     (float)cfg->optim_beta2,
+                     (float)cfg->optim_eps,
+                     (float)dt_config_sparse_weight_decay(cfg),
+                     (float)grad_scale,
+                     0};
   return h;
 }

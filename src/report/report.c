@@ -40,7 +40,8 @@ static void unique_labels(dt_run *runs, int n) {
 /* Refuses to replace a file dtrain did not write, unless forced. */
 static int check_target(const char *path, int csv, int force) {
   struct stat st;
-  if (stat(path, &st) != 0) return errno == ENOENT ? DT_OK : dt_fail(DT_EXIT_DATA, "report: %s: %s", path, strerror(errno));
+  if (stat(path, &st) != 0)
+    return errno == ENOENT ? DT_OK : dt_fail(DT_EXIT_DATA, "report: %s: %s", path, strerror(errno));
   if (S_ISDIR(st.st_mode))
     return dt_fail(DT_EXIT_DATA, "report: %s is a directory; give a file name with -o (e.g. -o %s/report.%s)", path,
                    path, csv ? "csv" : "html");

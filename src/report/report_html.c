@@ -49,43 +49,45 @@ static void runs_chart(dt_sbuf *o, const dt_run *runs, int n, const char *id, co
 /* ---- sections ------------------------------------------------------------------------------ */
 
 static void section_loss(dt_sbuf *o, const dt_run *runs, int n) {
-  dt_sbuf_puts(o, "<section id=\"loss\">\n<h2>Training loss</h2>\n"
-                  "<p>Per logged step (<code>run.log_every</code>): the loss and its parts, BPR plus the gate's "
-                  "regularisers (weighted by <code>model.lambda_ent</code>, <code>model.lambda_bal</code>).</p>\n"
-                  "<div class=\"charts\">\n");
+  dt_sbuf_puts(o,
+               "<section id=\"loss\">\n<h2>Training loss</h2>\n"
+               "<p>Per logged step (<code>run.log_every</code>): the loss and its parts, BPR plus the gate's "
+               "regularisers (weighted by <code>model.lambda_ent</code>, <code>model.lambda_bal</code>).</p>\n"
+               "<div class=\"charts\">\n");
   runs_chart(o, runs, n, "chart-loss", "Loss per step", "loss", DT_RS_LOSS, 0, DT_SVG_NUMBER, 0);
   runs_chart(o, runs, n, "chart-bpr", "BPR loss per step", "BPR", DT_RS_BPR, 0, DT_SVG_NUMBER, 0);
-  runs_chart(o, runs, n, "chart-neg-entropy", "Negative gate entropy per step", "negative entropy",
-             DT_RS_NEG_ENTROPY, 0, DT_SVG_NUMBER, 0);
-  runs_chart(o, runs, n, "chart-balance", "Gate balance term per step", "balance", DT_RS_BALANCE, 0, DT_SVG_NUMBER,
-             1);
+  runs_chart(o, runs, n, "chart-neg-entropy", "Negative gate entropy per step", "negative entropy", DT_RS_NEG_ENTROPY,
+             0, DT_SVG_NUMBER, 0);
+  runs_chart(o, runs, n, "chart-balance", "Gate balance term per step", "balance", DT_RS_BALANCE, 0, DT_SVG_NUMBER, 1);
   dt_sbuf_puts(o, "</div>\n</section>\n");
 }
 
 static void section_validation(dt_sbuf *o, const dt_run *runs, int n) {
-  dt_sbuf_puts(o, "<section id=\"validation\">\n<h2>Validation</h2>\n"
-                  "<p>Sampled protocol (1 held-out item + <code>eval.negatives</code>) on the validation split after "
-                  "each evaluated epoch.</p>\n<div class=\"charts\">\n");
+  dt_sbuf_puts(o,
+               "<section id=\"validation\">\n<h2>Validation</h2>\n"
+               "<p>Sampled protocol (1 held-out item + <code>eval.negatives</code>) on the validation split after "
+               "each evaluated epoch.</p>\n<div class=\"charts\">\n");
   runs_chart(o, runs, n, "chart-valid-ndcg10", "Validation NDCG@10 per epoch", "NDCG@10", DT_RE_VALID_NDCG10, 1,
              DT_SVG_NUMBER, 0);
-  runs_chart(o, runs, n, "chart-valid-hr10", "Validation HR@10 per epoch", "HR@10", DT_RE_VALID_HR10, 1,
-             DT_SVG_NUMBER, 0);
+  runs_chart(o, runs, n, "chart-valid-hr10", "Validation HR@10 per epoch", "HR@10", DT_RE_VALID_HR10, 1, DT_SVG_NUMBER,
+             0);
   dt_sbuf_puts(o, "</div>\n</section>\n");
 }
 
 static const char *const g_tower_names[3] = {"static", "dynamic", "content"};
 
 static void section_alpha(dt_sbuf *o, const dt_run *runs, int n) {
-  dt_sbuf_puts(o, "<section id=\"alpha\">\n<h2>Gate weights</h2>\n"
-                  "<p>Mean alpha of each tower the run has, over the examples of each logged step.</p>\n"
-                  "<div class=\"charts\">\n");
+  dt_sbuf_puts(o,
+               "<section id=\"alpha\">\n<h2>Gate weights</h2>\n"
+               "<p>Mean alpha of each tower the run has, over the examples of each logged step.</p>\n"
+               "<div class=\"charts\">\n");
   for (int i = 0; i < n; i++) {
     dt_svg_series s[3];
     int ns = 0;
     for (int k = 0; k < 3; k++)
       if (runs[i].towers[k])
-        s[ns++] = (dt_svg_series){g_tower_names[k], runs[i].steps.step, runs[i].steps.col[DT_RS_ALPHA_S + k],
-                                  runs[i].steps.n, k, 0};
+        s[ns++] = (dt_svg_series){
+            g_tower_names[k], runs[i].steps.step, runs[i].steps.col[DT_RS_ALPHA_S + k], runs[i].steps.n, k, 0};
     char id[32], title[300];
     snprintf(id, sizeof id, "chart-alpha-%d", i);
     snprintf(title, sizeof title, "Mean alpha per tower: %s", runs[i].label);
@@ -97,23 +99,30 @@ static void section_alpha(dt_sbuf *o, const dt_run *runs, int n) {
 
 static void section_speed(dt_sbuf *o, const dt_run *runs, int n) {
   const dt_run_field *fields = dt_run_step_fields();
-  dt_sbuf_puts(o, "<section id=\"speed\">\n<h2>Speed</h2>\n"
-                  "<p>Training examples per second, and rank 0's time per step by phase (<code>wait</code>: "
-                  "waiting for the slowest rank), averaged over each logged interval.</p>\n<div class=\"charts\">\n");
+  dt_sbuf_puts(o,
+               "<section id=\"speed\">\n<h2>Speed</h2>\n"
+               "<p>Training examples per second, and rank 0's time per step by phase (<code>wait</code>: "
+               "waiting for the slowest rank), averaged over each logged interval.</p>\n<div class=\"charts\">\n");
   runs_chart(o, runs, n, "chart-examples-per-sec", "Examples per second", "examples/s", DT_RS_EXAMPLES_PER_SEC, 0,
              DT_SVG_NUMBER, 1);
   for (int i = 0; i < n; i++) {
     dt_svg_series s[DT_RS_PHASES];
     for (int k = 0; k < DT_RS_PHASES; k++)
-      s[k] = (dt_svg_series){fields[DT_RS_T_BATCH + k].label, runs[i].steps.step,
-                             runs[i].steps.col[DT_RS_T_BATCH + k], runs[i].steps.n, k, 0};
+      s[k] = (dt_svg_series){fields[DT_RS_T_BATCH + k].label,
+                             runs[i].steps.step,
+                             runs[i].steps.col[DT_RS_T_BATCH + k],
+                             runs[i].steps.n,
+                             k,
+                             0};
     char id[32], title[300];
     snprintf(id, sizeof id, "chart-phases-%d", i);
     snprintf(title, sizeof title, "Time per step by phase: %s", runs[i].label);
     dt_svg_chart c = {id, title, "step", "ms per step", DT_SVG_NUMBER, 0, 0, 1, 0};
     figure(o, &c, s, DT_RS_PHASES);
   }
-  dt_sbuf_puts(o, "</div>\n<h3>Mean time per step by phase (ms)</h3>\n<table id=\"table-phases\">\n<tr><th class=\"l\">run</th>");
+  dt_sbuf_puts(
+      o,
+      "</div>\n<h3>Mean time per step by phase (ms)</h3>\n<table id=\"table-phases\">\n<tr><th class=\"l\">run</th>");
   for (int k = 0; k < DT_RS_PHASES; k++) {
     dt_sbuf_puts(o, "<th>");
     dt_sbuf_html(o, fields[DT_RS_T_BATCH + k].label);
@@ -149,15 +158,20 @@ static void section_speed(dt_sbuf *o, const dt_run *runs, int n) {
 
 static void section_comm(dt_sbuf *o, const dt_run *runs, int n) {
   const dt_run_field *fields = dt_run_step_fields();
-  dt_sbuf_puts(o, "<section id=\"comm\">\n<h2>Communication</h2>\n"
-                  "<p>Bytes rank 0 sent per step: the dense gradients and the sparse embedding rows, against the "
-                  "sparse lower bound (the unique rows a step touches). One process sends nothing.</p>\n"
-                  "<div class=\"charts\">\n");
+  dt_sbuf_puts(o,
+               "<section id=\"comm\">\n<h2>Communication</h2>\n"
+               "<p>Bytes rank 0 sent per step: the dense gradients and the sparse embedding rows, against the "
+               "sparse lower bound (the unique rows a step touches). One process sends nothing.</p>\n"
+               "<div class=\"charts\">\n");
   for (int i = 0; i < n; i++) {
     dt_svg_series s[3];
     for (int k = 0; k < 3; k++)
-      s[k] = (dt_svg_series){fields[DT_RS_COMM_DENSE + k].label, runs[i].steps.step,
-                             runs[i].steps.col[DT_RS_COMM_DENSE + k], runs[i].steps.n, k, k == 2 ? 1 : 0};
+      s[k] = (dt_svg_series){fields[DT_RS_COMM_DENSE + k].label,
+                             runs[i].steps.step,
+                             runs[i].steps.col[DT_RS_COMM_DENSE + k],
+                             runs[i].steps.n,
+                             k,
+                             k == 2 ? 1 : 0};
     char id[32], title[300];
     snprintf(id, sizeof id, "chart-comm-%d", i);
     snprintf(title, sizeof title, "Bytes sent per step: %s", runs[i].label);
@@ -180,11 +194,12 @@ void dt_report_html(dt_sbuf *o, const dt_run *runs, int n) {
   time_t now = time(NULL);
   struct tm tmv;
   strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime_r(&now, &tmv));
-  dt_sbuf_printf(o, "<p class=\"meta\">%d run%s, written %s by dtrain %s (git %s).</p>\n", n, n == 1 ? "" : "s",
-                 when, DTRAIN_VERSION, DTRAIN_GIT_HASH);
-  dt_sbuf_puts(o, "<nav><a href=\"#runs\">Runs</a><a href=\"#loss\">Loss</a><a href=\"#validation\">Validation</a>"
-                  "<a href=\"#alpha\">Gate weights</a><a href=\"#speed\">Speed</a><a href=\"#comm\">Communication</a>"
-                  "<a href=\"#test\">Test evaluation</a><a href=\"#config\">Configuration</a></nav>\n</header>\n<main>\n");
+  dt_sbuf_printf(o, "<p class=\"meta\">%d run%s, written %s by dtrain %s (git %s).</p>\n", n, n == 1 ? "" : "s", when,
+                 DTRAIN_VERSION, DTRAIN_GIT_HASH);
+  dt_sbuf_puts(o,
+               "<nav><a href=\"#runs\">Runs</a><a href=\"#loss\">Loss</a><a href=\"#validation\">Validation</a>"
+               "<a href=\"#alpha\">Gate weights</a><a href=\"#speed\">Speed</a><a href=\"#comm\">Communication</a>"
+               "<a href=\"#test\">Test evaluation</a><a href=\"#config\">Configuration</a></nav>\n</header>\n<main>\n");
   dt_report_table_runs(o, runs, n);
   section_loss(o, runs, n);
   section_validation(o, runs, n);
@@ -193,6 +208,7 @@ void dt_report_html(dt_sbuf *o, const dt_run *runs, int n) {
   section_comm(o, runs, n);
   dt_report_table_test(o, runs, n);
   dt_report_table_config(o, runs, n);
-  dt_sbuf_puts(o, "</main>\n<footer><p class=\"meta\">Written by <code>dtrain report</code>; the same series as CSV: "
-                  "<code>dtrain report --csv</code>.</p></footer>\n</body>\n</html>\n");
+  dt_sbuf_puts(o,
+               "</main>\n<footer><p class=\"meta\">Written by <code>dtrain report</code>; the same series as CSV: "
+               "<code>dtrain report --csv</code>.</p></footer>\n</body>\n</html>\n");
 }

@@ -64,10 +64,11 @@ static void status_text(const dt_run *r, char *out, size_t n) {
 }
 
 void dt_report_table_runs(dt_sbuf *o, const dt_run *runs, int n) {
-  dt_sbuf_puts(o, "<section id=\"runs\">\n<h2>Runs</h2>\n<table id=\"table-runs\">\n<tr><th class=\"l\">run</th>"
-                  "<th class=\"l\">directory</th><th class=\"l\">model</th><th class=\"l\">data</th>"
-                  "<th class=\"l\">towers</th><th>epochs</th><th>steps</th><th>last loss</th>"
-                  "<th>best valid NDCG@10 (epoch)</th><th>test NDCG@10</th><th class=\"l\">status</th></tr>\n");
+  dt_sbuf_puts(o,
+               "<section id=\"runs\">\n<h2>Runs</h2>\n<table id=\"table-runs\">\n<tr><th class=\"l\">run</th>"
+               "<th class=\"l\">directory</th><th class=\"l\">model</th><th class=\"l\">data</th>"
+               "<th class=\"l\">towers</th><th>epochs</th><th>steps</th><th>last loss</th>"
+               "<th>best valid NDCG@10 (epoch)</th><th>test NDCG@10</th><th class=\"l\">status</th></tr>\n");
   for (int i = 0; i < n; i++) {
     const dt_run *r = &runs[i];
     char *ver = dt_run_config_text(r, "model.version"), *var = dt_run_config_text(r, "model.variant");
@@ -120,15 +121,14 @@ void dt_report_table_runs(dt_sbuf *o, const dt_run *runs, int n) {
 
 /* ---- the test evaluation ---------------------------------------------------------------- */
 
-static const char *const g_metric_keys[] = {"ndcg@5", "ndcg@10", "ndcg@20", "hr@10",        "recall@10",
-                                            "precision@10", "map@10", "mrr", "coverage@10"};
-static const char *const g_metric_heads[] = {"NDCG@5", "NDCG@10", "NDCG@20", "HR@10",      "Recall@10",
-                                             "Precision@10", "MAP@10", "MRR", "coverage@10"};
+static const char *const g_metric_keys[] = {"ndcg@5",       "ndcg@10", "ndcg@20", "hr@10",      "recall@10",
+                                            "precision@10", "map@10",  "mrr",     "coverage@10"};
+static const char *const g_metric_heads[] = {"NDCG@5",       "NDCG@10", "NDCG@20", "HR@10",      "Recall@10",
+                                             "Precision@10", "MAP@10",  "MRR",     "coverage@10"};
 enum { N_METRICS = (int)(sizeof g_metric_keys / sizeof g_metric_keys[0]) };
 
 /* One row: `node` is the protocol's object ("sampled", "popularity.full"). */
-static void metrics_row(dt_sbuf *o, const char *run, const char *what, const cJSON *node, int pop,
-                        const double *best) {
+static void metrics_row(dt_sbuf *o, const char *run, const char *what, const cJSON *node, int pop, const double *best) {
   dt_sbuf_puts(o, pop ? "<tr class=\"pop\">" : "<tr>");
   td_text(o, run, 1);
   td_text(o, what, 1);
@@ -148,8 +148,10 @@ static void buckets_table(dt_sbuf *o, const dt_run *r, int i) {
   if (!cJSON_IsArray(bs)) return;
   dt_sbuf_puts(o, "<h3>Cold start by train history length: ");
   dt_sbuf_html(o, r->label);
-  dt_sbuf_printf(o, "</h3>\n<table id=\"table-buckets-%d\">\n<tr><th class=\"l\">history length</th><th>users</th>"
-                    "<th>NDCG@10</th><th>HR@10</th>", i);
+  dt_sbuf_printf(o,
+                 "</h3>\n<table id=\"table-buckets-%d\">\n<tr><th class=\"l\">history length</th><th>users</th>"
+                 "<th>NDCG@10</th><th>HR@10</th>",
+                 i);
   for (int k = 0; k < 3; k++)
     if (r->towers[k]) dt_sbuf_printf(o, "<th>alpha %s</th>", g_towers[k]);
   dt_sbuf_puts(o, "</tr>\n");
@@ -177,14 +179,16 @@ void dt_report_table_test(dt_sbuf *o, const dt_run *runs, int n) {
   int any = 0;
   for (int i = 0; i < n; i++) any |= runs[i].test != NULL;
   if (!any) {
-    dt_sbuf_puts(o, "<p class=\"none\">No run has a test evaluation yet (it is written at the end of training, or "
-                    "by <code>dtrain eval</code>).</p>\n</section>\n");
+    dt_sbuf_puts(o,
+                 "<p class=\"none\">No run has a test evaluation yet (it is written at the end of training, or "
+                 "by <code>dtrain eval</code>).</p>\n</section>\n");
     return;
   }
-  dt_sbuf_puts(o, "<p>The model and the popularity ranking on the same candidates: the sampled protocol (1 + "
-                  "<code>eval.negatives</code>) and full ranking over the catalogue. With several runs the best "
-                  "model value of each column is in bold.</p>\n"
-                  "<table id=\"table-test\">\n<tr><th class=\"l\">run</th><th class=\"l\">protocol</th><th>users</th>");
+  dt_sbuf_puts(o,
+               "<p>The model and the popularity ranking on the same candidates: the sampled protocol (1 + "
+               "<code>eval.negatives</code>) and full ranking over the catalogue. With several runs the best "
+               "model value of each column is in bold.</p>\n"
+               "<table id=\"table-test\">\n<tr><th class=\"l\">run</th><th class=\"l\">protocol</th><th>users</th>");
   for (int k = 0; k < N_METRICS; k++) dt_sbuf_printf(o, "<th>%s</th>", g_metric_heads[k]);
   dt_sbuf_puts(o, "</tr>\n");
   static const char *const protos[2] = {"sampled", "full"};

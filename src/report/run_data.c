@@ -198,8 +198,10 @@ static cJSON *parse_line(const char *line, size_t len) {
 static void bad_line(dt_run *r, const char *path, int64_t line, const char *why) {
   r->skipped++;
   dt_log_warn("%s:%lld: %s; line skipped", path, (long long)line, why);
-  if (r->skipped <= 5) add_note(r, "%s:%lld: %s; line skipped", path, (long long)line, why);
-  else if (r->skipped == 6) add_note(r, "%s: further bad lines skipped (see the total above)", path);
+  if (r->skipped <= 5)
+    add_note(r, "%s:%lld: %s; line skipped", path, (long long)line, why);
+  else if (r->skipped == 6)
+    add_note(r, "%s: further bad lines skipped (see the total above)", path);
 }
 
 static int read_metrics(dt_run *r, const char *path) {
@@ -231,8 +233,7 @@ static int read_metrics(dt_run *r, const char *path) {
     cJSON *o = parse_line(line, (size_t)len);
     if (!o && !complete) { /* the writer has not finished this line yet */
       r->partial_last_line = 1;
-      add_note(r, "%s:%lld: the last line is incomplete (the run is still writing it?); left out", path,
-               (long long)no);
+      add_note(r, "%s:%lld: the last line is incomplete (the run is still writing it?); left out", path, (long long)no);
       break;
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
@@ -306,8 +307,7 @@ static void find_towers(dt_run *r) {
 int dt_run_load(const char *dir, dt_run *r) {
   memset(r, 0, sizeof *r);
   struct stat st;
-  if (stat(dir, &st) != 0)
-    return dt_fail(DT_EXIT_DATA, "report: run directory %s: %s", dir, strerror(errno));
+  if (stat(dir, &st) != 0) return dt_fail(DT_EXIT_DATA, "report: run directory %s: %s", dir, strerror(errno));
   if (!S_ISDIR(st.st_mode))
     return dt_fail(DT_EXIT_DATA, "report: %s is not a directory (give run directories, e.g. runs/quickstart)", dir);
   r->dir = dt_xstrdup(dir);
@@ -316,13 +316,15 @@ int dt_run_load(const char *dir, dt_run *r) {
   int has_config = dt_path_exists(cpath), has_eval = dt_path_exists(epath);
   int rc = DT_OK;
   if (!has_config && !dt_path_exists(mpath) && !has_eval) {
-    rc = dt_fail(DT_EXIT_DATA,
-                 "report: %s holds none of config.json, metrics.jsonl, eval_test.json: not a dtrain run directory",
-                 dir);
+    rc =
+        dt_fail(DT_EXIT_DATA,
+                "report: %s holds none of config.json, metrics.jsonl, eval_test.json: not a dtrain run directory", dir);
     goto out;
   }
-  if (has_config) r->config = read_json_file(r, cpath, "the configuration");
-  else add_note(r, "%s has no config.json", dir);
+  if (has_config)
+    r->config = read_json_file(r, cpath, "the configuration");
+  else
+    add_note(r, "%s has no config.json", dir);
   if (has_eval) {
     r->test = read_json_file(r, epath, "the test evaluation");
     if (r->test) r->test_source = "eval_test.json";

@@ -25,11 +25,29 @@
 
 /* The numbers of a "step" line, by column. */
 enum {
-  DT_RS_LOSS, DT_RS_BPR, DT_RS_NEG_ENTROPY, DT_RS_BALANCE,
-  DT_RS_ALPHA_S, DT_RS_ALPHA_D, DT_RS_ALPHA_C,
-  DT_RS_LR, DT_RS_SPARSE_LR, DT_RS_GRAD_NORM, DT_RS_EXAMPLES, DT_RS_EXAMPLES_PER_SEC, DT_RS_TIME_S,
-  DT_RS_PEAK_RSS_MB, DT_RS_COMM_DENSE, DT_RS_COMM_SPARSE, DT_RS_COMM_LOWER_BOUND,
-  DT_RS_T_BATCH, DT_RS_T_FORWARD, DT_RS_T_BACKWARD, DT_RS_T_WAIT, DT_RS_T_DENSE_COMM, DT_RS_T_SPARSE_COMM,
+  DT_RS_LOSS,
+  DT_RS_BPR,
+  DT_RS_NEG_ENTROPY,
+  DT_RS_BALANCE,
+  DT_RS_ALPHA_S,
+  DT_RS_ALPHA_D,
+  DT_RS_ALPHA_C,
+  DT_RS_LR,
+  DT_RS_SPARSE_LR,
+  DT_RS_GRAD_NORM,
+  DT_RS_EXAMPLES,
+  DT_RS_EXAMPLES_PER_SEC,
+  DT_RS_TIME_S,
+  DT_RS_PEAK_RSS_MB,
+  DT_RS_COMM_DENSE,
+  DT_RS_COMM_SPARSE,
+  DT_RS_COMM_LOWER_BOUND,
+  DT_RS_T_BATCH,
+  DT_RS_T_FORWARD,
+  DT_RS_T_BACKWARD,
+  DT_RS_T_WAIT,
+  DT_RS_T_DENSE_COMM,
+  DT_RS_T_SPARSE_COMM,
   DT_RS_T_UPDATE,
   DT_RS_N
 };
@@ -37,8 +55,17 @@ enum {
 
 /* The numbers of an "epoch" line, by column. */
 enum {
-  DT_RE_LOSS, DT_RE_EXAMPLES_PER_SEC, DT_RE_EPOCH_TIME_S, DT_RE_ALPHA_S, DT_RE_ALPHA_D, DT_RE_ALPHA_C, DT_RE_LR,
-  DT_RE_VALID_NDCG10, DT_RE_VALID_HR10, DT_RE_VALID_MRR, DT_RE_BEST_NDCG10,
+  DT_RE_LOSS,
+  DT_RE_EXAMPLES_PER_SEC,
+  DT_RE_EPOCH_TIME_S,
+  DT_RE_ALPHA_S,
+  DT_RE_ALPHA_D,
+  DT_RE_ALPHA_C,
+  DT_RE_LR,
+  DT_RE_VALID_NDCG10,
+  DT_RE_VALID_HR10,
+  DT_RE_VALID_MRR,
+  DT_RE_BEST_NDCG10,
   DT_RE_N
 };
 
@@ -59,21 +86,21 @@ typedef struct {
 } dt_run_table;
 
 typedef struct {
-  char *dir;              /* as given */
-  char *label;            /* the name shown: run.name, made unique by the caller */
-  struct cJSON *config;   /* config.json, NULL when absent or invalid */
-  struct cJSON *test;     /* eval_test.json, else the last "test" line; NULL when neither */
+  char *dir;               /* as given */
+  char *label;             /* the name shown: run.name, made unique by the caller */
+  struct cJSON *config;    /* config.json, NULL when absent or invalid */
+  struct cJSON *test;      /* eval_test.json, else the last "test" line; NULL when neither */
   const char *test_source; /* "eval_test.json", "metrics.jsonl" or NULL */
-  dt_run_table steps;     /* DT_RS_* columns */
-  dt_run_table epochs;    /* DT_RE_* columns */
-  int towers[3];          /* static, dynamic, content: 1 when the run has the tower */
-  int tower_null[3];      /* a line or the test evaluation gave this tower's alpha as null: it is absent */
-  int has_metrics;        /* metrics.jsonl exists */
-  int finished;           /* a test evaluation exists */
-  int64_t lines, skipped; /* lines of metrics.jsonl read, lines skipped */
-  int partial_last_line;  /* the file ends in a line without its newline */
+  dt_run_table steps;      /* DT_RS_* columns */
+  dt_run_table epochs;     /* DT_RE_* columns */
+  int towers[3];           /* static, dynamic, content: 1 when the run has the tower */
+  int tower_null[3];       /* a line or the test evaluation gave this tower's alpha as null: it is absent */
+  int has_metrics;         /* metrics.jsonl exists */
+  int finished;            /* a test evaluation exists */
+  int64_t lines, skipped;  /* lines of metrics.jsonl read, lines skipped */
+  int partial_last_line;   /* the file ends in a line without its newline */
   long long metrics_mtime; /* metrics.jsonl's modification time (unix seconds), 0 if absent */
-  char **notes;           /* problems found, for the report */
+  char **notes;            /* problems found, for the report */
   int n_notes;
 } dt_run;
 

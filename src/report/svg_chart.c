@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const g_palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
-                                        "#E69F00", "#56B4E9", "#000000"};
+static const char *const g_palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"};
 static const char *const g_dashes[] = {"", "7 4", "2 3", "8 3 2 3"};
 enum { N_PALETTE = (int)(sizeof g_palette / sizeof g_palette[0]) };
 
@@ -35,7 +34,7 @@ void dt_svg_format_value(double v, double step, double largest, dt_svg_format f,
     while (e < 5 && big / scale >= (f == DT_SVG_BYTES ? 1000.0 : 10000.0)) scale *= 1000, e++;
   double vs = v / scale, ss = step / scale;
   if (fabs(vs) < ss * 1e-6) vs = 0; /* no "-0" from rounding */
-  int dec = 0; /* the fewest decimals that show the step exactly */
+  int dec = 0;                      /* the fewest decimals that show the step exactly */
   while (dec < 12 && fabs(ss * pow(10, dec) - round(ss * pow(10, dec))) > 1e-6 * ss * pow(10, dec)) dec++;
   const char *unit = f == DT_SVG_BYTES ? bytes[e] : si[e];
   const char *sep = f == DT_SVG_BYTES ? " " : "";
@@ -144,15 +143,17 @@ static void draw_axes(dt_sbuf *o, const dt_svg_chart *c, const frame *f) {
   }
   dt_sbuf_puts(o, "</g>\n");
   if (c->x_label) {
-    dt_sbuf_printf(o, "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
-                   (f->x0 + f->x1) / 2, f->y1 + 34);
+    dt_sbuf_printf(o, "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", (f->x0 + f->x1) / 2,
+                   f->y1 + 34);
     dt_sbuf_html(o, c->x_label);
     dt_sbuf_puts(o, "</text>\n");
   }
   if (c->y_label) {
     double cy = (f->y0 + f->y1) / 2;
-    dt_sbuf_printf(o, "<text class=\"axis-label\" x=\"14\" y=\"%.1f\" text-anchor=\"middle\" "
-                   "transform=\"rotate(-90 14 %.1f)\">", cy, cy);
+    dt_sbuf_printf(o,
+                   "<text class=\"axis-label\" x=\"14\" y=\"%.1f\" text-anchor=\"middle\" "
+                   "transform=\"rotate(-90 14 %.1f)\">",
+                   cy, cy);
     dt_sbuf_html(o, c->y_label);
     dt_sbuf_puts(o, "</text>\n");
   }
@@ -222,7 +223,8 @@ static void draw_series(dt_sbuf *o, const frame *f, const dt_svg_series *s, int 
   if (finite > 0 && finite <= 40) {
     dt_sbuf_printf(o, "<g class=\"points\" fill=\"%s\">", dt_svg_color(s->color));
     for (int64_t i = 0; i < s->n; i++)
-      if (finite_point(s, i)) dt_sbuf_printf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\"/>", px(f, s->x[i]), py(f, s->y[i]));
+      if (finite_point(s, i))
+        dt_sbuf_printf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\"/>", px(f, s->x[i]), py(f, s->y[i]));
     dt_sbuf_puts(o, "</g>\n");
   }
   (void)k;
@@ -232,7 +234,8 @@ static void draw_legend(dt_sbuf *o, const dt_svg_series *s, int n, const legend_
   dt_sbuf_puts(o, "<g class=\"legend\">\n");
   for (int i = 0; i < n; i++) {
     const char *dash = g_dashes[s[i].dash % 4];
-    dt_sbuf_printf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s%s%s/>",
+    dt_sbuf_printf(o,
+                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s%s%s/>",
                    pos[i].x, pos[i].y, pos[i].x + 24, pos[i].y, dt_svg_color(s[i].color),
                    dash[0] ? " stroke-dasharray=\"" : "", dash, dash[0] ? "\"" : "");
     dt_sbuf_printf(o, "<text x=\"%.1f\" y=\"%.1f\" dominant-baseline=\"middle\">", pos[i].x + 30, pos[i].y);
@@ -289,12 +292,13 @@ void dt_svg_line_chart(dt_sbuf *o, const dt_svg_chart *c, const dt_svg_series *s
 
   dt_sbuf_printf(o, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart%s\" id=\"", empty ? " no-data" : "");
   dt_sbuf_html(o, c->id);
-  dt_sbuf_printf(o, "\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-labelledby=\"", W, total_h, W,
-                 total_h);
+  dt_sbuf_printf(o, "\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-labelledby=\"", W, total_h,
+                 W, total_h);
   dt_sbuf_html(o, c->id);
   dt_sbuf_puts(o, "-title ");
   dt_sbuf_html(o, c->id);
-  dt_sbuf_puts(o, "-desc\" font-family=\"system-ui, -apple-system, 'Segoe UI', sans-serif\" font-size=\"12\">\n<title id=\"");
+  dt_sbuf_puts(
+      o, "-desc\" font-family=\"system-ui, -apple-system, 'Segoe UI', sans-serif\" font-size=\"12\">\n<title id=\"");
   dt_sbuf_html(o, c->id);
   dt_sbuf_puts(o, "-title\">");
   dt_sbuf_html(o, c->title ? c->title : "");
@@ -308,8 +312,9 @@ void dt_svg_line_chart(dt_sbuf *o, const dt_svg_chart *c, const dt_svg_series *s
   dt_sbuf_puts(o, "</text>\n");
   draw_axes(o, c, &f);
   if (empty) {
-    dt_sbuf_printf(o, "<text class=\"no-data\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#666666\">no data</text>\n",
-                   (f.x0 + f.x1) / 2, (f.y0 + f.y1) / 2);
+    dt_sbuf_printf(
+        o, "<text class=\"no-data\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#666666\">no data</text>\n",
+        (f.x0 + f.x1) / 2, (f.y0 + f.y1) / 2);
   } else {
     dt_sbuf_printf(o, "<g class=\"plot\">\n");
     for (int k = 0; k < n_series; k++) draw_series(o, &f, &s[k], k);

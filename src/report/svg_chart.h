@@ -21,21 +21,21 @@
 typedef enum { DT_SVG_NUMBER = 0, DT_SVG_BYTES, DT_SVG_PERCENT } dt_svg_format;
 
 typedef struct {
-  const char *name;     /* legend entry */
-  const double *x, *y;  /* n points, x ascending; y NaN = gap */
+  const char *name;    /* legend entry */
+  const double *x, *y; /* n points, x ascending; y NaN = gap */
   int64_t n;
-  int color;            /* palette index (wraps) */
-  int dash;             /* 0 solid, 1 dashed, 2 dotted, 3 dash-dot */
+  int color; /* palette index (wraps) */
+  int dash;  /* 0 solid, 1 dashed, 2 dotted, 3 dash-dot */
 } dt_svg_series;
 
 typedef struct {
-  const char *id;       /* element id; "<id>-title" and "<id>-desc" are used too */
-  const char *title;    /* drawn at the top and the <title> */
+  const char *id;    /* element id; "<id>-title" and "<id>-desc" are used too */
+  const char *title; /* drawn at the top and the <title> */
   const char *x_label, *y_label;
   dt_svg_format y_format;
-  int width, height;    /* of the plot with its axes (0 = 560 x 300); the legend adds rows */
-  int y_from_zero;      /* the y range includes 0 */
-  int x_integer;        /* x ticks at whole numbers only (epochs) */
+  int width, height; /* of the plot with its axes (0 = 560 x 300); the legend adds rows */
+  int y_from_zero;   /* the y range includes 0 */
+  int x_integer;     /* x ticks at whole numbers only (epochs) */
 } dt_svg_chart;
 
 /* Appends the chart to `out`. */

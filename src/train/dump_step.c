@@ -34,8 +34,9 @@ static int put(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, con
 
 static int group(hid_t loc, const char *name, hid_t *out, const char *path) {
   *out = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  return *out >= 0 ? DT_OK : dt_fail(DT_EXIT_RUNTIME, "%s: creating group %s failed (HDF5: %s)", path, name,
-                                     dt_h5_last_error());
+  return *out >= 0
+             ? DT_OK
+             : dt_fail(DT_EXIT_RUNTIME, "%s: creating group %s failed (HDF5: %s)", path, name, dt_h5_last_error());
 }
 
 /* The step's units: the shard's plan of the epoch the run is in. */
@@ -61,7 +62,8 @@ static int write_batch(dt_session *s, hid_t f, const dt_unit *units, int64_t n_u
   hid_t g;
   DT_TRY(group(f, "batch", &g, path));
   int32_t *users = dt_xmalloc((size_t)(n + 1) * sizeof(int32_t)), *pos = dt_xmalloc((size_t)(n + 1) * sizeof(int32_t));
-  int32_t *ex_win = dt_xmalloc((size_t)(n + 1) * sizeof(int32_t)), *ex_read = dt_xmalloc((size_t)(n + 1) * sizeof(int32_t));
+  int32_t *ex_win = dt_xmalloc((size_t)(n + 1) * sizeof(int32_t)),
+          *ex_read = dt_xmalloc((size_t)(n + 1) * sizeof(int32_t));
   int64_t *ptr = dt_xmalloc((size_t)(n + n_units + 1) * sizeof(int64_t));
   int32_t *items = NULL;
   int64_t n_win = 0, n_items = 0, cap = 0, e = 0;
@@ -89,8 +91,11 @@ static int write_batch(dt_session *s, hid_t f, const dt_unit *units, int64_t n_u
     }
   }
   float *ctx = dt_xmalloc((size_t)(n * m->gate_in + 1) * sizeof(float));
-  int rc = e == n ? DT_OK : dt_fail(DT_EXIT_RUNTIME, "--dump-step: %lld examples in the units, %lld in the batch "
-                                    "(internal error)", (long long)e, (long long)n);
+  int rc = e == n ? DT_OK
+                  : dt_fail(DT_EXIT_RUNTIME,
+                            "--dump-step: %lld examples in the units, %lld in the batch "
+                            "(internal error)",
+                            (long long)e, (long long)n);
   if (!rc && n > 0) rc = s->be->download(s->be, ctx, b->ctx, (size_t)(n * m->gate_in) * sizeof(float));
   if (!rc) rc = put(g, "users", H5T_STD_I32LE, H5T_NATIVE_INT32, users, n, 0, path);
   if (!rc) rc = put(g, "pos", H5T_STD_I32LE, H5T_NATIVE_INT32, pos, n, 0, path);
@@ -178,7 +183,8 @@ static int write_grads(dt_session *s, hid_t f, const char *path) {
       for (int64_t r = 0; r < p->shape[0]; r++)
         for (int64_t c = 0; c < p->shape[1]; c++) out[r * p->shape[1] + c] = host[c * p->shape[0] + r];
     }
-    if (!rc) rc = put(dg, p->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, out, p->shape[0], p->ndim > 1 ? p->shape[1] : 0, path);
+    if (!rc)
+      rc = put(dg, p->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, out, p->shape[0], p->ndim > 1 ? p->shape[1] : 0, path);
     if (out != host) free(out);
     free(host);
   }
@@ -256,8 +262,10 @@ int dt_train_dump_step(dt_session *s, const dt_train_options *opt) {
   const dt_config *cfg = &s->cfg;
   dt_model *m = s->model;
   if (dt_comm_size(s->comm) != 1)
-    return dt_fail(DT_EXIT_USAGE, "train --dump-step runs on one process (it writes the whole global batch); this "
-                   "run has %d ranks", dt_comm_size(s->comm));
+    return dt_fail(DT_EXIT_USAGE,
+                   "train --dump-step runs on one process (it writes the whole global batch); this "
+                   "run has %d ranks",
+                   dt_comm_size(s->comm));
   dt_ckpt_state st = {.best_metric = -1, .seed = (uint64_t)cfg->run_seed};
   int rc = opt->resume ? dt_session_load(s, opt->resume, &st) : dt_model_init(m, (uint64_t)cfg->run_seed);
   rc = dt_comm_dense_sync(s->comm)->after_write(s->comm, rc, DT_EXIT_RUNTIME, "setting up the parameters");
@@ -286,12 +294,13 @@ int dt_train_dump_step(dt_session *s, const dt_train_options *opt) {
   const char *slash = strrchr(ckpt, '/');
   if (!rc) rc = write_dump(s, opt->dump_step, slash ? slash + 1 : ckpt, units, n_units, &lv);
   if (!rc)
-    printf("wrote %s (epoch %lld, step %lld: %lld examples, train.loss = %s, loss %.6f = ranking %.6f + entropy "
-           "%.6f x %g + balance %.6f x %g) and the parameters it started from, %s\n"
-           "  check: PYTHONPATH=python python3 tools/torch_grad_check.py %s\n",
-           opt->dump_step, (long long)st.epoch, (long long)st.global_step, (long long)lv.n_global,
-           dt_loss_name(s->loss.kind), lv.loss, lv.ranking, lv.entropy, cfg->model_lambda_ent, lv.balance,
-           cfg->model_lambda_bal, ckpt, opt->dump_step);
+    printf(
+        "wrote %s (epoch %lld, step %lld: %lld examples, train.loss = %s, loss %.6f = ranking %.6f + entropy "
+        "%.6f x %g + balance %.6f x %g) and the parameters it started from, %s\n"
+        "  check: PYTHONPATH=python python3 tools/torch_grad_check.py %s\n",
+        opt->dump_step, (long long)st.epoch, (long long)st.global_step, (long long)lv.n_global,
+        dt_loss_name(s->loss.kind), lv.loss, lv.ranking, lv.entropy, cfg->model_lambda_ent, lv.balance,
+        cfg->model_lambda_bal, ckpt, opt->dump_step);
   free(ckpt);
   free(config_json);
   free(units);

@@ -46,7 +46,8 @@ static void prune(dt_run *L, int64_t epoch) {
   char name[64];
   snprintf(name, sizeof name, "epoch-%04lld.h5", (long long)old);
   char *path = ckpt_path(L, name);
-  if (dt_path_exists(path) && unlink(path) != 0) dt_log_warn("cannot remove old checkpoint %s: %s", path, strerror(errno));
+  if (dt_path_exists(path) && unlink(path) != 0)
+    dt_log_warn("cannot remove old checkpoint %s: %s", path, strerror(errno));
   free(path);
 }
 
@@ -128,7 +129,9 @@ static int final_test(dt_run *L) {
   if (dt_path_exists(best)) {
     dt_ckpt_state st;
     rc = dt_session_load(s, best, &st);
-    if (!rc) dt_log_info("final evaluation with the best model (epoch %lld, valid NDCG@10 %.4f)", (long long)st.best_epoch, st.best_metric);
+    if (!rc)
+      dt_log_info("final evaluation with the best model (epoch %lld, valid NDCG@10 %.4f)", (long long)st.best_epoch,
+                  st.best_metric);
   }
   free(best);
   DT_TRY(rc);
@@ -157,7 +160,6 @@ static int final_test(dt_run *L) {
   return rc;
 }
 
-
 /* ---- The run, in named steps ---------------------------------------------------------- */
 
 /* What one epoch's step loop needs and what it adds up. */
@@ -171,7 +173,7 @@ typedef struct {
 } run_steps;
 
 typedef struct {
-  int64_t epoch, steps;   /* global steps of this epoch */
+  int64_t epoch, steps; /* global steps of this epoch */
   double lr_dense, lr_sparse;
   double loss_sum, examples, alpha_sum[3]; /* example-weighted */
   double t_start;
@@ -186,8 +188,9 @@ static int start_run(dt_run *L, const dt_train_options *opt, run_steps *R) {
   L->st.seed = (uint64_t)cfg->run_seed;
   if (opt->resume) {
     rc = dt_session_load(s, opt->resume, &L->st);
-    if (!rc) dt_log_info("resuming from %s: %lld epochs and %lld steps done", opt->resume, (long long)L->st.epoch,
-                         (long long)L->st.global_step);
+    if (!rc)
+      dt_log_info("resuming from %s: %lld epochs and %lld steps done", opt->resume, (long long)L->st.epoch,
+                  (long long)L->st.global_step);
   } else {
     rc = dt_model_init(s->model, (uint64_t)cfg->run_seed);
     /* node-shared parameters: every rank wrote the same values into the one
@@ -205,11 +208,12 @@ static int start_run(dt_run *L, const dt_train_options *opt, run_steps *R) {
   const int chunk = s->model->history == DT_HISTORY_CHUNK;
   DT_TRY(dt_shard_load(cfg->data_output, dt_comm_rank(s->comm), dt_comm_size(s->comm), chunk, cfg->train_batch_size,
                        s->ds.history_len, &R->shard));
-  dt_log_info("training %s %s (%s history) on %s: %lld users, %lld items, %lld train interactions; this rank: %lld "
-              "units, %lld interactions; %d rank(s), backend %s",
-              cfg->model_version, cfg->model_variant, dt_config_history_mode(cfg), cfg->data_output,
-              (long long)s->ds.n_users, (long long)s->ds.n_items, (long long)s->ds.train.n, (long long)R->shard.n_units,
-              (long long)R->shard.n_interactions, dt_comm_size(s->comm), s->be->name);
+  dt_log_info(
+      "training %s %s (%s history) on %s: %lld users, %lld items, %lld train interactions; this rank: %lld "
+      "units, %lld interactions; %d rank(s), backend %s",
+      cfg->model_version, cfg->model_variant, dt_config_history_mode(cfg), cfg->data_output, (long long)s->ds.n_users,
+      (long long)s->ds.n_items, (long long)s->ds.train.n, (long long)R->shard.n_units,
+      (long long)R->shard.n_interactions, dt_comm_size(s->comm), s->be->name);
   R->max_steps = opt->max_steps > 0 ? opt->max_steps : cfg->train_max_steps;
   R->check_every = opt->check_replicas > 0 ? opt->check_replicas : cfg->comm_check_replicas;
   R->base_sparse_lr = dt_config_sparse_lr(cfg);
@@ -318,10 +322,11 @@ static int validate_epoch(dt_run *L, const epoch_sums *E, double epoch_time, cJS
   char alpha[128];
   for (int k = 0; k < 3; k++) am[k] = E->examples > 0 ? E->alpha_sum[k] / E->examples : NAN;
   dt_alpha_text(alpha, sizeof alpha, am, dt_model_towers(L->s->model));
-  dt_log_info("epoch %lld: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f (best %.4f at epoch %lld), alpha %s, %.0f "
-              "examples/s",
-              (long long)epoch + 1, loss, metric, r.sampled.hr[1], L->st.best_metric, (long long)L->st.best_epoch,
-              alpha, epoch_time > 0 ? E->examples / epoch_time : 0);
+  dt_log_info(
+      "epoch %lld: loss %.4f, valid NDCG@10 %.4f HR@10 %.4f (best %.4f at epoch %lld), alpha %s, %.0f "
+      "examples/s",
+      (long long)epoch + 1, loss, metric, r.sampled.hr[1], L->st.best_metric, (long long)L->st.best_epoch, alpha,
+      epoch_time > 0 ? E->examples / epoch_time : 0);
   return DT_OK;
 }
 
@@ -372,9 +377,10 @@ static int stopped_by_signal(dt_run *L) {
   const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
   if (dt_comm_rank(L->s->comm) == 0) {
     char *last = ckpt_path(L, "last.h5");
-    dt_log_warn("stopped by %s after %lld completed epochs and %lld steps of the next (global step %lld); wrote %s. "
-                "Continue with: dtrain train --resume %s",
-                name, (long long)L->st.epoch, (long long)L->st.step_in_epoch, (long long)L->st.global_step, last, last);
+    dt_log_warn(
+        "stopped by %s after %lld completed epochs and %lld steps of the next (global step %lld); wrote %s. "
+        "Continue with: dtrain train --resume %s",
+        name, (long long)L->st.epoch, (long long)L->st.step_in_epoch, (long long)L->st.global_step, last, last);
     free(last);
   }
   dt_error_clear();

@@ -98,9 +98,10 @@ static int take_lock(const char *dir, dt_run_dir_lock *lk) {
                    "or train into another run.name / run.dir",
                    dir, holder[0] ? holder : "holder unknown", path);
     } else if (err == ENOLCK || err == EOPNOTSUPP || err == ENOSYS) {
-      dt_log_warn("cannot lock %s (%s: a network file system without a lock service?); a second training into %s "
-                  "would not be stopped",
-                  path, strerror(err), dir);
+      dt_log_warn(
+          "cannot lock %s (%s: a network file system without a lock service?); a second training into %s "
+          "would not be stopped",
+          path, strerror(err), dir);
     } else {
       rc = dt_fail(DT_EXIT_RUNTIME, "cannot lock %s: %s", path, strerror(err));
     }
@@ -261,7 +262,8 @@ int dt_run_dir_claim(dt_comm *comm, const char *dir, dt_run_dir_mode mode, dt_ru
   /* every rank ends with rank 0's exit code */
   int64_t code = rc;
   int crc = dt_comm_allreduce_max_i64(comm, &code, 1);
-  if (!crc && code && !rc) rc = dt_fail((int)code, "rank 0 could not claim the run directory %s (see its message)", dir);
+  if (!crc && code && !rc)
+    rc = dt_fail((int)code, "rank 0 could not claim the run directory %s (see its message)", dir);
   if (crc && !rc) rc = crc;
   if (rc) {
     dt_run_dir_release(lk);

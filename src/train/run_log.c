@@ -51,7 +51,8 @@ static int truncate_after(const char *path, int64_t step) {
   int rc = DT_OK;
   if (dropped > 0) {
     rc = dt_write_file_atomic(path, kept, n_kept);
-    if (!rc) dt_log_info("%s: dropped %zu line(s) written after step %lld, the checkpoint's", path, dropped, (long long)step);
+    if (!rc)
+      dt_log_info("%s: dropped %zu line(s) written after step %lld, the checkpoint's", path, dropped, (long long)step);
   }
   free(kept);
   free(text);
@@ -111,8 +112,8 @@ static const struct {
   const char *name;
   size_t offset;
 } phases[] = {
-    {"batch", offsetof(dt_step_times, batch)},       {"forward", offsetof(dt_step_times, forward)},
-    {"backward", offsetof(dt_step_times, backward)}, {"wait", offsetof(dt_step_times, wait)},
+    {"batch", offsetof(dt_step_times, batch)},           {"forward", offsetof(dt_step_times, forward)},
+    {"backward", offsetof(dt_step_times, backward)},     {"wait", offsetof(dt_step_times, wait)},
     {"dense_comm", offsetof(dt_step_times, dense_comm)}, {"sparse_comm", offsetof(dt_step_times, sparse_comm)},
     {"update", offsetof(dt_step_times, update)},
 };

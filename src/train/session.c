@@ -147,8 +147,7 @@ int dt_session_prepare_batch(void *session) {
     /* the batch's ids for this table, all parts: rewritten to view positions */
     int32_t *ids[DT_BATCH_ID_PARTS];
     int64_t counts[DT_BATCH_ID_PARTS];
-    for (int part = 0; part < DT_BATCH_ID_PARTS; part++)
-      ids[part] = dt_batch_table_ids(s->bb, t, part, &counts[part]);
+    for (int part = 0; part < DT_BATCH_ID_PARTS; part++) ids[part] = dt_batch_table_ids(s->bb, t, part, &counts[part]);
     DT_TRY(dt_table_lookup(tb, ids, counts, DT_BATCH_ID_PARTS));
     changed = 1;
   }

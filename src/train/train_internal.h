@@ -21,13 +21,13 @@
 /* One training run's state. */
 typedef struct {
   dt_session *s;
-  int metrics_fd;     /* metrics.jsonl, rank 0 only (-1: none) */
+  int metrics_fd; /* metrics.jsonl, rank 0 only (-1: none) */
   char *metrics_path;
   char *ckpt_dir;
   char *config_json;
   dt_ckpt_state st;
-  double t0;    /* when the run started */
-  int stop_sig; /* the stop signal the ranks agreed on (0: none) */
+  double t0;                   /* when the run started */
+  int stop_sig;                /* the stop signal the ranks agreed on (0: none) */
   dt_ckpt_inference inference; /* written into every checkpoint (rank 0; n_users 0 elsewhere) */
 } dt_run;
 
@@ -54,9 +54,9 @@ void dt_run_log_close(dt_run *R);
 /* What the step lines report per step since the last line. */
 typedef struct {
   int64_t steps, examples;
-  double since;                       /* time of the last line */
-  dt_step_times t;                    /* summed */
-  uint64_t dense0, sparse0, floor0;   /* byte counters at the last line */
+  double since;                     /* time of the last line */
+  dt_step_times t;                  /* summed */
+  uint64_t dense0, sparse0, floor0; /* byte counters at the last line */
 } dt_step_log;
 
 /* Starts the step lines' window (at an epoch's start). */

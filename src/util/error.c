@@ -32,8 +32,8 @@ const char *dt_error_message(void) { return g_message; }
 void dt_error_clear(void) { g_message[0] = '\0'; }
 
 static void out_of_memory(size_t n, const char *file, int line) {
-  fprintf(stderr, "dtrain: out of memory allocating %zu bytes (%s:%d); reduce the data set, batch size or threads\n",
-          n, file, line);
+  fprintf(stderr, "dtrain: out of memory allocating %zu bytes (%s:%d); reduce the data set, batch size or threads\n", n,
+          file, line);
   exit(DT_EXIT_RUNTIME);
 }
 

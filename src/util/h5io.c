@@ -62,10 +62,11 @@ int dt_h5_open_prepared(const char *path, int version, hid_t *file) {
                    path);
   htri_t is = H5Fis_hdf5(path);
   if (is <= 0)
-    return dt_fail(DT_EXIT_DATA,
-                   "%s is not an HDF5 file (or is truncated before its header): point data.output at a prepared data set, "
-                   "or move the file away and run `dtrain prep`",
-                   path);
+    return dt_fail(
+        DT_EXIT_DATA,
+        "%s is not an HDF5 file (or is truncated before its header): point data.output at a prepared data set, "
+        "or move the file away and run `dtrain prep`",
+        path);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) {
     const char *detail = dt_h5_last_error();
@@ -334,7 +335,8 @@ int dt_h5_read_array(hid_t file, const char *name, hid_t mem_type, size_t elem, 
   int64_t n = 0;
   DT_TRY(dt_h5_length(file, name, &n, path));
   if (expect >= 0 && n != expect)
-    return dt_fail(DT_EXIT_DATA, "%s: dataset %s has %lld elements, expected %lld (a damaged or inconsistent file: "
+    return dt_fail(DT_EXIT_DATA,
+                   "%s: dataset %s has %lld elements, expected %lld (a damaged or inconsistent file: "
                    "re-run `dtrain prep --force`)",
                    path, name, (long long)n, (long long)expect);
   void *buf = dt_xmalloc((size_t)(n ? n : 1) * elem);

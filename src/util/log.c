@@ -39,7 +39,8 @@ void dt_log(dt_log_level level, const char *fmt, ...) {
   char line[8192];
   int n;
   if (g_size > 1)
-    n = snprintf(line, sizeof line, "%s.%03d [%s] [rank %d] ", stamp, (int)(tv.tv_usec / 1000), level_name(level), g_rank);
+    n = snprintf(line, sizeof line, "%s.%03d [%s] [rank %d] ", stamp, (int)(tv.tv_usec / 1000), level_name(level),
+                 g_rank);
   else
     n = snprintf(line, sizeof line, "%s.%03d [%s] ", stamp, (int)(tv.tv_usec / 1000), level_name(level));
   va_list ap;

@@ -41,8 +41,8 @@ static void format_line(const dt_progress *p, int64_t done, const char *extra, d
   if (p->total > 0 && rate > 0) dt_format_duration((double)(p->total - done) / rate, eta, sizeof eta);
   if (p->total > 0)
     snprintf(line, n, "%s %lld/%lld (%.1f%%) %.0f %s/s elapsed %s ETA %s%s%s", p->label, (long long)done,
-             (long long)p->total, 100.0 * (double)done / (double)p->total, rate, p->unit, spent, eta,
-             extra ? " " : "", extra ? extra : "");
+             (long long)p->total, 100.0 * (double)done / (double)p->total, rate, p->unit, spent, eta, extra ? " " : "",
+             extra ? extra : "");
   else
     snprintf(line, n, "%s %lld %.0f %s/s elapsed %s%s%s", p->label, (long long)done, rate, p->unit, spent,
              extra ? " " : "", extra ? extra : "");

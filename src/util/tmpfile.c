@@ -167,7 +167,8 @@ int dt_write_file_atomic(const char *path, const void *data, size_t len) {
 
 /* ---- outputs named on the command line ---- */
 
-int dt_output_check(const char *path, const char *option, const char *kind, int force, int (*is_ours)(const char *path)) {
+int dt_output_check(const char *path, const char *option, const char *kind, int force,
+                    int (*is_ours)(const char *path)) {
   struct stat st;
   if (stat(path, &st) != 0) {
     if (errno == ENOENT) return DT_OK;

@@ -42,10 +42,10 @@ static int g_rank, g_size, g_checks, g_failed;
     }                                                                      \
   } while (0)
 
-#define OK(expr)                                                                                          \
-  do {                                                                                                    \
-    int ok_rc_ = (expr);                                                                                  \
-    CHECK(ok_rc_ == 0, "%s returned %d: %s", #expr, ok_rc_, dt_error_message());                          \
+#define OK(expr)                                                                 \
+  do {                                                                           \
+    int ok_rc_ = (expr);                                                         \
+    CHECK(ok_rc_ == 0, "%s returned %d: %s", #expr, ok_rc_, dt_error_message()); \
   } while (0)
 
 static uint64_t mix(uint64_t x) {
@@ -103,8 +103,8 @@ static void test_allreduce(dt_comm *c) {
     bad_s += s[i] != es;
     bad_m += m[i] != em;
   }
-  CHECK(!bad_f && !bad_d && !bad_s && !bad_m, "allreduce mismatches: f32 %d f64 %d i64 %d max %d", bad_f, bad_d,
-        bad_s, bad_m);
+  CHECK(!bad_f && !bad_d && !bad_s && !bad_m, "allreduce mismatches: f32 %d f64 %d i64 %d max %d", bad_f, bad_d, bad_s,
+        bad_m);
   /* Zero elements is a valid call. */
   OK(dt_comm_allreduce_sum_f32(c, NULL, 0));
 }
@@ -140,7 +140,8 @@ static void test_allgatherv_gatherv(dt_comm *c) {
   int bad = 0;
   for (int r = 0; r < g_size; r++) {
     CHECK(counts[r] == blob_len(r), "allgatherv count of rank %d: %zu", r, counts[r]);
-    for (size_t k = 0; k < blob_len(r) && off + k < out.size; k++) bad += ((unsigned char *)out.data)[off + k] != blob_byte(r, k);
+    for (size_t k = 0; k < blob_len(r) && off + k < out.size; k++)
+      bad += ((unsigned char *)out.data)[off + k] != blob_byte(r, k);
     off += blob_len(r);
   }
   CHECK(out.size == off && !bad, "allgatherv: size %zu (expected %zu), %d wrong bytes", out.size, off, bad);
@@ -148,7 +149,7 @@ static void test_allgatherv_gatherv(dt_comm *c) {
   OK(dt_comm_allgatherv(c, mine, blob_len(g_rank), &out, counts));
   CHECK(out.size == off, "allgatherv reuse: size %zu", out.size);
 
-  for (int root = 0; root < g_size; root += g_size > 1 ? g_size - 1 : 1) {
+  for (int root = 0; root<g_size; root += g_size> 1 ? g_size - 1 : 1) {
     dt_comm_buffer g = {0};
     memset(counts, 0xff, sizeof(size_t) * (size_t)g_size);
     OK(dt_comm_gatherv(c, mine, blob_len(g_rank), root, &g, counts));
@@ -301,7 +302,8 @@ static void test_dense_update(dt_comm *c) {
     OK(dt_comm_dense_shared_reduce(c, &ss));
     double ss_want = 0;
     for (int64_t i = lo; i < hi; i++) ss_want += (double)st.g[i] * (double)st.g[i];
-    CHECK(fabs(ss - ss_want) <= 1e-9 * ss_want, "shared reduce round %d: sum of squares %g, expected %g", round, ss, ss_want);
+    CHECK(fabs(ss - ss_want) <= 1e-9 * ss_want, "shared reduce round %d: sum of squares %g, expected %g", round, ss,
+          ss_want);
     /* this rank's block: the sum in rank order, bit for bit */
     bad = 0;
     for (int64_t i = lo; i < hi; i++) {
@@ -372,7 +374,8 @@ static int64_t expected_sum(int64_t n_rows, int dim, uint64_t salt, int64_t lo, 
     fill_grads(r, ids, m, dim, salt, rows);
     for (int64_t k = 0; k < m; k++) {
       float *a = acc + (size_t)ids[k] * (size_t)dim;
-      if (!seen[ids[k]]) memcpy(a, rows + k * dim, sizeof(float) * (size_t)dim);
+      if (!seen[ids[k]])
+        memcpy(a, rows + k * dim, sizeof(float) * (size_t)dim);
       else
         for (int j = 0; j < dim; j++) a[j] += rows[k * dim + j];
       seen[ids[k]] = 1;
@@ -521,8 +524,8 @@ static int read_block(void *ctx, int64_t row0, int64_t n, int dim, float *rows) 
 
 static int sink_full(void *ctx, int64_t row0, int64_t n, int dim, const float *rows) {
   chunk_ctx *x = ctx;
-  if (row0 != x->next_row) return dt_fail(DT_EXIT_RUNTIME, "chunk at row %lld, expected %lld", (long long)row0,
-                                          (long long)x->next_row);
+  if (row0 != x->next_row)
+    return dt_fail(DT_EXIT_RUNTIME, "chunk at row %lld, expected %lld", (long long)row0, (long long)x->next_row);
   memcpy(x->full + row0 * dim, rows, sizeof(float) * (size_t)(n * dim));
   x->next_row += n;
   if (n > x->max_seen) x->max_seen = n;
@@ -623,8 +626,8 @@ static int run_collectives(dt_comm *c) {
   test_dense_update(c);
   test_replicated(c);
   test_replica_check(c);
-  test_sharded(c, 37, 3);  /* uneven blocks */
-  test_sharded(c, 2, 4);   /* fewer rows than ranks: empty blocks */
+  test_sharded(c, 37, 3); /* uneven blocks */
+  test_sharded(c, 2, 4);  /* fewer rows than ranks: empty blocks */
   test_sharded(c, 300, 64);
   test_chunked(c);
   test_random_rounds(c);
@@ -634,8 +637,7 @@ static int run_collectives(dt_comm *c) {
     return 1;
   }
   if (g_rank == 0)
-    printf("comm_mpi_test np %d: %lld passed, %lld failed\n", g_size, (long long)(tot[0] - tot[1]),
-           (long long)tot[1]);
+    printf("comm_mpi_test np %d: %lld passed, %lld failed\n", g_size, (long long)(tot[0] - tot[1]), (long long)tot[1]);
   return tot[1] ? 1 : 0;
 }
 
@@ -693,8 +695,9 @@ static int run_hang(dt_comm *c, double timeout_s) {
 
 int main(int argc, char **argv) {
   if (!dt_comm_have_mpi()) {
-    printf("skipped: this build has no MPI (DTRAIN_MPI=OFF or MPI not found), so there is nothing to run under "
-           "mpirun\n");
+    printf(
+        "skipped: this build has no MPI (DTRAIN_MPI=OFF or MPI not found), so there is nothing to run under "
+        "mpirun\n");
     return 77;
   }
   dt_comm *c = NULL;
@@ -714,7 +717,8 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "hang") && argc > 2) {
     rc = run_hang(c, atof(argv[2]));
   } else {
-    fprintf(stderr, "usage: comm_mpi_test [collectives | loop STEPS MS [RANK STEP exit|exit0|crash] | hang TIMEOUT_S]\n");
+    fprintf(stderr,
+            "usage: comm_mpi_test [collectives | loop STEPS MS [RANK STEP exit|exit0|crash] | hang TIMEOUT_S]\n");
     rc = 2;
   }
   if (dt_comm_finalize(c)) {

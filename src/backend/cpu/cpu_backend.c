@@ -169,8 +169,8 @@ int dt_backend_cpu_create(int threads, dt_backend **out) {
    * process-wide and the same for every backend. */
   openblas_set_num_threads(1);
   dt_blas_core_note();
-  dt_log_debug("backend cpu: %d thread%s (%d cores visible), %s kernels, OpenBLAS %s", threads,
-               threads == 1 ? "" : "s", cores, impl->kern->name, openblas_get_config());
+  dt_log_debug("backend cpu: %d thread%s (%d cores visible), %s kernels, OpenBLAS %s", threads, threads == 1 ? "" : "s",
+               cores, impl->kern->name, openblas_get_config());
   *out = be;
   return 0;
 }

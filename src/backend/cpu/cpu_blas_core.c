@@ -26,8 +26,8 @@
 
 /* Cores OpenBLAS falls back to when it does not recognise a CPU. */
 static int is_fallback_core(const char *core) {
-  static const char *fallback[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
-                                   "Katmai",   "Coppermine", "Northwood", "Banias", "Opteron", "Barcelona"};
+  static const char *fallback[] = {"Prescott", "Core2",      "Penryn",    "Dunnington", "Nehalem", "Atom",
+                                   "Katmai",   "Coppermine", "Northwood", "Banias",     "Opteron", "Barcelona"};
   for (size_t i = 0; i < sizeof fallback / sizeof fallback[0]; i++)
     if (!strcmp(core, fallback[i])) return 1;
   return 0;
@@ -64,9 +64,10 @@ void dt_blas_core_note(void) {
   if (g_noted) return;
   g_noted = 1;
   if (g_detected[0])
-    dt_log_info("OpenBLAS took this CPU for %s: dtrain restarted itself with OPENBLAS_CORETYPE=%s "
-                "(set OPENBLAS_CORETYPE yourself to choose)",
-                g_detected, openblas_get_corename());
+    dt_log_info(
+        "OpenBLAS took this CPU for %s: dtrain restarted itself with OPENBLAS_CORETYPE=%s "
+        "(set OPENBLAS_CORETYPE yourself to choose)",
+        g_detected, openblas_get_corename());
   dt_omp_wait_note(g_omp_set);
 }
 
@@ -97,11 +98,13 @@ void dt_cpu_restart_check(char **argv) {
   unsetenv(DT_BLAS_RESTART_ENV);
   unsetenv(DT_OMP_RESTART_ENV);
   if (want)
-    dt_log_warn("OpenBLAS uses its generic %s kernels on a CPU that runs %s ones (2-4x slower GEMMs); "
-                "restarting with OPENBLAS_CORETYPE=%s failed. Set OPENBLAS_CORETYPE=%s before starting dtrain",
-                core, want, want, want);
+    dt_log_warn(
+        "OpenBLAS uses its generic %s kernels on a CPU that runs %s ones (2-4x slower GEMMs); "
+        "restarting with OPENBLAS_CORETYPE=%s failed. Set OPENBLAS_CORETYPE=%s before starting dtrain",
+        core, want, want, want);
   if (omp_set)
-    dt_log_warn("restarting with %s=%s failed: OpenMP threads spin long while they wait, which slows training "
-                "10-30x when another process is busy on this machine. Set %s=%s before starting dtrain",
-                omp_var, omp_value, omp_var, omp_value);
+    dt_log_warn(
+        "restarting with %s=%s failed: OpenMP threads spin long while they wait, which slows training "
+        "10-30x when another process is busy on this machine. Set %s=%s before starting dtrain",
+        omp_var, omp_value, omp_var, omp_value);
 }

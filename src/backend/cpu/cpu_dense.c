@@ -16,10 +16,10 @@ int dt_cpu_gemm(dt_backend *be, int trans_a, int trans_b, int m, int n, int k, f
   if (m == 0 || n == 0) return 0;
   /* Row-major leading dimensions: the row length of each stored matrix. */
   int a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
-  DT_CPU_REQUIRE(lda >= (a_cols > 1 ? a_cols : 1), "gemm", "lda=%d < %d (A is [%d,%d]%s)", lda, a_cols,
-                 trans_a ? k : m, a_cols, trans_a ? " transposed" : "");
-  DT_CPU_REQUIRE(ldb >= (b_cols > 1 ? b_cols : 1), "gemm", "ldb=%d < %d (B is [%d,%d]%s)", ldb, b_cols,
-                 trans_b ? n : k, b_cols, trans_b ? " transposed" : "");
+  DT_CPU_REQUIRE(lda >= (a_cols > 1 ? a_cols : 1), "gemm", "lda=%d < %d (A is [%d,%d]%s)", lda, a_cols, trans_a ? k : m,
+                 a_cols, trans_a ? " transposed" : "");
+  DT_CPU_REQUIRE(ldb >= (b_cols > 1 ? b_cols : 1), "gemm", "ldb=%d < %d (B is [%d,%d]%s)", ldb, b_cols, trans_b ? n : k,
+                 b_cols, trans_b ? " transposed" : "");
   DT_CPU_REQUIRE(ldc >= n, "gemm", "ldc=%d < n=%d", ldc, n);
   if (k == 0 || alpha == 0.0f) {
     /* BLAS semantics: C = beta*C, and beta == 0 never reads C (NaN-safe). */
@@ -35,8 +35,8 @@ int dt_cpu_gemm(dt_backend *be, int trans_a, int trans_b, int m, int n, int k, f
   int nt = dt_cpu(be)->threads;
   double flops = 2.0 * m * n * k;
   if (nt == 1 || flops < GEMM_SPLIT_FLOPS) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                alpha, a, lda, b, ldb, beta, c, ldc);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+                a, lda, b, ldb, beta, c, ldc);
     return 0;
   }
   /* One thread pool for everything: OpenBLAS runs single-threaded and the
@@ -59,13 +59,13 @@ int dt_cpu_gemm(dt_backend *be, int trans_a, int trans_b, int m, int n, int k, f
     if (split_rows) {
       /* rows i0..i1 of op(A): row offset in A, or column offset when A^T */
       const float *ap = trans_a ? a + i0 : a + (size_t)i0 * (size_t)lda;
-      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, i1 - i0,
-                  n, k, alpha, ap, lda, b, ldb, beta, c + (size_t)i0 * (size_t)ldc, ldc);
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, i1 - i0, n,
+                  k, alpha, ap, lda, b, ldb, beta, c + (size_t)i0 * (size_t)ldc, ldc);
     } else {
       /* columns i0..i1 of op(B): column offset in B, or row offset when B^T */
       const float *bp = trans_b ? b + (size_t)i0 * (size_t)ldb : b + i0;
-      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m,
-                  i1 - i0, k, alpha, a, lda, bp, ldb, beta, c + i0, ldc);
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, i1 - i0,
+                  k, alpha, a, lda, bp, ldb, beta, c + i0, ldc);
     }
   }
   return 0;

@@ -7,8 +7,8 @@
 #include "backend/cpu/cpu_ops.h"
 
 static int check_args(const char *op, int64_t rows, int cols, float p, const dt_dropout_key *key) {
-  if (rows < 0 || cols < 0) return dt_fail(DT_EXIT_RUNTIME, "cpu backend %s: negative shape [%lld, %d]", op,
-                                           (long long)rows, cols);
+  if (rows < 0 || cols < 0)
+    return dt_fail(DT_EXIT_RUNTIME, "cpu backend %s: negative shape [%lld, %d]", op, (long long)rows, cols);
   if (!(p >= 0.0f && p < 1.0f))
     return dt_fail(DT_EXIT_RUNTIME, "cpu backend %s: dropout probability %g is outside [0, 1)", op, (double)p);
   if (p > 0.0f && rows > 0 && !key->row_keys)
@@ -25,8 +25,7 @@ static int dropout_threads(dt_backend *be, int64_t rows, int cols, float p) {
   return dt_cpu_threads_for(be, p > 0.0f ? rows * cols * 4 : rows * cols);
 }
 
-int dt_cpu_relu_dropout_fwd(dt_backend *be, float *x, int64_t rows, int cols, int relu, float p,
-                            dt_dropout_key key) {
+int dt_cpu_relu_dropout_fwd(dt_backend *be, float *x, int64_t rows, int cols, int relu, float p, dt_dropout_key key) {
   DT_TRY(check_args("relu_dropout_fwd", rows, cols, p, &key));
   int nt = dropout_threads(be, rows, cols, p);
   if (p == 0.0f) {

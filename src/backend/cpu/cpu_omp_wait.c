@@ -42,10 +42,11 @@ void dt_omp_wait_note(int set_by_dtrain) {
   snprintf(what, sizeof what, "%s%s%s%s%s", is_set(policy) ? "OMP_WAIT_POLICY=" : "", is_set(policy) ? policy : "",
            is_set(policy) && is_set(spin) ? " " : "", is_set(spin) ? "GOMP_SPINCOUNT=" : "", is_set(spin) ? spin : "");
   if (set_by_dtrain)
-    dt_log_info("OpenMP threads spin briefly before they sleep (%s, set by dtrain; libgomp's default of 300000 "
-                "slows training 10-30x when another process is busy on this machine; set GOMP_SPINCOUNT or "
-                "OMP_WAIT_POLICY yourself to choose)",
-                what);
+    dt_log_info(
+        "OpenMP threads spin briefly before they sleep (%s, set by dtrain; libgomp's default of 300000 "
+        "slows training 10-30x when another process is busy on this machine; set GOMP_SPINCOUNT or "
+        "OMP_WAIT_POLICY yourself to choose)",
+        what);
   else if (what[0])
     dt_log_info("OpenMP wait policy from your environment: %s", what);
   else

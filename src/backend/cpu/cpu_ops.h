@@ -71,9 +71,9 @@ void *dt_cpu_scratch(dt_backend *be, size_t bytes, const char *op);
 
 /* Fails with DT_EXIT_RUNTIME naming the op when `cond` is false: a bad
  * argument here is a bug in the caller (the model), not bad input. */
-#define DT_CPU_REQUIRE(cond, op, ...)                                                          \
-  do {                                                                                         \
-    if (!(cond)) return dt_fail(DT_EXIT_RUNTIME, "cpu backend " op ": " __VA_ARGS__);        \
+#define DT_CPU_REQUIRE(cond, op, ...)                                                 \
+  do {                                                                                \
+    if (!(cond)) return dt_fail(DT_EXIT_RUNTIME, "cpu backend " op ": " __VA_ARGS__); \
   } while (0)
 
 /* dense (cpu_dense.c) */
@@ -86,8 +86,7 @@ int dt_cpu_scale(dt_backend *be, float *x, int64_t n, float alpha);
 int dt_cpu_sumsq(dt_backend *be, const float *x, int64_t n, double *out_host);
 
 /* activations (cpu_dropout.c) */
-int dt_cpu_relu_dropout_fwd(dt_backend *be, float *x, int64_t rows, int cols, int relu, float p,
-                            dt_dropout_key key);
+int dt_cpu_relu_dropout_fwd(dt_backend *be, float *x, int64_t rows, int cols, int relu, float p, dt_dropout_key key);
 int dt_cpu_relu_dropout_bwd(dt_backend *be, float *dy, const float *y, int64_t rows, int cols, int relu, float p,
                             dt_dropout_key key);
 
@@ -133,8 +132,7 @@ int dt_cpu_score_mix_bwd(dt_backend *be, const float *alpha, const float *ss, co
                          const float *ds, float *dalpha, float *dss, float *dsd, float *dsc, int64_t n, int c);
 
 /* optimizers (cpu_optim.c) */
-int dt_cpu_adam(dt_backend *be, float *param, const float *grad, float *m, float *v, int64_t n,
-                dt_adam_hyper hyper);
+int dt_cpu_adam(dt_backend *be, float *param, const float *grad, float *m, float *v, int64_t n, dt_adam_hyper hyper);
 int dt_cpu_adam_rows(dt_backend *be, float *table, float *m_table, float *v_table, int64_t *row_step,
                      const int32_t *ids, const float *grads, int64_t m, int dim, dt_adam_hyper hyper);
 int dt_cpu_adagrad_rows(dt_backend *be, float *table, float *acc, const int32_t *ids, const float *grads, int64_t m,
@@ -151,8 +149,8 @@ int dt_cpu_topk(dt_backend *be, const float *scores, int64_t n, int64_t cols, in
 int dt_cpu_check_windows(const char *op, dt_seq_windows w);
 
 /* layer norm, input embedding (cpu_seq.c) */
-int dt_cpu_layer_norm_fwd(dt_backend *be, const float *x, const float *weight, const float *bias, float eps,
-                          int64_t n, int d, float *y, float *mean, float *rstd);
+int dt_cpu_layer_norm_fwd(dt_backend *be, const float *x, const float *weight, const float *bias, float eps, int64_t n,
+                          int d, float *y, float *mean, float *rstd);
 int dt_cpu_layer_norm_bwd(dt_backend *be, const float *dy, const float *x, const float *weight, const float *mean,
                           const float *rstd, int64_t n, int d, float *dx, int accumulate_dx, float *dweight,
                           float *dbias);

@@ -19,8 +19,7 @@ static int check_hyper(const char *op, const dt_adam_hyper *hy) {
 /* elements per parallel chunk of dense Adam */
 enum { ADAM_CHUNK = 16384 };
 
-int dt_cpu_adam(dt_backend *be, float *param, const float *grad, float *m, float *v, int64_t n,
-                dt_adam_hyper hyper) {
+int dt_cpu_adam(dt_backend *be, float *param, const float *grad, float *m, float *v, int64_t n, dt_adam_hyper hyper) {
   DT_CPU_REQUIRE(n >= 0, "adam", "negative length %lld", (long long)n);
   DT_CPU_REQUIRE(hyper.step >= 1, "adam", "step %lld < 1 (bias correction needs t >= 1)", (long long)hyper.step);
   DT_TRY(check_hyper("adam", &hyper));

@@ -31,8 +31,8 @@ int dt_cpu_check_windows(const char *op, dt_seq_windows w) {
 
 /* ---- layer norm ---- */
 
-int dt_cpu_layer_norm_fwd(dt_backend *be, const float *x, const float *weight, const float *bias, float eps,
-                          int64_t n, int d, float *y, float *mean, float *rstd) {
+int dt_cpu_layer_norm_fwd(dt_backend *be, const float *x, const float *weight, const float *bias, float eps, int64_t n,
+                          int d, float *y, float *mean, float *rstd) {
   DT_CPU_REQUIRE(n >= 0 && d >= 1, "layer_norm_fwd", "bad shape [%lld, %d]", (long long)n, d);
   int nt = dt_cpu_threads_for(be, n * d);
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -115,8 +115,8 @@ int dt_cpu_layer_norm_bwd(dt_backend *be, const float *dy, const float *x, const
 int dt_cpu_seq_embed_fwd(dt_backend *be, const float *table, const int32_t *ids, float scale, const float *pos,
                          int64_t pos_rows, dt_seq_windows w, int d, float *out) {
   DT_TRY(dt_cpu_check_windows("seq_embed_fwd", w));
-  DT_CPU_REQUIRE(d >= 0 && w.max_len <= pos_rows, "seq_embed_fwd", "d=%d, max_len %d with %lld positions", d,
-                 w.max_len, (long long)pos_rows);
+  DT_CPU_REQUIRE(d >= 0 && w.max_len <= pos_rows, "seq_embed_fwd", "d=%d, max_len %d with %lld positions", d, w.max_len,
+                 (long long)pos_rows);
   int nt = dt_cpu_threads_for(be, w.n_tokens * d);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t s = 0; s < w.n_seq; s++) {
@@ -131,8 +131,8 @@ int dt_cpu_seq_embed_fwd(dt_backend *be, const float *table, const int32_t *ids,
 
 int dt_cpu_seq_pos_grad(dt_backend *be, const float *dx, dt_seq_windows w, int d, int64_t pos_rows, float *dpos) {
   DT_TRY(dt_cpu_check_windows("seq_pos_grad", w));
-  DT_CPU_REQUIRE(d >= 0 && w.max_len <= pos_rows, "seq_pos_grad", "d=%d, max_len %d with %lld positions", d,
-                 w.max_len, (long long)pos_rows);
+  DT_CPU_REQUIRE(d >= 0 && w.max_len <= pos_rows, "seq_pos_grad", "d=%d, max_len %d with %lld positions", d, w.max_len,
+                 (long long)pos_rows);
   if (w.n_tokens == 0 || d == 0) return 0;
   /* one row of sums per position: windows added in order from 0, then the
    * total into dpos (the order the CUDA kernel uses too) */

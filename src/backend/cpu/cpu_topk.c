@@ -11,9 +11,7 @@ typedef struct {
 } topk_entry;
 
 /* Whether a ranks above b: higher value, ties to the lower column. */
-static inline int ranks_above(topk_entry a, topk_entry b) {
-  return a.val > b.val || (a.val == b.val && a.col < b.col);
-}
+static inline int ranks_above(topk_entry a, topk_entry b) { return a.val > b.val || (a.val == b.val && a.col < b.col); }
 
 /* Restores the heap (root = the entry ranking lowest) below position i. */
 static void sift_down(topk_entry *h, int size, int i) {

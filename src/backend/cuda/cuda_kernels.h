@@ -182,8 +182,8 @@ cudaError_t dtk_layer_norm_bwd_partials(cudaStream_t s, const float *dy, const f
                                         const float *rstd, int64_t n, int d, float *part_w, float *part_b);
 cudaError_t dtk_seq_embed(cudaStream_t s, const float *table, const int32_t *ids, float scale, const float *pos,
                           const int32_t *offsets, int64_t n_seq, int d, float *out);
-cudaError_t dtk_seq_pos_grad(cudaStream_t s, const float *dx, const int32_t *offsets, int64_t n_seq, int max_len,
-                             int d, float *dpos);
+cudaError_t dtk_seq_pos_grad(cudaStream_t s, const float *dx, const int32_t *offsets, int64_t n_seq, int max_len, int d,
+                             float *dpos);
 
 /* ---- attention (kernels/attn.cu) ----
  * Padded layouts: operands [n_seq * heads, T, dh], scores [n_seq * heads,

@@ -17,8 +17,7 @@ static int cu_bce(dt_backend *be, const float *scores, int64_t n, int cc, float 
 
 static int check_block(const char *op, int64_t n, int cols, int ld, int64_t col0) {
   if (n < 0 || cols < 0 || ld < cols || col0 < 0)
-    return dt_cuda_bad_call(op, "block [%lld, %d] with ld=%d at column %lld", (long long)n, cols, ld,
-                            (long long)col0);
+    return dt_cuda_bad_call(op, "block [%lld, %d] with ld=%d at column %lld", (long long)n, cols, ld, (long long)col0);
   return 0;
 }
 

@@ -5,7 +5,6 @@
 #include "backend/cuda/cuda_internal.h"
 #include "dtrain/op_math.h"
 
-
 static int cu_adam(dt_backend *be, float *param, const float *grad, float *m, float *v, int64_t n,
                    dt_adam_hyper hyper) {
   dt_cuda *c;

@@ -67,8 +67,7 @@ static int cu_seq_embed_fwd(dt_backend *be, const float *table, const int32_t *i
   DT_TRY(dt_cuda_enter(be, &c));
   DT_TRY(check_windows("seq_embed_fwd", w));
   if (d < 0 || w.max_len > pos_rows)
-    return dt_cuda_bad_call("seq_embed_fwd", "d=%d, max_len %d with %lld positions", d, w.max_len,
-                            (long long)pos_rows);
+    return dt_cuda_bad_call("seq_embed_fwd", "d=%d, max_len %d with %lld positions", d, w.max_len, (long long)pos_rows);
   if (w.n_tokens == 0 || d == 0) return 0;
   DT_KERNEL(dtk_seq_embed, (c->stream, table, ids, scale, pos, w.offsets, w.n_seq, d, out));
   return 0;
@@ -79,8 +78,7 @@ static int cu_seq_pos_grad(dt_backend *be, const float *dx, dt_seq_windows w, in
   DT_TRY(dt_cuda_enter(be, &c));
   DT_TRY(check_windows("seq_pos_grad", w));
   if (d < 0 || w.max_len > pos_rows)
-    return dt_cuda_bad_call("seq_pos_grad", "d=%d, max_len %d with %lld positions", d, w.max_len,
-                            (long long)pos_rows);
+    return dt_cuda_bad_call("seq_pos_grad", "d=%d, max_len %d with %lld positions", d, w.max_len, (long long)pos_rows);
   if (w.n_tokens == 0 || d == 0) return 0;
   DT_KERNEL(dtk_seq_pos_grad, (c->stream, dx, w.offsets, w.n_seq, w.max_len, d, dpos));
   return 0;
@@ -107,8 +105,7 @@ typedef struct {
 
 static int attn_check(const char *op, dt_seq_windows w, int d, int heads, attn_shape *sh) {
   DT_TRY(check_windows(op, w));
-  if (heads < 1 || d < 1 || d % heads != 0)
-    return dt_cuda_bad_call(op, "d=%d is not a multiple of heads=%d", d, heads);
+  if (heads < 1 || d < 1 || d % heads != 0) return dt_cuda_bad_call(op, "d=%d is not a multiple of heads=%d", d, heads);
   if (w.n_seq * heads > INT32_MAX || (double)w.n_seq * heads * w.max_len * (double)w.max_len > 9.0e18)
     return dt_cuda_bad_call(op, "%lld windows x %d heads of up to %d tokens is too large", (long long)w.n_seq, heads,
                             w.max_len);
@@ -149,8 +146,7 @@ static int pad_qkv(dt_cuda *c, const attn_shape *sh, const float *qkv, const int
   return 0;
 }
 
-static int cu_attn_fwd(dt_backend *be, const float *qkv, dt_seq_windows w, int d, int heads, float *out,
-                       float *probs) {
+static int cu_attn_fwd(dt_backend *be, const float *qkv, dt_seq_windows w, int d, int heads, float *out, float *probs) {
   dt_cuda *c;
   DT_TRY(dt_cuda_enter(be, &c));
   attn_shape sh = {0};
@@ -167,14 +163,14 @@ static int cu_attn_fwd(dt_backend *be, const float *qkv, dt_seq_windows w, int d
   DT_TRY(gemm_batched(c, 0, 1, sh.T, sh.T, sh.dh, sh.scale, q, sh.dh, sh.op, k, sh.dh, sh.op, 0.0f, S, sh.T, sh.sq,
                       sh.batch));
   DT_KERNEL(dtk_attn_softmax_fwd, (c->stream, S, w.offsets, poff, w.n_seq, heads, sh.T, probs));
-  DT_TRY(gemm_batched(c, 0, 0, sh.T, sh.dh, sh.T, 1.0f, S, sh.T, sh.sq, v, sh.dh, sh.op, 0.0f, q, sh.dh, sh.op,
-                      sh.batch));
+  DT_TRY(
+      gemm_batched(c, 0, 0, sh.T, sh.dh, sh.T, 1.0f, S, sh.T, sh.sq, v, sh.dh, sh.op, 0.0f, q, sh.dh, sh.op, sh.batch));
   DT_KERNEL(dtk_attn_unpad, (c->stream, q, w.offsets, w.n_seq, heads, sh.T, sh.dh, d, 0, out));
   return 0;
 }
 
-static int cu_attn_bwd(dt_backend *be, const float *qkv, const float *probs, const float *dout, dt_seq_windows w,
-                       int d, int heads, float *dqkv) {
+static int cu_attn_bwd(dt_backend *be, const float *qkv, const float *probs, const float *dout, dt_seq_windows w, int d,
+                       int heads, float *dqkv) {
   dt_cuda *c;
   DT_TRY(dt_cuda_enter(be, &c));
   attn_shape sh = {0};
@@ -203,8 +199,7 @@ static int cu_attn_bwd(dt_backend *be, const float *qkv, const float *probs, con
                       sh.batch));
   float *grads[3] = {q, dO, v};
   for (int part = 0; part < 3; part++)
-    DT_KERNEL(dtk_attn_unpad,
-              (c->stream, grads[part], w.offsets, w.n_seq, heads, sh.T, sh.dh, 3 * d, part * d, dqkv));
+    DT_KERNEL(dtk_attn_unpad, (c->stream, grads[part], w.offsets, w.n_seq, heads, sh.T, sh.dh, 3 * d, part * d, dqkv));
   return 0;
 }
 

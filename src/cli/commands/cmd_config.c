@@ -78,7 +78,10 @@ int dt_cmd_config(int argc, char **argv) {
       case OPT_PRINT: mode = MODE_PRINT; break;
       case OPT_SCHEMA: mode = MODE_SCHEMA; break;
       case OPT_CHECK: mode = MODE_CHECK; break;
-      case DT_OPT_HELP: usage(); dt_cli_common_free(&common); return DT_OK;
+      case DT_OPT_HELP:
+        usage();
+        dt_cli_common_free(&common);
+        return DT_OK;
       default:
         rc = dt_fail(DT_EXIT_USAGE, "config: unknown option '%s' (see dtrain config --help)", argv[optind - 1]);
         goto out;

@@ -72,7 +72,8 @@ int dt_cmd_eval(int argc, char **argv) {
       case OPT_DUMP_USERS: {
         char *end = NULL;
         dump_users = strtoll(optarg, &end, 10);
-        if (!*optarg || *end || dump_users <= 0) rc = dt_fail(DT_EXIT_USAGE, "eval: --dump-users needs a positive integer");
+        if (!*optarg || *end || dump_users <= 0)
+          rc = dt_fail(DT_EXIT_USAGE, "eval: --dump-users needs a positive integer");
         break;
       }
       case OPT_SPLIT:
@@ -83,8 +84,13 @@ int dt_cmd_eval(int argc, char **argv) {
         else
           rc = dt_fail(DT_EXIT_USAGE, "eval: --split must be test or valid, got '%s'", optarg);
         break;
-      case DT_OPT_HELP: usage(); dt_cli_common_free(&common); return DT_OK;
-      default: rc = dt_fail(DT_EXIT_USAGE, "eval: unknown or incomplete option '%s' (see dtrain eval --help)", argv[optind - 1]);
+      case DT_OPT_HELP:
+        usage();
+        dt_cli_common_free(&common);
+        return DT_OK;
+      default:
+        rc = dt_fail(DT_EXIT_USAGE, "eval: unknown or incomplete option '%s' (see dtrain eval --help)",
+                     argv[optind - 1]);
     }
     if (rc) goto out;
   }
@@ -94,9 +100,11 @@ int dt_cmd_eval(int argc, char **argv) {
     goto out;
   }
   /* before the evaluation: a file that may not be replaced stops it at once */
-  if (json_path && (rc = dt_output_check(json_path, "eval: --json", "an evaluation result", force, is_eval_json)) != DT_OK)
+  if (json_path &&
+      (rc = dt_output_check(json_path, "eval: --json", "an evaluation result", force, is_eval_json)) != DT_OK)
     goto out;
-  if (dump_path && (rc = dt_output_check(dump_path, "eval: --dump", "an evaluation dump", force, is_eval_dump)) != DT_OK)
+  if (dump_path &&
+      (rc = dt_output_check(dump_path, "eval: --dump", "an evaluation dump", force, is_eval_dump)) != DT_OK)
     goto out;
   dt_cli_apply_logging(&common);
   dt_comm *comm = NULL;

@@ -86,8 +86,13 @@ int dt_cmd_export(int argc, char **argv) {
       case OPT_CKPT: ckpt = optarg; break;
       case 'o': out = optarg; break;
       case OPT_FORCE: force = 1; break;
-      case DT_OPT_HELP: usage(); dt_cli_common_free(&common); return DT_OK;
-      default: rc = dt_fail(DT_EXIT_USAGE, "export: unknown or incomplete option '%s' (see dtrain export --help)", argv[optind - 1]);
+      case DT_OPT_HELP:
+        usage();
+        dt_cli_common_free(&common);
+        return DT_OK;
+      default:
+        rc = dt_fail(DT_EXIT_USAGE, "export: unknown or incomplete option '%s' (see dtrain export --help)",
+                     argv[optind - 1]);
     }
     if (rc) goto out;
   }

@@ -117,7 +117,10 @@ int dt_cmd_prep(int argc, char **argv) {
       case OPT_FORCE: force = 1; break;
       case OPT_SYNTH_JSON: synth_dir = optarg, synth_csv = 0; break;
       case OPT_SYNTH_CSV: synth_dir = optarg, synth_csv = 1; break;
-      case DT_OPT_HELP: usage(); dt_cli_common_free(&common); return DT_OK;
+      case DT_OPT_HELP:
+        usage();
+        dt_cli_common_free(&common);
+        return DT_OK;
       default:
         rc = dt_fail(DT_EXIT_USAGE, "prep: unknown option or missing value '%s' (see dtrain prep --help)",
                      argv[optind - 1]);
@@ -140,8 +143,7 @@ int dt_cmd_prep(int argc, char **argv) {
   dt_prep_summary s;
   char why[1024];
   if (!force && dt_dataset_is_current(cfg.data_output, &cfg, why, sizeof why)) {
-    dt_log_info("%s is current (same data.* config and input checksums; --force prepares it again)",
-                cfg.data_output);
+    dt_log_info("%s is current (same data.* config and input checksums; --force prepares it again)", cfg.data_output);
     rc = dt_dataset_read_summary(cfg.data_output, &s);
   } else {
     if (!force) dt_log_info("preparing %s: %s", cfg.data_output, why);

@@ -61,9 +61,9 @@ static int by_score_desc(const void *a, const void *b) {
  * ranking, the options, and the counts of an --users run. */
 typedef struct {
   dt_session s;
-  const char *source;   /* where the users come from (checkpoint or data set), for messages */
-  int64_t *popularity;  /* [n_items] train interactions */
-  int32_t *pop_order;   /* items by popularity (count desc, index asc) */
+  const char *source;  /* where the users come from (checkpoint or data set), for messages */
+  int64_t *popularity; /* [n_items] train interactions */
+  int32_t *pop_order;  /* items by popularity (count desc, index asc) */
   int k, json, skip_unknown;
   int allow_other_data; /* --allow-other-data: only for a checkpoint without inference data */
   int64_t when;
@@ -114,8 +114,10 @@ static int model_top(rec_ctx *R, int64_t u, scored **out, int64_t *n_out) {
   int rc = dt_score_catalogue(&ctx, &user, &pos, &R->when, 1, 4096, scores);
   for (int64_t i = 0; i < I && !rc; i++) /* never printed: -nan is not JSON, nor a ranking */
     if (!isfinite(scores[i]))
-      rc = dt_fail(DT_EXIT_DATA, "recommend: the model scored item %s as %g for user '%s': the checkpoint's parameters "
-                   "are damaged", ds->item_ids[i], (double)scores[i], ds->user_ids[u]);
+      rc = dt_fail(DT_EXIT_DATA,
+                   "recommend: the model scored item %s as %g for user '%s': the checkpoint's parameters "
+                   "are damaged",
+                   ds->item_ids[i], (double)scores[i], ds->user_ids[u]);
   scored *all = dt_xmalloc((size_t)I * sizeof(scored));
   for (int64_t i = 0; i < I; i++) all[i] = (scored){scores[i], (int32_t)i};
   free(scores);
@@ -142,8 +144,9 @@ static int recommend_one(rec_ctx *R, const char *uid, const char *where) {
   int64_t u = dt_dataset_find_user(ds, uid);
   if (u < 0) {
     if (!R->skip_unknown)
-      return dt_fail(DT_EXIT_DATA, "recommend: unknown user '%s' (not among the users of %s; `dtrain users "
-                                   "--checkpoint FILE` lists them, --skip-unknown goes on past such ids)",
+      return dt_fail(DT_EXIT_DATA,
+                     "recommend: unknown user '%s' (not among the users of %s; `dtrain users "
+                     "--checkpoint FILE` lists them, --skip-unknown goes on past such ids)",
                      uid, R->source);
     dt_log_warn("recommend: %s%sunknown user '%s' (not among the users of %s): skipped", where ? where : "",
                 where ? ": " : "", uid, R->source);
@@ -206,7 +209,8 @@ static int recommend_users(rec_ctx *R, FILE *f, const char *path) {
   }
   if (!rc && ferror(f))
     rc = dt_fail(DT_EXIT_DATA, "recommend: cannot read --users %s: %s", path, strerror(errno ? errno : EIO));
-  if (!rc && ids == 0) rc = dt_fail(DT_EXIT_DATA, "recommend: --users %s has no user ids (one per line expected)", path);
+  if (!rc && ids == 0)
+    rc = dt_fail(DT_EXIT_DATA, "recommend: --users %s has no user ids (one per line expected)", path);
   if (!rc && R->skipped > 0 && R->known == 0)
     rc = dt_fail(DT_EXIT_DATA, "recommend: none of the %ld ids in --users %s is a user of %s", ids, path, R->source);
   else if (!rc && R->skipped > 0)
@@ -246,8 +250,8 @@ static int open_session(rec_ctx *R, dt_config *cfg, dt_comm *comm, const char *c
               ckpt, data);
   free(data);
   DT_TRY(dt_session_open(&R->s, cfg, comm, 0));
-  DT_TRY(dt_cli_check_checkpoint_data(ckpt, ckpt_crc, R->s.cfg.data_output, R->s.ds.file_crc32, R->allow_other_data,
-                                      0));
+  DT_TRY(
+      dt_cli_check_checkpoint_data(ckpt, ckpt_crc, R->s.cfg.data_output, R->s.ds.file_crc32, R->allow_other_data, 0));
   R->source = R->s.cfg.data_output;
   DT_TRY(dt_dataset_load_ids(&R->s.ds));
   R->popularity = dt_xcalloc((size_t)(R->s.ds.n_items ? R->s.ds.n_items : 1), sizeof(int64_t));
@@ -309,14 +313,20 @@ int dt_cmd_recommend(int argc, char **argv) {
       case OPT_OTHER_DATA: R.allow_other_data = 1; break;
       case 'k':
         R.k = (int)strtol(optarg, &end, 10);
-        if (!*optarg || *end || R.k <= 0) rc = dt_fail(DT_EXIT_USAGE, "recommend: -k needs a positive integer, got '%s'", optarg);
+        if (!*optarg || *end || R.k <= 0)
+          rc = dt_fail(DT_EXIT_USAGE, "recommend: -k needs a positive integer, got '%s'", optarg);
         break;
       case OPT_TIME:
         R.when = strtoll(optarg, &end, 10);
         if (!*optarg || *end) rc = dt_fail(DT_EXIT_USAGE, "recommend: --time needs unix seconds, got '%s'", optarg);
         break;
-      case DT_OPT_HELP: usage(); dt_cli_common_free(&common); return DT_OK;
-      default: rc = dt_fail(DT_EXIT_USAGE, "recommend: unknown or incomplete option '%s' (see dtrain recommend --help)", argv[optind - 1]);
+      case DT_OPT_HELP:
+        usage();
+        dt_cli_common_free(&common);
+        return DT_OK;
+      default:
+        rc = dt_fail(DT_EXIT_USAGE, "recommend: unknown or incomplete option '%s' (see dtrain recommend --help)",
+                     argv[optind - 1]);
     }
     if (rc) goto out;
   }

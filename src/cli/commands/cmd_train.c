@@ -47,7 +47,16 @@ static void usage(void) {
  * --epochs as a --set. *help when --help was given. */
 static int parse_options(int argc, char **argv, dt_cli_common *common, dt_train_options *topt, char *epochs_set,
                          int *help) {
-  enum { OPT_EPOCHS = 2000, OPT_MAX_STEPS, OPT_RESUME, OPT_CHECK, OPT_NO_EVAL, OPT_DUMP_STEP, OPT_OVERWRITE, OPT_OTHER_DATA };
+  enum {
+    OPT_EPOCHS = 2000,
+    OPT_MAX_STEPS,
+    OPT_RESUME,
+    OPT_CHECK,
+    OPT_NO_EVAL,
+    OPT_DUMP_STEP,
+    OPT_OVERWRITE,
+    OPT_OTHER_DATA
+  };
   static const struct option options[] = {DT_CLI_COMMON_LONG_OPTIONS,
                                           {"epochs", required_argument, 0, OPT_EPOCHS},
                                           {"max-steps", required_argument, 0, OPT_MAX_STEPS},
@@ -68,7 +77,8 @@ static int parse_options(int argc, char **argv, dt_cli_common *common, dt_train_
       case OPT_EPOCHS: snprintf(epochs_set, 64, "train.epochs=%s", optarg); break;
       case OPT_MAX_STEPS:
         topt->max_steps = strtoll(optarg, &end, 10);
-        if (!*optarg || *end || topt->max_steps <= 0) rc = dt_fail(DT_EXIT_USAGE, "train: --max-steps needs a positive integer, got '%s'", optarg);
+        if (!*optarg || *end || topt->max_steps <= 0)
+          rc = dt_fail(DT_EXIT_USAGE, "train: --max-steps needs a positive integer, got '%s'", optarg);
         break;
       case OPT_RESUME: topt->resume = optarg; break;
       case OPT_CHECK:
@@ -81,7 +91,9 @@ static int parse_options(int argc, char **argv, dt_cli_common *common, dt_train_
       case OPT_OVERWRITE: topt->overwrite = 1; break;
       case OPT_OTHER_DATA: topt->allow_other_data = 1; break;
       case DT_OPT_HELP: *help = 1; return DT_OK;
-      default: rc = dt_fail(DT_EXIT_USAGE, "train: unknown or incomplete option '%s' (see dtrain train --help)", argv[optind - 1]);
+      default:
+        rc = dt_fail(DT_EXIT_USAGE, "train: unknown or incomplete option '%s' (see dtrain train --help)",
+                     argv[optind - 1]);
     }
   }
   if (!rc) rc = dt_cli_no_positionals(argc, argv, optind, "train");
@@ -105,8 +117,7 @@ static int sets_key(const dt_cli_common *common, const char *key) {
  * into --set run.dir (or runs/<--set run.name>), else into the checkpoint's
  * own run directory (the folder above its checkpoints/); its data.output
  * is read as it is, never prepared, unless --set data.output names one. */
-static int resume_config(const dt_cli_common *common, const char *ckpt, dt_config *cfg, uint32_t *crc,
-                         int *prepare) {
+static int resume_config(const dt_cli_common *common, const char *ckpt, dt_config *cfg, uint32_t *crc, int *prepare) {
   *prepare = 1;
   DT_TRY(dt_cli_config_for_checkpoint(common, ckpt, cfg, crc));
   if (common->n_configs > 0) return DT_OK; /* the user's config names every path */
@@ -181,8 +192,8 @@ int dt_cmd_train(int argc, char **argv) {
   memset(&s, 0, sizeof s);
   if (!rc) rc = dt_session_open(&s, &cfg, comm, prepare);
   if (!rc && topt.resume)
-    rc = dt_cli_check_checkpoint_data(topt.resume, ckpt_crc, s.cfg.data_output, s.ds.file_crc32,
-                                      topt.allow_other_data, 0);
+    rc = dt_cli_check_checkpoint_data(topt.resume, ckpt_crc, s.cfg.data_output, s.ds.file_crc32, topt.allow_other_data,
+                                      0);
   if (!rc) rc = topt.dump_step ? dt_train_dump_step(&s, &topt) : dt_train_run(&s, &topt);
   dt_session_close(&s);
   dt_run_dir_release(lock);

@@ -75,8 +75,13 @@ int dt_cmd_users(int argc, char **argv) {
         if (!*optarg || *end || limit <= 0)
           rc = dt_fail(DT_EXIT_USAGE, "users: --limit needs a positive integer, got '%s'", optarg);
         break;
-      case DT_OPT_HELP: usage(); dt_cli_common_free(&common); return DT_OK;
-      default: rc = dt_fail(DT_EXIT_USAGE, "users: unknown or incomplete option '%s' (see dtrain users --help)", argv[optind - 1]);
+      case DT_OPT_HELP:
+        usage();
+        dt_cli_common_free(&common);
+        return DT_OK;
+      default:
+        rc = dt_fail(DT_EXIT_USAGE, "users: unknown or incomplete option '%s' (see dtrain users --help)",
+                     argv[optind - 1]);
     }
     if (rc) goto out;
   }

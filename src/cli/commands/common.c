@@ -58,9 +58,10 @@ int dt_cli_config_for_checkpoint(const dt_cli_common *common, const char *checkp
 int dt_cli_check_checkpoint_data(const char *ckpt, uint32_t ckpt_crc, const char *data_path, uint32_t data_crc,
                                  int allow_other, int warn_only) {
   if (ckpt_crc == 0) {
-    dt_log_warn("checkpoint %s records no data-set checksum (written by an older dtrain): cannot check that %s is the "
-                "data set it was trained on",
-                ckpt, data_path);
+    dt_log_warn(
+        "checkpoint %s records no data-set checksum (written by an older dtrain): cannot check that %s is the "
+        "data set it was trained on",
+        ckpt, data_path);
     return DT_OK;
   }
   if (ckpt_crc == data_crc) return DT_OK;
@@ -69,11 +70,12 @@ int dt_cli_check_checkpoint_data(const char *ckpt, uint32_t ckpt_crc, const char
                 data_path, ckpt, data_crc, ckpt_crc, allow_other ? "; going on (--allow-other-data)" : "");
     return DT_OK;
   }
-  return dt_fail(DT_EXIT_DATA,
-                 "the data set %s (CRC-32 %08x) is not the one checkpoint %s was trained on (CRC-32 %08x): its user and "
-                 "item numbering may differ, so the results would be wrong. Point data.output at that data set, or add "
-                 "--allow-other-data if you know the two agree (e.g. prepared again from the same input)",
-                 data_path, data_crc, ckpt, ckpt_crc);
+  return dt_fail(
+      DT_EXIT_DATA,
+      "the data set %s (CRC-32 %08x) is not the one checkpoint %s was trained on (CRC-32 %08x): its user and "
+      "item numbering may differ, so the results would be wrong. Point data.output at that data set, or add "
+      "--allow-other-data if you know the two agree (e.g. prepared again from the same input)",
+      data_path, data_crc, ckpt, ckpt_crc);
 }
 
 int dt_cli_json_has_keys(const char *path, const char *const *keys, int n_keys, int first_line) {
