@@ -22,7 +22,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 build_pkgs=(build-essential cmake ninja-build pkg-config git libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
   libcjson-dev zlib1g-dev libopenblas-dev libopenblas-openmp-dev librandom123-dev libcmocka-dev)
 test_pkgs=(slurmctld slurmd slurm-client munge python3 python3-numpy python3-h5py python3-torch
-  python3-pip python3-setuptools python3-wheel python3-venv clang libclang-rt-dev chromium)
+  python3-pip python3-setuptools python3-wheel python3-venv clang clang-format libclang-rt-dev chromium)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
