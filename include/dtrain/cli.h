@@ -64,6 +64,12 @@ int dt_cli_check_checkpoint_data(const char *ckpt, uint32_t ckpt_crc, const char
  * JSON lines) holding every key of keys[]: how the commands recognise an
  * output they wrote before (fsutil.h's dt_output_check). */
 int dt_cli_json_has_keys(const char *path, const char *const *keys, int n_keys, int first_line);
+/* getopt's '?' or ':' for `command`: the option it could not take
+ * (argv[optind - 1]) as a usage error (DT_EXIT_USAGE). */
+int dt_cli_unknown_option(const char *command, char **argv);
+/* A required option: `value` NULL is a usage error naming `option` (e.g.
+ * "--checkpoint FILE"). */
+int dt_cli_required(const char *command, const char *option, const void *value);
 /* Prints "unexpected argument" for leftovers; returns DT_EXIT_USAGE or 0. */
 int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *command);
 void dt_cli_common_free(dt_cli_common *common);

@@ -88,17 +88,12 @@ int dt_cmd_eval(int argc, char **argv) {
         usage();
         dt_cli_common_free(&common);
         return DT_OK;
-      default:
-        rc = dt_fail(DT_EXIT_USAGE, "eval: unknown or incomplete option '%s' (see dtrain eval --help)",
-                     argv[optind - 1]);
+      default: rc = dt_cli_unknown_option("eval", argv);
     }
     if (rc) goto out;
   }
   if ((rc = dt_cli_no_positionals(argc, argv, optind, "eval")) != DT_OK) goto out;
-  if (!ckpt) {
-    rc = dt_fail(DT_EXIT_USAGE, "eval: --checkpoint FILE is required (see dtrain eval --help)");
-    goto out;
-  }
+  if ((rc = dt_cli_required("eval", "--checkpoint FILE", ckpt)) != DT_OK) goto out;
   /* before the evaluation: a file that may not be replaced stops it at once */
   if (json_path &&
       (rc = dt_output_check(json_path, "eval: --json", "an evaluation result", force, is_eval_json)) != DT_OK)

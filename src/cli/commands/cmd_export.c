@@ -90,9 +90,7 @@ int dt_cmd_export(int argc, char **argv) {
         usage();
         dt_cli_common_free(&common);
         return DT_OK;
-      default:
-        rc = dt_fail(DT_EXIT_USAGE, "export: unknown or incomplete option '%s' (see dtrain export --help)",
-                     argv[optind - 1]);
+      default: rc = dt_cli_unknown_option("export", argv);
     }
     if (rc) goto out;
   }

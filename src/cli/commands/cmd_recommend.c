@@ -324,9 +324,7 @@ int dt_cmd_recommend(int argc, char **argv) {
         usage();
         dt_cli_common_free(&common);
         return DT_OK;
-      default:
-        rc = dt_fail(DT_EXIT_USAGE, "recommend: unknown or incomplete option '%s' (see dtrain recommend --help)",
-                     argv[optind - 1]);
+      default: rc = dt_cli_unknown_option("recommend", argv);
     }
     if (rc) goto out;
   }

@@ -91,9 +91,7 @@ static int parse_options(int argc, char **argv, dt_cli_common *common, dt_train_
       case OPT_OVERWRITE: topt->overwrite = 1; break;
       case OPT_OTHER_DATA: topt->allow_other_data = 1; break;
       case DT_OPT_HELP: *help = 1; return DT_OK;
-      default:
-        rc = dt_fail(DT_EXIT_USAGE, "train: unknown or incomplete option '%s' (see dtrain train --help)",
-                     argv[optind - 1]);
+      default: rc = dt_cli_unknown_option("train", argv);
     }
   }
   if (!rc) rc = dt_cli_no_positionals(argc, argv, optind, "train");

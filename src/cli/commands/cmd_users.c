@@ -79,17 +79,12 @@ int dt_cmd_users(int argc, char **argv) {
         usage();
         dt_cli_common_free(&common);
         return DT_OK;
-      default:
-        rc = dt_fail(DT_EXIT_USAGE, "users: unknown or incomplete option '%s' (see dtrain users --help)",
-                     argv[optind - 1]);
+      default: rc = dt_cli_unknown_option("users", argv);
     }
     if (rc) goto out;
   }
   if ((rc = dt_cli_no_positionals(argc, argv, optind, "users")) != DT_OK) goto out;
-  if (!ckpt) {
-    rc = dt_fail(DT_EXIT_USAGE, "users: --checkpoint FILE is required (see dtrain users --help)");
-    goto out;
-  }
+  if ((rc = dt_cli_required("users", "--checkpoint FILE", ckpt)) != DT_OK) goto out;
   dt_cli_apply_logging(&common);
   int has = 0;
   if ((rc = dt_ckpt_probe(ckpt, &has, NULL)) != DT_OK) goto out;

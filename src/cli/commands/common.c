@@ -102,6 +102,16 @@ int dt_cli_json_has_keys(const char *path, const char *const *keys, int n_keys, 
   return ok;
 }
 
+int dt_cli_unknown_option(const char *command, char **argv) {
+  return dt_fail(DT_EXIT_USAGE, "%s: unknown or incomplete option '%s' (see dtrain %s --help)", command,
+                 argv[optind - 1], command);
+}
+
+int dt_cli_required(const char *command, const char *option, const void *value) {
+  if (value) return DT_OK;
+  return dt_fail(DT_EXIT_USAGE, "%s: %s is required (see dtrain %s --help)", command, option, command);
+}
+
 int dt_cli_no_positionals(int argc, char **argv, int optind_, const char *command) {
   if (optind_ < argc)
     return dt_fail(DT_EXIT_USAGE, "%s: unexpected argument '%s' (see dtrain %s --help)", command, argv[optind_],
