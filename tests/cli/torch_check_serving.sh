@@ -4,8 +4,8 @@
 # network: --no-build-isolation --no-deps --no-index), then, with that
 # installed package, dtrain_torch.load(F) on a full checkpoint and on its
 # export gives the top-k, the fallback and the scores of `dtrain recommend`
-# for every user (v3 and v2 with the GRU; SASRec and dynamic_only when this
-# dtrain has them), and torch.jit.trace of the loaded module (plain and
+# for every user (v3 and v2 with the GRU and with SASRec, v3 dynamic_only
+# with either), and torch.jit.trace of the loaded module (plain and
 # Recommender.trace) scores as the module does after torch.jit.save/load.
 # (Named torch_check_* so tools/setup.sh runs it in stage 1 only.)
 # args: dtrain-binary source-root shared-data-dir
@@ -84,15 +84,8 @@ EOF
 }
 check v3 tiny_v3.json
 check v2 tiny_v2.json
-if "$bin" config --config "$src/tests/configs/tiny_v3.json" --set model.encoder=sasrec >/dev/null 2>&1; then
-  check v3_sasrec tiny_v3.json --set model.encoder=sasrec
-  check v2_sasrec_user_train tiny_v2.json --set model.encoder=sasrec --set model.history=user_train
-else
-  echo "note: this dtrain has no model.encoder: the sasrec cases were not run"
-fi
-if "$bin" config --config "$src/tests/configs/tiny_v3.json" --set model.variant=dynamic_only >/dev/null 2>&1; then
-  check v3_dynamic_only tiny_v3.json --set model.variant=dynamic_only
-else
-  echo "note: this dtrain has no dynamic_only variant: its case was not run"
-fi
+check v3_sasrec tiny_v3.json --set model.encoder=sasrec
+check v2_sasrec_user_train tiny_v2.json --set model.encoder=sasrec --set model.history=user_train
+check v3_dynamic_only tiny_v3.json --set model.variant=dynamic_only
+check v3_dynamic_only_sasrec tiny_v3.json --set model.variant=dynamic_only --set model.encoder=sasrec
 echo "torch serving: ok"
