@@ -313,7 +313,7 @@ static void test_every_shipped_config_is_valid(void **state) {
   assert_string_equal(cfg.model_variant, "full");
   assert_string_equal(cfg.train_loss, "sampled_softmax");
   assert_int_equal(cfg.train_n_neg, 1024);
-  assert_float_equal(dt_config_sparse_lr(&cfg), 1e-2, 0);
+  assert_float_equal(dt_config_sparse_lr(&cfg), 3e-3, 0);
   dt_config_free(&cfg);
   snprintf(path, sizeof path, "%s/configs/hybrid_v1.json", DTRAIN_SOURCE_ROOT);
   assert_int_equal(dt_config_build(path, NULL, 0, &cfg), 0);

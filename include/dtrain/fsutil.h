@@ -42,6 +42,10 @@ char *dt_tmp_name(const char *path);
 void dt_tmp_register(const char *tmp);
 void dt_tmp_unregister(const char *tmp);
 void dt_tmp_unlink_all(void);
+/* From a signal handler (async-signal-safe): removes the registered
+ * temporary files, restores sig's default action and raises it, so the
+ * process dies of the signal and its exit status says which. */
+void dt_die_of_signal(int sig);
 void dt_tmp_cleanup_on_signals(void);
 /* Whether directory entry `name` is "<base>.tmp.<pid>" (any base when base
  * is NULL); *pid gets the pid. */

@@ -178,17 +178,24 @@ static int by_length_desc(const void *a, const void *b) {
   return ia < ib ? -1 : ia > ib;
 }
 
+/* The n_seq sequences' total length; *max_len the longest. */
+static int64_t total_length(const dt_batch_builder *bb, int64_t n_seq, int *max_len) {
+  int64_t t_total = 0;
+  *max_len = 0;
+  for (int64_t s = 0; s < n_seq; s++) {
+    int32_t len = bb->seqs[s].hi - bb->seqs[s].lo;
+    if (len > *max_len) *max_len = len;
+    t_total += len;
+  }
+  return t_total;
+}
+
 /* Packs n_seq sequences time-major and sets every example's read-out token. */
 static void pack_sequences(dt_batch_builder *bb, int64_t n_seq, int64_t n) {
   const dt_dataset *ds = bb->ds;
-  int max_len = 0;
-  int64_t t_total = 0;
-  for (int64_t s = 0; s < n_seq; s++) {
-    int32_t len = bb->seqs[s].hi - bb->seqs[s].lo;
-    if (len > max_len) max_len = len;
-    t_total += len;
-    bb->sorted[s] = s;
-  }
+  int max_len;
+  int64_t t_total = total_length(bb, n_seq, &max_len);
+  for (int64_t s = 0; s < n_seq; s++) bb->sorted[s] = s;
   reserve_host(bb, 0, 0, t_total > max_len ? t_total : max_len, 0);
   g_sort_seqs = bb->seqs;
   qsort(bb->sorted, (size_t)n_seq, sizeof(int64_t), by_length_desc);
@@ -226,13 +233,8 @@ static void pack_sequences(dt_batch_builder *bb, int64_t n_seq, int64_t n) {
  * window position p is token seq_off[s] + p. */
 static void pack_windows(dt_batch_builder *bb, int64_t n_seq, int64_t n) {
   const dt_dataset *ds = bb->ds;
-  int max_len = 0;
-  int64_t t_total = 0;
-  for (int64_t s = 0; s < n_seq; s++) {
-    int32_t len = bb->seqs[s].hi - bb->seqs[s].lo;
-    if (len > max_len) max_len = len;
-    t_total += len;
-  }
+  int max_len;
+  int64_t t_total = total_length(bb, n_seq, &max_len);
   reserve_host(bb, 0, 0, t_total, n_seq + 1); /* seq_off has n_seq + 1 entries */
   int64_t off = 0;
   for (int64_t s = 0; s < n_seq; s++) {

@@ -152,15 +152,8 @@ static void on_stop_signal(int sig) {
     line_str(&l, "\n");
   ssize_t w = write(STDERR_FILENO, l.buf, l.n);
   (void)w;
-  dt_tmp_unlink_all();
   /* Die of the signal itself, so the exit status says what happened. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = SIG_DFL;
-  sigemptyset(&sa.sa_mask);
-  sigaction(sig, &sa, NULL);
-  errno = saved_errno;
-  raise(sig);
+  dt_die_of_signal(sig);
 }
 
 int dtc_faults_install(int rank, int size) {

@@ -49,17 +49,17 @@ void dt_tmp_unlink_all(void) {
     if (atomic_load(&g_slot_used[i])) unlink(g_slot_path[i]);
 }
 
-static void on_fatal_signal(int sig) {
-  int saved = errno;
+void dt_die_of_signal(int sig) {
   dt_tmp_unlink_all();
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
   sigemptyset(&sa.sa_mask);
   sigaction(sig, &sa, NULL);
-  errno = saved;
   raise(sig);
 }
+
+static void on_fatal_signal(int sig) { dt_die_of_signal(sig); }
 
 void dt_tmp_cleanup_on_signals(void) {
   const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
