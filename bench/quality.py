@@ -105,8 +105,13 @@ def run_one(args, model, loss, seed):
     train_s = sum(r.get("epoch_time_s", 0) for r in epochs)
     eps = [r["examples_per_sec"] for r in epochs if r.get("examples_per_sec")]
     valid = [r["valid"]["ndcg@10"] for r in epochs if r.get("valid")]
+    shown = loss
+    if loss == "own":  # the config's own loss, as the table shows it
+        with open(os.path.join(run_dir, "config.json")) as f:
+            tr = json.load(f)["train"]
+        shown = tr["loss"] + ("" if tr["loss"] == "softmax" else " (%d neg.)" % tr["n_neg"])
     res = {
-        "name": name, "model": model, "loss": loss, "seed": seed, "epochs": len(epochs),
+        "name": name, "model": model, "loss": loss, "loss_shown": shown, "seed": seed, "epochs": len(epochs),
         "sampled_ndcg10": ev["sampled"]["ndcg@10"], "sampled_hr10": ev["sampled"]["hr@10"],
         "full_ndcg10": ev.get("full", {}).get("ndcg@10"),
         "valid_ndcg10": max(valid) if valid else None,
@@ -148,12 +153,13 @@ def table(args, runs):
                 if any(r["model"] == model and r["loss"] == loss for r in runs):
                     lines.append("| %s | %s | failed | | | | | |" % (model, loss))
                 continue
-            row = {"model": model, "loss": loss, "seeds": [r["seed"] for r in rs]}
+            row = {"model": model, "loss": rs[0]["loss_shown"], "seeds": [r["seed"] for r in rs],
+                   "epochs": [r["epochs"] for r in rs]}
             for k in ("valid_ndcg10", "sampled_ndcg10", "sampled_hr10", "full_ndcg10", "train_s", "examples_per_s"):
                 row[k] = [r[k] for r in rs]
             rows.append(row)
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                model, loss, fmt(row["valid_ndcg10"]), fmt(row["sampled_ndcg10"]), fmt(row["sampled_hr10"]),
+                model, row["loss"], fmt(row["valid_ndcg10"]), fmt(row["sampled_ndcg10"]), fmt(row["sampled_hr10"]),
                 fmt(row["full_ndcg10"]), fmt(row["train_s"], 1), fmt(row["examples_per_s"], 0)))
     return rows, "\n".join(lines) + "\n"
 
