@@ -127,10 +127,14 @@ static void line_start(sig_line *l, const char *verb, int sig) {
 static void on_stop_signal(int sig) {
   int saved_errno = errno;
   sig_line l;
-  const int first = atomic_load(&g_stop_sig) == 0;
-  if (first && (atomic_load(&g_defer) || sig == SIGUSR1)) {
-    /* a request: the training loop stops at the next step boundary */
-    atomic_store(&g_stop_sig, sig);
+  /* Signals sent together can run their handlers at once on two threads:
+   * exactly one of them claims the stop (compare-and-swap), so the other
+   * is a second signal, whatever the order. */
+  const int deferring = atomic_load(&g_defer) || sig == SIGUSR1;
+  int none = 0;
+  const int first = deferring ? atomic_compare_exchange_strong(&g_stop_sig, &none, sig) : atomic_load(&g_stop_sig) == 0;
+  if (first && deferring) {
+    /* a request (claimed above): the training loop stops at the next step boundary */
     line_start(&l, "got ", sig);
     line_str(&l,
              ": stopping at the next step boundary to write last.h5 (a second SIGINT or SIGTERM ends it at once)\n");
@@ -156,18 +160,24 @@ static void on_stop_signal(int sig) {
   dt_die_of_signal(sig);
 }
 
+/* The stop signals' action: on_stop_signal, with the three stop signals
+ * blocked while it runs. */
+static void stop_action(struct sigaction *sa) {
+  memset(sa, 0, sizeof *sa);
+  sa->sa_handler = on_stop_signal;
+  sigemptyset(&sa->sa_mask);
+  sigaddset(&sa->sa_mask, SIGTERM);
+  sigaddset(&sa->sa_mask, SIGINT);
+  sigaddset(&sa->sa_mask, SIGUSR1);
+}
+
 int dtc_faults_install(int rank, int size) {
   g_rank = rank;
   g_size = size;
   if (gethostname(g_host, sizeof g_host) != 0) snprintf(g_host, sizeof g_host, "?");
   g_host[sizeof g_host - 1] = '\0';
   struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaddset(&sa.sa_mask, SIGTERM);
-  sigaddset(&sa.sa_mask, SIGINT);
-  sigaddset(&sa.sa_mask, SIGUSR1);
+  stop_action(&sa);
   const int sigs[2] = {SIGTERM, SIGINT};
   for (int i = 0; i < 2; i++) {
     struct sigaction old;
@@ -187,12 +197,7 @@ void dt_comm_defer_stop_signals(dt_comm *c, int on) {
   static int usr1_installed = 0;
   if (on && !usr1_installed) { /* SIGUSR1 only ever asks for a stop, and only for training */
     struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaddset(&sa.sa_mask, SIGINT);
-    sigaddset(&sa.sa_mask, SIGUSR1);
+    stop_action(&sa);
     if (sigaction(SIGUSR1, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGUSR1, &sa, NULL);
     usr1_installed = 1;
   }
