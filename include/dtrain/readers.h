@@ -115,6 +115,12 @@ int dt_read_amazon_reviews(const dt_input *in, const dt_read_opts *opts, dt_inte
 int dt_read_amazon_meta(const dt_input *in, const dt_read_opts *opts, const dt_strtab *items, char ***text,
                         int64_t *found, dt_source_sum *sum);
 
+/* The end of an item-text reader (dt_read_amazon_meta, dt_read_item_file):
+ * on rc != DT_OK frees text[0..n) and returns rc; else fills the items
+ * without text with "", hands text and found out (found_out may be NULL)
+ * and returns DT_OK. */
+int dt_item_texts_finish(int rc, char **text, int64_t n, int64_t found, char ***text_out, int64_t *found_out);
+
 /* ---- Timestamps ---------------------------------------------------------------------- */
 
 /* The timestamps dtrain accepts: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z

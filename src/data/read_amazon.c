@@ -315,14 +315,5 @@ int dt_read_amazon_meta(const dt_input *in, const dt_read_opts *opts, const dt_s
 out:
   free(tb.s);
   dt_lr_close(&lr);
-  if (rc != DT_OK) {
-    for (int64_t i = 0; i < items->n; i++) free(text[i]);
-    free(text);
-    return rc;
-  }
-  for (int64_t i = 0; i < items->n; i++)
-    if (!text[i]) text[i] = dt_xstrdup("");
-  *text_out = text;
-  if (found_out) *found_out = found;
-  return DT_OK;
+  return dt_item_texts_finish(rc, text, items->n, found, text_out, found_out);
 }

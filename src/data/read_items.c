@@ -60,6 +60,19 @@ static char *join_text(const dt_field *f, const int col[N_COLS]) {
   return s;
 }
 
+int dt_item_texts_finish(int rc, char **text, int64_t n, int64_t found, char ***text_out, int64_t *found_out) {
+  if (rc != DT_OK) {
+    for (int64_t i = 0; i < n; i++) free(text[i]);
+    free(text);
+    return rc;
+  }
+  for (int64_t i = 0; i < n; i++)
+    if (!text[i]) text[i] = dt_xstrdup("");
+  *text_out = text;
+  if (found_out) *found_out = found;
+  return DT_OK;
+}
+
 int dt_read_item_file(const dt_input *in, char delimiter, const dt_read_opts *opts, const dt_strtab *items,
                       char ***text_out, int64_t *found_out, dt_source_sum *sum) {
   dt_linereader lr;
@@ -126,14 +139,5 @@ int dt_read_item_file(const dt_input *in, char delimiter, const dt_read_opts *op
 out:
   dt_records_free(&rec);
   dt_lr_close(&lr);
-  if (rc != DT_OK) {
-    for (int64_t i = 0; i < items->n; i++) free(text[i]);
-    free(text);
-    return rc;
-  }
-  for (int64_t i = 0; i < items->n; i++)
-    if (!text[i]) text[i] = dt_xstrdup("");
-  *text_out = text;
-  if (found_out) *found_out = found;
-  return DT_OK;
+  return dt_item_texts_finish(rc, text, items->n, found, text_out, found_out);
 }
